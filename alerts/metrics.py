@@ -1,0 +1,68 @@
+"""Every Prometheus metric of one app, on its own registry.
+
+Counters and histograms are bumped where things happen; state that lives in the database
+(active version, paused pipelines, open incidents, latest drift scores) is read at scrape time
+by StateCollector, so it is right after a restart and the same on every replica.
+"""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+PASS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """The app's metrics; one instance per app, exposed at /metrics."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.predictions = Counter("watchtower_predictions", "Predictions served", ["model", "role"], registry=r)
+        self.prediction_latency = Histogram(
+            "watchtower_prediction_latency_seconds", "ONNX inference time per predict request", ["model"],
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.events_ingested = Counter("watchtower_events_ingested", "Serving events stored", ["model"], registry=r)
+        self.breaches = Counter("watchtower_breaches", "Monitor passes that breached", ["model", "monitor"],
+                                registry=r)
+        self.monitor_pass = Histogram("watchtower_monitor_pass_duration_seconds", "One monitor pass",
+                                      ["model"], buckets=PASS_BUCKETS, registry=r)
+        self.monitor_failures = Counter("watchtower_monitor_failures", "Monitor passes or detectors that crashed",
+                                        ["model"], registry=r)
+        self.action_failures = Counter("watchtower_action_failures", "Actions that raised", ["action"], registry=r)
+        self.delivery_failures = Counter("watchtower_delivery_failures", "Slack/webhook deliveries that failed",
+                                         ["kind"], registry=r)
+
+    def watch_state(self, read_state: Callable[[], dict[str, list[tuple[dict[str, str], float]]]]) -> None:
+        """Register the scrape-time reader of database state."""
+        self.registry.register(StateCollector(read_state))
+
+
+STATE_GAUGES = {
+    "watchtower_active_version": "1 for the role now serving each model (primary or fallback)",
+    "watchtower_pipeline_paused": "1 while a pipeline is paused",
+    "watchtower_open_incidents": "Incidents not yet resolved, per model",
+    "watchtower_drift_score": "Latest drift p-value per model and feature (low means drift)",
+    "watchtower_check_breached": "1 if the latest check of a detector breached",
+}
+
+
+class StateCollector(Collector):
+    """Gauges computed from the database at scrape time."""
+
+    def __init__(self, read_state: Callable[[], dict[str, list[tuple[dict[str, str], float]]]]) -> None:
+        self._read_state = read_state
+
+    def collect(self) -> Iterator[Any]:
+        state = self._read_state()
+        for name, help_text in STATE_GAUGES.items():
+            samples = state.get(name, [])
+            labels = sorted(samples[0][0]) if samples else []
+            family = GaugeMetricFamily(name, help_text, labels=labels)
+            for sample_labels, value in samples:
+                family.add_metric([sample_labels[k] for k in labels], value)
+            yield family

@@ -1,0 +1,35 @@
+"""Slack messages: how an incident alert reads, and the sender the outbox calls (slack-sdk WebClient)."""
+
+from typing import Any
+
+from slack_sdk import WebClient
+
+from alerts.outbox import Skipped
+
+
+def incident_message(*, channel: str, incident_id: int, severity: str, title: str, summary: str,
+                     mitigations: list[str], url: str, oncall: str | None) -> dict[str, Any]:
+    """chat.postMessage arguments for a new incident."""
+    done = "; ".join(mitigations) if mitigations else "no automatic mitigation succeeded"
+    mention = f" <@{oncall}>" if oncall else ""
+    text = f"[{severity}] Incident #{incident_id}: {title}{mention}"
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":rotating_light: *{text}*"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": summary[:2900]}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Done automatically: {done}"}]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"<{url}|Open incident #{incident_id}>"}},
+    ]
+    return {"channel": channel, "text": text, "blocks": blocks}
+
+
+class SlackSender:
+    """Posts outbox payloads with slack-sdk; without a token it refuses, and the outbox logs the alert."""
+
+    def __init__(self, token: str | None, base_url: str, timeout_s: float = 10) -> None:
+        self._client = WebClient(token=token, base_url=base_url, timeout=int(timeout_s)) if token else None
+
+    def __call__(self, payload: dict[str, Any]) -> str:
+        if self._client is None:
+            raise Skipped(f"no WATCHTOWER_SLACK_TOKEN; alert was: {payload.get('text')}")
+        response = self._client.chat_postMessage(**payload)
+        return f"posted to {response.get('channel')} at ts {response.get('ts')}"

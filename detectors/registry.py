@@ -1,0 +1,37 @@
+"""Detectors by name: build one from JSON params (a bad param raises pydantic's ValidationError)."""
+
+from typing import Any, TypeVar
+
+from detectors.base import Detector
+
+_DETECTORS: dict[str, type[Detector]] = {}
+D = TypeVar("D", bound=type[Detector])
+
+
+def register(cls: D) -> D:
+    """Class decorator: make a detector reachable by its `name`."""
+    _DETECTORS[cls.name] = cls
+    return cls
+
+
+def build(name: str, params: dict[str, Any]) -> Detector:
+    """Validate params and return the detector; KeyError for an unknown name."""
+    _load_builtins()
+    return _DETECTORS[name].model_validate(params)
+
+
+def engine_of(name: str) -> str:
+    """The engine a detector runs on ('' for an unknown name)."""
+    _load_builtins()
+    return _DETECTORS[name].engine if name in _DETECTORS else ""
+
+
+def names() -> list[str]:
+    """Every registered detector name."""
+    _load_builtins()
+    return sorted(_DETECTORS)
+
+
+def _load_builtins() -> None:
+    # Importing the modules runs their @register; evidently itself loads only when its detector runs.
+    from detectors import evidently_drift, kpi, quality, stat_drift  # noqa: F401

@@ -1,0 +1,1 @@
+"""Watchtower: watches production ML models, acts when they break, remembers every failure."""

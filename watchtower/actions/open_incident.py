@@ -1,0 +1,76 @@
+"""Open an incident for the breach (or add the breach to the model+monitor's open one)."""
+
+from typing import Any
+
+from sqlmodel import Session
+
+from detectors.base import Finding
+from postmortems.models import Severity
+from postmortems.service import open_or_append
+from postmortems.taxonomy import suggest
+from watchtower.actions.base import ActionContext
+from watchtower.policy import Breach
+
+
+def severity_of(breach: Breach, failed_actions: list[str]) -> tuple[str, str]:
+    """(severity, the rule that set it): a KPI drop is worse than drift; a failed mitigation is worse still."""
+    kpi = any(o.detector == "accuracy" for o in breach.breached)
+    level, rule = (2, "model KPI below threshold") if kpi else (3, "input or prediction drift, KPIs not breached")
+    if failed_actions:
+        level, rule = level - 1, f"{rule}; mitigation failed ({', '.join(failed_actions)})"
+    return Severity(f"SEV{level}").value, rule
+
+
+def evidence_of(breach: Breach) -> dict[str, Any]:
+    """The numbers behind the breach, stored on the incident and shown on its page."""
+    return {
+        "model": breach.model_name,
+        "monitor": breach.monitor_name,
+        "window": {"start": breach.window_start.isoformat(), "end": breach.window_end.isoformat()},
+        "checks": [
+            {"check_run_id": o.check_run_id, "detector": o.detector, "status": o.status,
+             "findings": [_finding(f) for f in o.findings if f.breached]}
+            for o in breach.outcomes
+        ],
+    }
+
+
+def describe(breach: Breach) -> str:
+    """One sentence of what breached, with the numbers."""
+    parts = []
+    for f in sorted(breach.breached_findings, key=lambda f: f.score)[:8]:
+        if f.p_value is not None:
+            parts.append(f"{f.feature} ({f.detector}/{f.test} p={f.p_value:.2g} < {f.threshold:g})")
+        else:
+            side = "<" if f.direction == "below" else ">"
+            parts.append(f"{f.feature} ({f.test}={f.score:.3f} {side} {f.threshold:.3f})")
+    more = len(breach.breached_findings) - len(parts)
+    return "Breached: " + ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+
+
+class OpenIncident:
+    """At most one open incident per model+monitor; repeated breaches extend its timeline."""
+
+    name = "open_incident"
+
+    def execute(self, ctx: ActionContext, session: Session) -> str:
+        breach = ctx.breach
+        severity, rule = severity_of(breach, ctx.failed)
+        evidence = evidence_of(breach) | {"severity_rule": rule}
+        features = len({f.feature for o in breach.outcomes if o.detector.endswith("_drift")
+                        and o.detector != "prediction_drift" for f in o.findings}) or 1
+        tags = suggest([o.detector for o in breach.breached], len(set(breach.drifted_features)) / features)
+        kinds = sorted({o.detector for o in breach.breached})
+        title = f"{breach.model_name}: {', '.join(kinds)} breached ({breach.monitor_name} monitor)"
+        summary = describe(breach)
+        search_text = " ".join([title, summary, breach.model_name, *breach.drifted_features, *tags])
+        incident, created = open_or_append(
+            session, model_id=breach.model_id, monitor_id=breach.monitor_id, title=title, summary=summary,
+            severity=severity, evidence=evidence, tags=list(tags), search_text=search_text, at=breach.window_end)
+        ctx.incident_id, ctx.incident_created = incident.id, created
+        return f"opened incident #{incident.id} ({severity})" if created else f"added breach to incident #{incident.id}"
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {"feature": f.feature, "test": f.test, "engine": f.engine, "score": f.score, "statistic": f.statistic,
+            "p_value": f.p_value, "threshold": f.threshold, "direction": f.direction, **f.extra}

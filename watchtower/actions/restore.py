@@ -1,0 +1,47 @@
+"""Operator decisions that undo mitigations: restore the primary, resume the pipeline. Both are recorded."""
+
+from sqlmodel import Session, select
+
+from postmortems.service import add_entry, open_incidents_of
+from watchtower.actions.models import ActionRun
+from watchtower.clock import utcnow
+from watchtower.errors import Conflict
+from watchtower.registry.models import MonitoredModel, Pipeline, Role
+from watchtower.registry.service import current_version, version_label
+
+
+def restore_primary(session: Session, model: MonitoredModel, author: str, reason: str) -> str:
+    """Serve the primary again; written to the audit log and the timeline of the model's open incidents."""
+    assert model.id is not None
+    if model.active_role == Role.primary:
+        raise Conflict(f"model '{model.name}' is already served by its primary")
+    model.active_role, model.swapped_at = Role.primary.value, utcnow()
+    session.add(model)
+    detail = f"serving restored to {version_label(current_version(session, model.id, Role.primary))}"
+    _record(session, model.id, "restore", detail, author, reason)
+    return detail
+
+
+def resume_pipeline(session: Session, pipeline: Pipeline, author: str, reason: str) -> str:
+    """Unpause a pipeline; recorded for every model it feeds."""
+    if not pipeline.paused:
+        raise Conflict(f"pipeline '{pipeline.name}' is not paused")
+    pipeline.paused, pipeline.paused_at, pipeline.paused_reason, pipeline.updated_at = False, None, None, utcnow()
+    session.add(pipeline)
+    detail = f"pipeline '{pipeline.name}' resumed"
+    for model_id in session.exec(select(MonitoredModel.id).where(MonitoredModel.pipeline_id == pipeline.id)).all():
+        assert model_id is not None
+        _record(session, model_id, "resume", detail, author, reason)
+    return detail
+
+
+def _record(session: Session, model_id: int, action: str, detail: str, author: str, reason: str) -> None:
+    incidents = open_incidents_of(session, model_id)
+    for incident in incidents or [None]:
+        incident_id = incident.id if incident else None
+        session.add(ActionRun(model_id=model_id, incident_id=incident_id, action=action, ok=True,
+                              detail=detail, author=author, reason=reason))
+        if incident_id is not None:
+            add_entry(session, incident_id, action, f"{detail}: {reason}", source="human", author=author,
+                      details={"reason": reason})
+    session.flush()

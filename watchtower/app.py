@@ -1,0 +1,88 @@
+"""The FastAPI application: routes, problem-details errors, /metrics, and the scheduler's lifespan."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from prometheus_client import make_asgi_app
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from postmortems import api as incidents_api
+from postmortems import pages
+from watchtower.checks import api as checks_api
+from watchtower.db import make_engine
+from watchtower.errors import install_handlers
+from watchtower.events import api as events_api
+from watchtower.gauges import read_state
+from watchtower.registry import api as registry_api
+from watchtower.runtime import Runtime
+from watchtower.serving import api as serving_api
+from watchtower.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROBLEM_SCHEMA = {
+    "type": "object", "description": "RFC 9457 problem details",
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"},
+                   "errors": {"type": "array", "items": {"type": "object", "properties": {
+                       "field": {"type": "string"}, "reason": {"type": "string"}}}}},
+}
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """Build the app; the caller owns migrations (`watchtower serve` runs them first)."""
+    settings = settings or Settings()
+    runtime = Runtime(settings, engine or make_engine(settings.database_url))
+    runtime.metrics.watch_state(lambda: read_state(runtime.engine))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.scheduler_enabled:
+            from watchtower.scheduler import MonitorScheduler
+
+            app.state.scheduler = MonitorScheduler(runtime)
+            app.state.scheduler.start()
+        yield
+        if app.state.scheduler is not None:
+            app.state.scheduler.shutdown()
+
+    app = FastAPI(title="Watchtower", version="0.1.0", lifespan=lifespan,
+                  description="Watches production ML models, acts when they break, remembers every failure.")
+    app.state.settings, app.state.engine, app.state.runtime = settings, runtime.engine, runtime
+    app.state.metrics, app.state.cache, app.state.scheduler = runtime.metrics, runtime.cache, None
+    install_handlers(app)
+    for module in (registry_api, serving_api, events_api, checks_api, incidents_api, pages):
+        app.include_router(module.router)
+    app.mount("/metrics", make_asgi_app(runtime.metrics.registry))
+
+    @app.get("/healthz", tags=["ops"])
+    def health() -> dict[str, str]:
+        """Liveness and database reachability."""
+        with Session(runtime.engine) as session:
+            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/postmortems")
+
+    _add_problem_schema(app)
+    return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,45 @@
+"""Stored outcome of every detector run: one CheckRun, one CheckResult per feature/metric."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text
+from sqlmodel import Field, SQLModel
+
+from watchtower.clock import utcnow
+
+
+class CheckRun(SQLModel, table=True):
+    """One detector over one window of one model's monitor."""
+
+    __tablename__ = "check_run"
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id", index=True)
+    monitor_id: int = Field(foreign_key="monitor.id", index=True)
+    detector: str = Field(max_length=100)
+    engine: str = Field(max_length=50)
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=30)  # ok | breached | insufficient_data | error
+    window_start: datetime
+    window_end: datetime
+    n_reference: int
+    n_current: int
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CheckResult(SQLModel, table=True):
+    """One statistic of one feature (or the prediction, or a KPI) with its threshold and verdict."""
+
+    __tablename__ = "check_result"
+    id: int | None = Field(default=None, primary_key=True)
+    check_run_id: int = Field(foreign_key="check_run.id", index=True)
+    feature: str = Field(max_length=200)
+    test: str = Field(max_length=50)
+    statistic: float | None = None
+    p_value: float | None = None
+    score: float
+    threshold: float
+    direction: str = Field(max_length=10)  # "below" or "above": which side of the threshold breaches
+    breached: bool
+    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,70 @@
+"""Engine, sessions and schema migrations."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from alembic import command
+from alembic.config import Config
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+import watchtower.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+WRITE_OPTION = "watchtower_writer"
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout so writers queue instead of failing."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy (below) emit BEGIN itself: pysqlite's own handling breaks SAVEPOINTs.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed transaction is on disk before the 2xx goes out.
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # A writer takes the write lock up front, so it queues on busy_timeout instead of
+            # failing with SQLITE_BUSY when its read snapshot went stale under a concurrent write.
+            immediate = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, marked so SQLite transactions on it start as writers (no-op elsewhere)."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request (a writer unless it is a read); the route commits the work it owns."""
+    engine = request.app.state.engine
+    with Session(engine if request.method in ("GET", "HEAD") else writer(engine)) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,42 @@
+"""Database state read at scrape time for the gauges in alerts.metrics.STATE_GAUGES."""
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from postmortems.models import Incident, Status
+from watchtower.checks.models import CheckResult, CheckRun
+from watchtower.registry.models import Monitor, MonitoredModel, Pipeline, Role
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def read_state(engine: Engine) -> Samples:
+    """One snapshot of every state gauge."""
+    with Session(engine) as session:
+        models = session.exec(select(MonitoredModel.id, MonitoredModel.name, MonitoredModel.active_role)).all()
+        names = {model_id: name for model_id, name, _ in models}
+        state: Samples = {
+            "watchtower_active_version": [({"model": name, "role": role.value}, float(active == role.value))
+                                          for _, name, active in models for role in Role],
+            "watchtower_pipeline_paused": [({"pipeline": name}, float(paused)) for name, paused in
+                                           session.exec(select(Pipeline.name, Pipeline.paused)).all()],
+        }
+        open_counts = dict(session.exec(
+            select(Incident.model_id, func.count()).where(Incident.status != Status.resolved.value)
+            .group_by(col(Incident.model_id))).all())
+        state["watchtower_open_incidents"] = [({"model": name}, float(open_counts.get(model_id, 0)))
+                                              for model_id, name in names.items()]
+        latest = (select(func.max(CheckRun.id)).where(CheckRun.status.in_(("ok", "breached")))  # type: ignore[attr-defined]
+                  .group_by(col(CheckRun.model_id), col(CheckRun.monitor_id), col(CheckRun.detector)))
+        runs = session.exec(select(CheckRun.id, CheckRun.model_id, Monitor.name, CheckRun.detector, CheckRun.status)
+                            .join(Monitor).where(col(CheckRun.id).in_(latest))).all()
+        state["watchtower_check_breached"] = [
+            ({"model": names[m], "monitor": mon, "detector": d}, float(s == "breached")) for _, m, mon, d, s in runs]
+        run_labels = {run_id: (names[m], mon, d) for run_id, m, mon, d, _ in runs if d.endswith("_drift")}
+        results = session.exec(select(CheckResult.check_run_id, CheckResult.feature, CheckResult.score)
+                               .where(col(CheckResult.check_run_id).in_(list(run_labels)))).all()
+        state["watchtower_drift_score"] = [
+            ({"model": run_labels[r][0], "monitor": run_labels[r][1], "detector": run_labels[r][2],
+              "feature": feature}, score) for r, feature, score in results]
+    return state

@@ -1,0 +1,35 @@
+"""Alembic environment: runs on the connection watchtower.db.migrate passes in, or on WATCHTOWER_DATABASE_URL."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import watchtower.tables  # noqa: F401
+
+target_metadata = SQLModel.metadata
+
+
+def run() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        from watchtower.db import make_engine
+        from watchtower.settings import Settings
+
+        with make_engine(Settings().database_url).begin() as connection:
+            _run(connection)
+    else:
+        _run(connection)
+
+
+def _run(connection: object) -> None:
+    context.configure(
+        connection=connection,  # type: ignore[arg-type]
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite needs batch mode to alter tables
+        # APScheduler owns its job table; Alembic must not try to drop it.
+        include_name=lambda name, kind, _parent: not (kind == "table" and name == "apscheduler_jobs"),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run()

@@ -1,0 +1,123 @@
+"""One monitor pass per model: window -> detectors -> policy -> actions. Never raises for one bad model."""
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from detectors import registry
+from detectors.base import Finding, InsufficientData, Window
+from watchtower.actions.base import Action, ActionContext, run_actions
+from watchtower.actions.notify import NotifySlack
+from watchtower.actions.open_incident import OpenIncident
+from watchtower.actions.pause_pipeline import PausePipeline
+from watchtower.actions.swap_model import SwapToFallback
+from watchtower.checks.models import CheckResult, CheckRun
+from watchtower.clock import utcnow
+from watchtower.db import writer
+from watchtower.policy import Breach, DetectorOutcome, evaluate
+from watchtower.registry.models import Monitor, MonitoredModel
+from watchtower.runtime import Runtime
+from watchtower.windows import build_window
+
+log = logging.getLogger(__name__)
+
+
+def breach_actions() -> list[Action]:
+    """Mitigate first (pause, swap), then record and tell people."""
+    return [PausePipeline(), SwapToFallback(), OpenIncident(), NotifySlack()]
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one model+monitor pass concluded."""
+
+    model: str
+    monitor: str
+    status: str  # ok | breached | insufficient_data | error
+    outcomes: list[DetectorOutcome]
+    breach: Breach | None = None
+    incident_id: int | None = None
+
+
+def run_monitor_pass(runtime: Runtime, now: datetime | None = None) -> list[PassResult]:
+    """Run every monitor of every model once."""
+    with Session(runtime.engine) as session:
+        pairs = session.exec(select(MonitoredModel.name, Monitor.name).join(Monitor)
+                             .order_by(col(MonitoredModel.id), col(Monitor.id))).all()
+    return [run_monitor(runtime, model, monitor, now) for model, monitor in pairs]
+
+
+def run_monitor(runtime: Runtime, model_name: str, monitor_name: str, now: datetime | None = None) -> PassResult:
+    """One pass of one model's monitor; a crash is logged, counted and reported as status 'error'."""
+    now = now or utcnow()
+    started = time.perf_counter()
+    try:
+        return _run(runtime, model_name, monitor_name, now)
+    except Exception:  # the scheduler loop must go on for every other model
+        log.exception("monitor pass of %s/%s crashed", model_name, monitor_name)
+        runtime.metrics.monitor_failures.labels(model_name).inc()
+        return PassResult(model_name, monitor_name, "error", [])
+    finally:
+        runtime.metrics.monitor_pass.labels(model_name).observe(time.perf_counter() - started)
+
+
+def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) -> PassResult:
+    with Session(runtime.engine) as session:
+        model = session.exec(select(MonitoredModel).where(MonitoredModel.name == model_name)).one()
+        monitor = session.exec(select(Monitor).where(Monitor.model_id == model.id,
+                                                     Monitor.name == monitor_name)).one()
+        window, start = build_window(session, model, monitor, now, runtime.references)
+    assert model.id is not None and monitor.id is not None
+    enough = len(window.current) >= monitor.min_events
+    results = [_detect(runtime, model_name, spec, window, monitor.min_events) if enough
+               else (spec, "insufficient_data", [], f"{len(window.current)} events, need {monitor.min_events}")
+               for spec in monitor.detectors]
+
+    with Session(writer(runtime.engine)) as session:
+        outcomes = []
+        for spec, status, findings, error in results:
+            run = CheckRun(model_id=model.id, monitor_id=monitor.id, detector=spec["name"],
+                           engine=registry.engine_of(str(spec["name"])), params=spec.get("params", {}),
+                           status=status, window_start=start, window_end=now, n_reference=len(window.reference),
+                           n_current=len(window.current), error=error, created_at=now)
+            session.add(run)
+            session.flush()
+            assert run.id is not None
+            session.add_all([_result(run.id, f) for f in findings])
+            outcomes.append(DetectorOutcome(run.id, spec["name"], status, findings))
+        breach = evaluate(model.id, model.name, monitor.id, monitor.name, (start, now), outcomes)
+        incident_id = None
+        if breach is not None:
+            runtime.metrics.breaches.labels(model.name, monitor.name).inc()
+            ctx = ActionContext(breach, runtime)
+            run_actions(breach_actions(), ctx, session)
+            incident_id = ctx.incident_id
+        session.commit()
+    status = "breached" if breach else ("ok" if enough else "insufficient_data")
+    return PassResult(model.name, monitor.name, status, outcomes, breach, incident_id)
+
+
+Detected = tuple[dict[str, object], str, list[Finding], str | None]
+
+
+def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: Window,
+            min_events: int) -> Detected:
+    try:
+        detector = registry.build(str(spec["name"]), dict(spec.get("params") or {}))  # type: ignore[call-overload]
+        findings = detector.run(window)
+    except InsufficientData as exc:
+        return spec, "insufficient_data", [], str(exc)
+    except Exception as exc:  # a broken detector is recorded; the others still run
+        log.exception("detector %s failed on %s", spec.get("name"), model_name)
+        runtime.metrics.monitor_failures.labels(model_name).inc()
+        return spec, "error", [], f"{type(exc).__name__}: {exc}"[:2000]
+    return spec, "breached" if any(f.breached for f in findings) else "ok", findings, None
+
+
+def _result(run_id: int, f: Finding) -> CheckResult:
+    return CheckResult(check_run_id=run_id, feature=f.feature, test=f.test, statistic=f.statistic,
+                       p_value=f.p_value, score=f.score, threshold=f.threshold, direction=f.direction,
+                       breached=f.breached, extra=f.extra)

@@ -1,0 +1,85 @@
+"""Registered models, their ONNX versions, reference data, monitors and pipelines."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from watchtower.clock import utcnow
+
+
+class Role(StrEnum):
+    """Which of a model's two ONNX graphs serves."""
+
+    primary = "primary"
+    fallback = "fallback"
+
+
+class Pipeline(SQLModel, table=True):
+    """A training/ingestion pipeline; it polls its paused state before it runs."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    paused: bool = False
+    paused_at: datetime | None = None
+    paused_reason: str | None = None
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MonitoredModel(SQLModel, table=True):
+    """A model under watch: its feature schema, pipeline and which role serves now."""
+
+    __tablename__ = "monitored_model"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    task: str = Field(max_length=20)
+    features: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    input_style: str = Field(max_length=20)
+    output_kind: str = Field(max_length=100)
+    target: str | None = Field(default=None, max_length=200)
+    pipeline_id: int = Field(foreign_key="pipeline.id")
+    active_role: str = Field(default=Role.primary.value, max_length=20)
+    swapped_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelVersion(SQLModel, table=True):
+    """One ONNX graph; the newest of each role is the one served."""
+
+    __tablename__ = "model_version"
+    __table_args__ = (UniqueConstraint("model_id", "role", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id", index=True)
+    role: str = Field(max_length=20)
+    version: int
+    sha256: str = Field(max_length=64)
+    onnx: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReferenceData(SQLModel, table=True):
+    """The training (reference) dataset as Parquet, with the primary model's predictions on it."""
+
+    __tablename__ = "reference_data"
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id", unique=True)
+    n_rows: int
+    parquet: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Monitor(SQLModel, table=True):
+    """A scheduled check of one model: which detectors, how often, over which window."""
+
+    __table_args__ = (UniqueConstraint("model_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id", index=True)
+    name: str = Field(max_length=100)
+    detectors: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    interval_s: int
+    window_s: int
+    min_events: int
+    created_at: datetime = Field(default_factory=utcnow)

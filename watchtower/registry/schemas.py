@@ -1,0 +1,126 @@
+"""What a client sends to register a model, and what the API returns about it."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
+class FeatureSpec(BaseModel):
+    """One input feature."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    type: Literal["numeric", "categorical"]
+    nullable: bool = False
+
+
+class DetectorSpec(BaseModel):
+    """A detector by registered name and its params."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MonitorSpec(BaseModel):
+    """A scheduled check; unset numbers come from settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="default", pattern=NAME)
+    detectors: list[DetectorSpec] | None = Field(default=None, min_length=1)
+    interval_s: int | None = Field(default=None, gt=0)
+    window_s: int | None = Field(default=None, gt=0)
+    min_events: int | None = Field(default=None, gt=0)
+
+
+class PipelineSpec(BaseModel):
+    """The training/ingestion pipeline behind the model; defaults to one named after it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, pattern=NAME)
+    webhook_url: HttpUrl | None = None
+
+
+class ModelSpec(BaseModel):
+    """The JSON `spec` part of a registration upload."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME)
+    task: Literal["classification", "regression"] = "classification"
+    features: list[FeatureSpec] = Field(min_length=1)
+    target: str | None = None
+    pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
+    monitors: list[MonitorSpec] = Field(default_factory=lambda: [MonitorSpec()], min_length=1)
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, features: list[FeatureSpec]) -> list[FeatureSpec]:
+        seen: set[str] = set()
+        for feature in features:
+            if feature.name in seen:
+                raise ValueError(f"feature '{feature.name}' appears twice")
+            seen.add(feature.name)
+        return features
+
+    @field_validator("monitors")
+    @classmethod
+    def _unique_monitors(cls, monitors: list[MonitorSpec]) -> list[MonitorSpec]:
+        if len({m.name for m in monitors}) != len(monitors):
+            raise ValueError("monitor names must be unique")
+        return monitors
+
+
+class VersionRead(BaseModel):
+    role: str
+    version: int
+    sha256: str
+    created_at: datetime
+
+
+class MonitorRead(BaseModel):
+    name: str
+    detectors: list[dict[str, Any]]
+    interval_s: int
+    window_s: int
+    min_events: int
+
+
+class ModelRead(BaseModel):
+    """A registered model as the API shows it."""
+
+    name: str
+    task: str
+    features: list[dict[str, Any]]
+    target: str | None
+    input_style: str
+    output_kind: str
+    pipeline: str
+    active_role: str
+    active_version: str
+    swapped_at: datetime | None
+    reference_rows: int
+    versions: list[VersionRead]
+    monitors: list[MonitorRead]
+    created_at: datetime
+
+
+class OperatorDecision(BaseModel):
+    """Who restores or resumes, and why: both go on the incident's timeline."""
+
+    model_config = ConfigDict(extra="forbid")
+    author: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class PipelineRead(BaseModel):
+    """What a pipeline polls before it runs."""
+
+    name: str
+    paused: bool
+    paused_at: datetime | None
+    paused_reason: str | None
+    webhook_url: str | None
+    models: list[str]

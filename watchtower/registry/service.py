@@ -1,0 +1,262 @@
+"""Register models (validated end to end before anything is stored) and look them up."""
+
+import hashlib
+import io
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+from sqlalchemy.orm import defer
+from sqlmodel import Session, col, func, select
+
+from detectors import registry as detector_registry
+from detectors.base import LABEL, PREDICTION
+from watchtower.errors import Conflict, Invalid, NotFound, field_error
+from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData, Role
+from watchtower.registry.schemas import (
+    ModelRead,
+    ModelSpec,
+    MonitorRead,
+    MonitorSpec,
+    PipelineRead,
+    VersionRead,
+)
+from watchtower.registry.tabular import read_table, to_parquet
+from watchtower.serving.cache import SessionCache
+from watchtower.serving.onnx_model import OnnxModel, SignatureError, load, task_of
+from watchtower.settings import Settings
+
+TRIAL_ROWS = 50
+
+
+def schema_of(model: MonitoredModel) -> dict[str, str]:
+    """Feature name -> numeric|categorical, in schema order."""
+    return {f["name"]: f["type"] for f in model.features}
+
+
+def get_model(session: Session, name: str) -> MonitoredModel:
+    """The model called `name`, or NotFound."""
+    model = session.exec(select(MonitoredModel).where(MonitoredModel.name == name)).first()
+    if model is None:
+        raise NotFound(f"no model named '{name}'")
+    return model
+
+
+def get_pipeline(session: Session, name: str) -> Pipeline:
+    """The pipeline called `name`, or NotFound."""
+    pipeline = session.exec(select(Pipeline).where(Pipeline.name == name)).first()
+    if pipeline is None:
+        raise NotFound(f"no pipeline named '{name}'")
+    return pipeline
+
+
+def current_version(session: Session, model_id: int, role: str) -> ModelVersion:
+    """The newest version of a role: the one that serves when that role is active."""
+    version = session.exec(
+        select(ModelVersion).options(defer(ModelVersion.onnx))  # type: ignore[arg-type]
+        .where(ModelVersion.model_id == model_id, ModelVersion.role == role)
+        .order_by(col(ModelVersion.version).desc())
+    ).first()
+    assert version is not None, "every model has a primary and a fallback version"
+    return version
+
+
+def register_model(
+    session: Session, spec: ModelSpec, primary: bytes, fallback: bytes,
+    reference: bytes, reference_name: str | None, settings: Settings, cache: SessionCache,
+) -> MonitoredModel:
+    """Check everything, then add the model, its versions, reference data and monitors (flushed, not committed)."""
+    if session.exec(select(MonitoredModel.id).where(MonitoredModel.name == spec.name)).first() is not None:
+        raise Conflict(f"a model named '{spec.name}' exists; upload a new version to it instead")
+    schema = {f.name: f.type for f in spec.features}
+    monitors = [_monitor_row(spec, i, m, settings) for i, m in enumerate(spec.monitors)]
+    models = _load_pair(primary, fallback, schema, spec.task)
+    frame = _reference_frame(reference, reference_name, spec)
+    _trial_run(models, frame)
+    frame[PREDICTION] = _predict_all(models[Role.primary], frame)
+
+    pipeline_name = spec.pipeline.name or spec.name
+    pipeline = session.exec(select(Pipeline).where(Pipeline.name == pipeline_name)).first()
+    if pipeline is None:
+        webhook = str(spec.pipeline.webhook_url) if spec.pipeline.webhook_url else None
+        pipeline = Pipeline(name=pipeline_name, webhook_url=webhook)
+        session.add(pipeline)
+        session.flush()
+    elif pipeline.paused:
+        raise Conflict(f"pipeline '{pipeline.name}' is paused: resume it before registering models from it")
+
+    model = MonitoredModel(
+        name=spec.name, task=spec.task, features=[f.model_dump() for f in spec.features],
+        input_style=models[Role.primary].style, output_kind=models[Role.primary].output_kind,
+        target=spec.target, pipeline_id=pipeline.id,
+    )
+    session.add(model)
+    session.flush()
+    assert model.id is not None
+    for role, data in ((Role.primary, primary), (Role.fallback, fallback)):
+        _add_version(session, model.id, role, 1, data, models[role], cache)
+    session.add(ReferenceData(model_id=model.id, n_rows=len(frame), parquet=to_parquet(frame)))
+    for monitor in monitors:
+        monitor.model_id = model.id
+        session.add(monitor)
+    session.flush()
+    return model
+
+
+def add_versions(
+    session: Session, model: MonitoredModel, primary: bytes, fallback: bytes | None, cache: SessionCache,
+) -> list[ModelVersion]:
+    """A new primary (and optionally fallback) from the model's pipeline; refused while it is paused."""
+    pipeline = session.get(Pipeline, model.pipeline_id)
+    assert pipeline is not None and model.id is not None
+    if pipeline.paused:
+        raise Conflict(f"pipeline '{pipeline.name}' is paused since {pipeline.paused_at:%Y-%m-%d %H:%M} UTC "
+                       f"({pipeline.paused_reason}); resume it before registering a new version")
+    schema = schema_of(model)
+    uploads = {Role.primary: primary} | ({Role.fallback: fallback} if fallback is not None else {})
+    added = []
+    for role, data in uploads.items():
+        loaded = _load(role, data, schema)
+        if loaded.output_kind != model.output_kind:
+            raise Invalid(f"{role} outputs {loaded.output_kind}; this model's versions output {model.output_kind}",
+                          errors=[field_error(role, "output type differs from the registered model")])
+        reference = session.exec(select(ReferenceData).where(ReferenceData.model_id == model.id)).one()
+        _trial_run({role: loaded}, pd.read_parquet(io.BytesIO(reference.parquet)))
+        latest = session.exec(select(func.max(ModelVersion.version)).where(
+            ModelVersion.model_id == model.id, ModelVersion.role == role)).one() or 0
+        added.append(_add_version(session, model.id, role, latest + 1, data, loaded, cache))
+    return added
+
+
+def model_read(session: Session, model: MonitoredModel) -> ModelRead:
+    """The API view of a model."""
+    assert model.id is not None
+    versions = session.exec(select(ModelVersion).options(defer(ModelVersion.onnx))  # type: ignore[arg-type]
+                            .where(ModelVersion.model_id == model.id)
+                            .order_by(col(ModelVersion.role), col(ModelVersion.version))).all()
+    monitors = session.exec(select(Monitor).where(Monitor.model_id == model.id).order_by(col(Monitor.id))).all()
+    pipeline = session.get(Pipeline, model.pipeline_id)
+    reference_rows = session.exec(select(ReferenceData.n_rows).where(ReferenceData.model_id == model.id)).one()
+    active = current_version(session, model.id, model.active_role)
+    return ModelRead(
+        name=model.name, task=model.task, features=model.features, target=model.target,
+        input_style=model.input_style, output_kind=model.output_kind,
+        pipeline=pipeline.name if pipeline else "", active_role=model.active_role,
+        active_version=version_label(active), swapped_at=model.swapped_at, reference_rows=reference_rows,
+        versions=[VersionRead(role=v.role, version=v.version, sha256=v.sha256, created_at=v.created_at)
+                  for v in versions],
+        monitors=[MonitorRead(name=m.name, detectors=m.detectors, interval_s=m.interval_s, window_s=m.window_s,
+                              min_events=m.min_events) for m in monitors],
+        created_at=model.created_at,
+    )
+
+
+def pipeline_read(session: Session, pipeline: Pipeline) -> PipelineRead:
+    """The API view of a pipeline."""
+    names = session.exec(select(MonitoredModel.name).where(MonitoredModel.pipeline_id == pipeline.id)).all()
+    return PipelineRead(name=pipeline.name, paused=pipeline.paused, paused_at=pipeline.paused_at,
+                        paused_reason=pipeline.paused_reason, webhook_url=pipeline.webhook_url, models=list(names))
+
+
+def version_label(version: ModelVersion) -> str:
+    """How a version is named in responses, events and metrics: `primary-v2`."""
+    return f"{version.role}-v{version.version}"
+
+
+def default_detectors(task: str) -> list[dict[str, Any]]:
+    """Feature drift, prediction drift and, for classifiers, accuracy once labels arrive."""
+    detectors: list[dict[str, Any]] = [{"name": "evidently_drift", "params": {}},
+                                       {"name": "prediction_drift", "params": {}}]
+    if task == "classification":
+        detectors.append({"name": "accuracy", "params": {}})
+    return detectors
+
+
+def _monitor_row(spec: ModelSpec, index: int, monitor: MonitorSpec, settings: Settings) -> Monitor:
+    detectors = [d.model_dump() for d in monitor.detectors] if monitor.detectors else default_detectors(spec.task)
+    errors = []
+    for j, detector in enumerate(detectors):
+        where = f"spec.monitors.{index}.detectors.{j}"
+        try:
+            detector_registry.build(detector["name"], detector["params"])
+        except KeyError:
+            errors.append(field_error(f"{where}.name", f"unknown detector; known: {detector_registry.names()}"))
+        except ValidationError as exc:
+            errors += [field_error(".".join([where, "params", *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]
+    if errors:
+        raise Invalid("invalid detector configuration", errors=errors)
+    return Monitor(
+        model_id=0, name=monitor.name, detectors=detectors,
+        interval_s=monitor.interval_s or settings.monitor_interval_s,
+        window_s=monitor.window_s or settings.window_s,
+        min_events=monitor.min_events or settings.min_window_events,
+    )
+
+
+def _load(role: str, data: bytes, schema: dict[str, str]) -> OnnxModel:
+    try:
+        return load(data, schema)
+    except SignatureError as exc:
+        raise Invalid(f"{role} model: {exc}", errors=[field_error(role, str(exc))]) from exc
+
+
+def _load_pair(primary: bytes, fallback: bytes, schema: dict[str, str], task: str) -> dict[str, OnnxModel]:
+    models = {Role.primary: _load(Role.primary, primary, schema), Role.fallback: _load(Role.fallback, fallback, schema)}
+    p, f = models[Role.primary].output_kind, models[Role.fallback].output_kind
+    if p != f:
+        raise Invalid(f"the fallback outputs {f} but the primary outputs {p}",
+                      errors=[field_error("fallback", f"output type {f} differs from the primary's {p}")])
+    if task_of(p) != task:
+        raise Invalid(f"a {task} model needs a {'label' if task == 'classification' else 'value'} output, got {p}",
+                      errors=[field_error("spec.task", f"does not match the models' first output ({p})")])
+    return models
+
+
+def _reference_frame(data: bytes, filename: str | None, spec: ModelSpec) -> pd.DataFrame:
+    try:
+        frame = read_table(data, filename)
+    except ValueError as exc:
+        raise Invalid(f"reference: {exc}", errors=[field_error("reference", str(exc))]) from exc
+    wanted = [f.name for f in spec.features] + ([spec.target] if spec.target else [])
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise Invalid(f"reference lacks columns {missing}",
+                      errors=[field_error("reference", f"missing column '{c}'") for c in missing])
+    if frame.empty:
+        raise Invalid("reference has no rows", errors=[field_error("reference", "no rows")])
+    frame = frame[wanted].copy()
+    for feature in spec.features:
+        if feature.type == "numeric":
+            if not pd.api.types.is_numeric_dtype(frame[feature.name]):
+                raise Invalid(f"reference column '{feature.name}' is not numeric",
+                              errors=[field_error("reference", f"column '{feature.name}' is not numeric")])
+            frame[feature.name] = frame[feature.name].astype(float)
+        else:
+            frame[feature.name] = frame[feature.name].astype(str)
+    if spec.target:
+        frame = frame.rename(columns={spec.target: LABEL})
+    return frame
+
+
+def _trial_run(models: dict[str, OnnxModel], frame: pd.DataFrame) -> None:
+    sample = frame.head(TRIAL_ROWS)
+    for role, model in models.items():
+        try:
+            model.predict(sample)
+        except Exception as exc:  # onnxruntime errors name the offending node
+            raise Invalid(f"{role} model failed on reference rows: {str(exc)[:300]}",
+                          errors=[field_error(role, "fails to run on the reference data")]) from exc
+
+
+def _predict_all(model: OnnxModel, frame: pd.DataFrame, chunk: int = 100_000) -> list[Any]:
+    return [p for start in range(0, len(frame), chunk) for p in model.predict(frame.iloc[start:start + chunk])]
+
+
+def _add_version(session: Session, model_id: int, role: str, number: int, data: bytes,
+                 loaded: OnnxModel, cache: SessionCache) -> ModelVersion:
+    version = ModelVersion(model_id=model_id, role=role, version=number,
+                           sha256=hashlib.sha256(data).hexdigest(), onnx=data)
+    session.add(version)
+    session.flush()
+    cache.put(model_id, version.sha256, loaded)
+    return version

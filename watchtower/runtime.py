@@ -1,0 +1,21 @@
+"""What the API, the scheduler and the CLI share in one process: settings, engine, metrics, loaded models."""
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from alerts.metrics import Metrics
+from watchtower.serving.cache import SessionCache
+from watchtower.settings import Settings
+from watchtower.windows import ReferenceCache
+
+
+@dataclass
+class Runtime:
+    """One per process; passed explicitly, never a module global."""
+
+    settings: Settings
+    engine: Engine
+    metrics: Metrics = field(default_factory=Metrics)
+    cache: SessionCache = field(default_factory=SessionCache)
+    references: ReferenceCache = field(default_factory=ReferenceCache)

@@ -1,0 +1,43 @@
+"""In-process cache of loaded ONNX sessions, keyed by (model id, sha256 of the graph).
+
+Content-addressed on purpose: a row id can be reused after a rolled-back insert, a hash cannot lie.
+"""
+
+import threading
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from watchtower.registry.models import ModelVersion
+from watchtower.serving.onnx_model import OnnxModel, load
+
+Key = tuple[int, str]
+
+
+class SessionCache:
+    """Loads each graph once; the lock keeps two requests from loading it twice."""
+
+    def __init__(self) -> None:
+        self._models: dict[Key, OnnxModel] = {}
+        self._lock = threading.Lock()
+
+    def put(self, model_id: int, sha256: str, model: OnnxModel) -> None:
+        """Keep a model loaded at registration, so the first prediction (or swap) loads nothing."""
+        with self._lock:
+            self._models[(model_id, sha256)] = model
+
+    def get(self, engine: Engine, model_id: int, sha256: str, schema: dict[str, str]) -> OnnxModel:
+        """The loaded graph, read from the database on first use."""
+        key = (model_id, sha256)
+        model = self._models.get(key)
+        if model is not None:
+            return model
+        with self._lock:
+            if key not in self._models:
+                with Session(engine) as session:
+                    data = session.exec(select(ModelVersion.onnx).where(
+                        ModelVersion.model_id == model_id, ModelVersion.sha256 == sha256)).first()
+                    if data is None:
+                        raise LookupError(f"no ONNX graph {sha256} for model {model_id}")
+                    self._models[key] = load(data, schema)
+            return self._models[key]

@@ -1,0 +1,97 @@
+"""Load an ONNX graph, check its inputs against a feature schema, and run it on a DataFrame.
+
+Two input shapes are accepted: one float tensor [N, F] with the features in schema order
+("tensor"), or one input per feature named after it, strings for categoricals ("named",
+what skl2onnx makes of a ColumnTransformer pipeline).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+
+NUMERIC_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+                 "tensor(int32)": np.int32}
+LABEL_TYPES = {"tensor(int64)", "tensor(int32)", "tensor(string)"}
+
+
+class SignatureError(ValueError):
+    """The graph does not fit the schema; the message says why."""
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A loaded graph and how to feed it."""
+
+    session: ort.InferenceSession
+    style: str  # "tensor" | "named"
+    schema: dict[str, str]
+    output_kind: str
+
+    def predict(self, frame: pd.DataFrame) -> list[Any]:
+        """The first output (class label or value) for each row."""
+        output = self.session.get_outputs()[0].name
+        result = self.session.run([output], self._feed(frame))[0]
+        return np.asarray(result).reshape(len(frame), -1)[:, 0].tolist()
+
+    def _feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        inputs = self.session.get_inputs()
+        if self.style == "tensor":
+            dtype = NUMERIC_TYPES[inputs[0].type]
+            return {inputs[0].name: frame[list(self.schema)].to_numpy(dtype=dtype)}
+        feed = {}
+        for node in inputs:
+            values = frame[node.name]
+            if node.type == "tensor(string)":
+                array = values.astype(str).to_numpy(dtype=object)
+            else:
+                array = values.to_numpy(dtype=NUMERIC_TYPES[node.type])
+            feed[node.name] = array.reshape(-1, 1) if len(node.shape) == 2 else array
+        return feed
+
+
+def load(onnx_bytes: bytes, schema: dict[str, str]) -> OnnxModel:
+    """Load a graph and check it against the schema; raise SignatureError naming the mismatch."""
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
+        raise SignatureError(f"not a loadable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    style = _check_inputs(session.get_inputs(), schema)
+    outputs = session.get_outputs()
+    if not outputs:
+        raise SignatureError("the graph has no outputs")
+    return OnnxModel(session, style, schema, outputs[0].type)
+
+
+def _check_inputs(inputs: list[Any], schema: dict[str, str]) -> str:
+    names = [i.name for i in inputs]
+    if len(inputs) == 1 and names[0] not in schema and inputs[0].type in NUMERIC_TYPES:
+        shape = inputs[0].shape
+        if len(shape) != 2:
+            raise SignatureError(f"input '{names[0]}' has shape {shape}; a single tensor input must be [N, F]")
+        if isinstance(shape[1], int) and shape[1] != len(schema):
+            raise SignatureError(f"input '{names[0]}' takes {shape[1]} features; the schema has {len(schema)}")
+        categorical = [n for n, t in schema.items() if t == "categorical"]
+        if categorical:
+            raise SignatureError(f"categorical features {categorical} cannot go into numeric tensor '{names[0]}'")
+        return "tensor"
+    missing = [n for n in schema if n not in names]
+    extra = [n for n in names if n not in schema]
+    if missing or extra:
+        raise SignatureError(f"inputs {names} do not match the schema: missing {missing}, unexpected {extra}")
+    for node in inputs:
+        wanted = schema[node.name]
+        if wanted == "categorical" and node.type != "tensor(string)":
+            raise SignatureError(f"input '{node.name}' is {node.type}; categorical features need tensor(string)")
+        if wanted == "numeric" and node.type not in NUMERIC_TYPES:
+            raise SignatureError(f"input '{node.name}' is {node.type}; numeric features need a numeric tensor")
+    return "named"
+
+
+def task_of(output_kind: str) -> str:
+    """What a first output of this type predicts: class labels or values."""
+    return "classification" if output_kind in LABEL_TYPES else "regression"
