@@ -33,8 +33,9 @@ def _insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[d
     unique = list({(r["model_id"], r["event_id"]): r for r in reversed(rows)}.values())[::-1]
     for start in range(0, len(unique), CHUNK):
         statement = insert(table).values(unique[start:start + CHUNK]).on_conflict_do_nothing(
-            index_elements=["model_id", "event_id"])
-        inserted += session.execute(statement).rowcount  # type: ignore[attr-defined]
+            index_elements=["model_id", "event_id"]).returning(table.c.id)
+        # RETURNING counts what was really inserted; rowcount is -1 for this statement on psycopg.
+        inserted += len(session.execute(statement).all())
     return inserted
 
 

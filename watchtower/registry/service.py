@@ -110,8 +110,9 @@ def add_versions(
     pipeline = session.get(Pipeline, model.pipeline_id)
     assert pipeline is not None and model.id is not None
     if pipeline.paused:
-        raise Conflict(f"pipeline '{pipeline.name}' is paused since {pipeline.paused_at:%Y-%m-%d %H:%M} UTC "
-                       f"({pipeline.paused_reason}); resume it before registering a new version")
+        since = f" since {pipeline.paused_at:%Y-%m-%d %H:%M} UTC" if pipeline.paused_at else ""
+        raise Conflict(f"pipeline '{pipeline.name}' is paused{since} ({pipeline.paused_reason or 'no reason given'}); "
+                       "resume it before registering a new version")
     schema = schema_of(model)
     uploads = {Role.primary: primary} | ({Role.fallback: fallback} if fallback is not None else {})
     added = []

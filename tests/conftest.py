@@ -1,0 +1,149 @@
+"""Shared fixtures: a real database (SQLite and PostgreSQL), the app, real ONNX models, a Slack recorder."""
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from tests import factories
+from watchtower.app import create_app
+from watchtower.db import make_engine, migrate
+from watchtower.runtime import Runtime
+from watchtower.settings import Settings
+
+TOKEN = "test-token"
+POSTGRES_URL = os.environ.get("WATCHTOWER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _wipe(engine: Engine) -> None:
+    """Drop every table (ours, Alembic's, APScheduler's) so migrations run from scratch."""
+    meta = MetaData()
+    meta.reflect(engine)
+    meta.drop_all(engine)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A migrated database; PostgreSQL must be reachable: the tests fail, never skip, without it."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    else:
+        url = POSTGRES_URL
+    engine = make_engine(url)
+    _wipe(engine)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Engine]:
+    """Empty real database; code under test opens its own sessions and commits."""
+    yield engine
+    with engine.begin() as conn:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(table.delete())
+        conn.execute(text("DELETE FROM apscheduler_jobs")) if engine.dialect.has_table(
+            conn, "apscheduler_jobs") else None
+
+
+@pytest.fixture
+def settings(db: Engine) -> Settings:
+    return Settings(database_url=db.url.render_as_string(hide_password=False), api_token=SecretStr(TOKEN),
+                    scheduler_enabled=False, min_window_events=50, slack_token=None,
+                    public_url="http://watchtower.test", monitor_interval_s=60, window_s=3600)
+
+
+@pytest.fixture
+def app(settings: Settings, db: Engine) -> FastAPI:
+    return create_app(settings, engine=db)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        yield client
+
+
+@pytest.fixture
+def runtime(app: FastAPI) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+@pytest.fixture(scope="session")
+def models() -> factories.BuiltModels:
+    """Real scikit-learn models converted to ONNX, built once per run."""
+    return factories.build_models()
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    """The app behind a real uvicorn server on a free localhost port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+class SlackRecorder:
+    """A local stand-in for slack.com/api that records every call; `fail` makes it answer 500."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.fail = False
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                recorder.calls.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                       "body": json.loads(body or b"{}")})
+                status, reply = (500, {"ok": False, "error": "internal_error"}) if recorder.fail else (
+                    200, {"ok": True, "channel": "C0TEST", "ts": "1700000000.000100"})
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackRecorder]:
+    recorder = SlackRecorder()
+    yield recorder
+    recorder.close()
