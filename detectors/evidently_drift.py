@@ -31,7 +31,7 @@ class EvidentlyDrift(Detector):
         from evidently.metrics import ValueDrift
 
         numeric, categorical = window.columns_of("numeric"), window.columns_of("categorical")
-        methods = {c: self.numeric_method for c in numeric} | {c: self.categorical_method for c in categorical}
+        methods = dict.fromkeys(numeric, self.numeric_method) | dict.fromkeys(categorical, self.categorical_method)
         definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
         metrics = [ValueDrift(column=c, method=m, threshold=self.p_value) for c, m in methods.items()]
 

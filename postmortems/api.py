@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from postmortems.models import IncidentRead, Status
 from postmortems.search import search_incidents
 from postmortems.service import get_incident, incident_read, resolve
-from postmortems.models import IncidentRead, Status
 from postmortems.taxonomy import Tag
 from watchtower.auth import WriteAccess
 from watchtower.db import SessionDep

@@ -38,9 +38,9 @@ class BuiltModels:
 
 
 def build_models() -> BuiltModels:
-    from sklearn.linear_model import LinearRegression
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LinearRegression
 
     reference = make_frame(1500, seed=1)
     x, y = reference[NUMERIC], reference["label"]

@@ -4,13 +4,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from skl2onnx import convert_sklearn
-from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def named_classifier(x: pd.DataFrame, y: pd.Series, numeric: list[str], categori
     frame = x.copy()
     frame[categorical] = frame[categorical].astype(str)
     estimator.fit(frame, y)
-    types = ([(c, FloatTensorType([None, 1])) for c in numeric] + [(c, StringTensorType([None, 1])) for c in categorical])
+    types = [(c, FloatTensorType([None, 1])) for c in numeric] + [(c, StringTensorType([None, 1])) for c in categorical]
     ordered = sorted(types, key=lambda t: list(x.columns).index(t[0]))
     onx = convert_sklearn(estimator, initial_types=ordered, options={id(head): {"zipmap": False}}, target_opset=17)
     return Built(onx.SerializeToString(), estimator)

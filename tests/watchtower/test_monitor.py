@@ -79,8 +79,8 @@ def test_too_few_events_is_insufficient_data_without_alert(client: TestClient, r
 
 
 def test_accuracy_waits_for_labels_then_breaches(client: TestClient, runtime: Runtime, models: BuiltModels) -> None:
-    monitors = [{"detectors": [{"name": "accuracy", "params": {"min_labels": 50, "min_accuracy": 0.8, "max_drop": None}}],
-                 "min_events": 50}]
+    params = {"min_labels": 50, "min_accuracy": 0.8, "max_drop": None}
+    monitors = [{"detectors": [{"name": "accuracy", "params": params}], "min_events": 50}]
     factories.register_tensor(client, models, monitors=monitors)
     frame = factories.make_frame(120, seed=8)
     frame["label"] = 1 - frame["label"]  # the world flipped: every true label is now the other class
