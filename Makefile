@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test serve lint bench
+.PHONY: demo test serve
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -11,19 +11,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-/usr/bin/chromium:
+/usr/bin/chromium /usr/bin/prometheus &:
 	$(SUDO) apt-get update -qq
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium prometheus
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/watchtower demo
 
-test: $(VENV)/.installed /usr/bin/chromium
+test: $(VENV)/.installed /usr/bin/chromium /usr/bin/prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/watchtower serve
-
-bench: $(VENV)/.installed
-	$(PY) bench/drift_bench.py

@@ -37,7 +37,7 @@ def suggest(breached_detectors: Iterable[str], drifted_share: float) -> list[Tag
     tags: list[Tag] = []
     for name in breached_detectors:
         tags += [t for t in SUGGESTED_BY.get(name, []) if t not in tags]
-    if drifted_share >= 0.5 and Tag.feature_distribution_shift in tags:
+    if drifted_share > 0.5 and Tag.feature_distribution_shift in tags:
         tags.append(Tag.training_serving_skew)
     if Tag.kpi_degradation in tags and Tag.feature_distribution_shift not in tags:
         tags.append(Tag.concept_drift)

@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
-from prometheus_client import make_asgi_app
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -58,7 +58,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_handlers(app)
     for module in (registry_api, serving_api, events_api, checks_api, incidents_api, pages):
         app.include_router(module.router)
-    app.mount("/metrics", make_asgi_app(runtime.metrics.registry))
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        """Prometheus exposition of every metric (state gauges are read from the database now)."""
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])
     def health() -> dict[str, str]:
