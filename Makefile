@@ -20,6 +20,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed /usr/bin/chromium /usr/bin/prometheus
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy watchtower detectors postmortems alerts
 	$(VENV)/bin/pytest
 
 serve: $(VENV)/.installed

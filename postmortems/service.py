@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from postmortems.models import Incident, IncidentRead, IncidentTag, Status, TimelineEntry, TimelineRead
+from postmortems.models import Incident, IncidentRead, IncidentTag, Severity, Status, TimelineEntry, TimelineRead
 from watchtower.clock import utcnow
 from watchtower.errors import Conflict, NotFound
 
@@ -107,8 +107,8 @@ def incident_read(session: Session, incident: Incident, public_url: str) -> Inci
     entries = session.exec(select(TimelineEntry).where(TimelineEntry.incident_id == incident.id)
                            .order_by(col(TimelineEntry.at), col(TimelineEntry.id))).all()
     return IncidentRead(
-        id=incident.id, title=incident.title, summary=incident.summary, severity=incident.severity,
-        status=incident.status, model=model.name if model else None, monitor=monitor.name if monitor else None,
+        id=incident.id, title=incident.title, summary=incident.summary, severity=Severity(incident.severity),
+        status=Status(incident.status), model=model.name if model else None, monitor=monitor.name if monitor else None,
         evidence=incident.evidence, tags=tags_of(session, incident.id), opened_at=incident.opened_at,
         resolved_at=incident.resolved_at, url=incident_url(public_url, incident.id),
         timeline=[TimelineRead.model_validate(e, from_attributes=True) for e in entries],

@@ -147,3 +147,11 @@ def slack() -> Iterator[SlackRecorder]:
     recorder = SlackRecorder()
     yield recorder
     recorder.close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[SlackRecorder]:
+    """Any HTTP receiver that records POSTs: the same recorder, reached at its root."""
+    recorder = SlackRecorder()
+    yield recorder
+    recorder.close()

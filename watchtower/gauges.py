@@ -1,6 +1,7 @@
 """Database state read at scrape time for the gauges in alerts.metrics.STATE_GAUGES."""
 
 from sqlalchemy import func
+from sqlalchemy import select as sa_select  # sqlmodel's select types at most four columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -29,8 +30,9 @@ def read_state(engine: Engine) -> Samples:
                                               for model_id, name in names.items()]
         latest = (select(func.max(CheckRun.id)).where(CheckRun.status.in_(("ok", "breached")))  # type: ignore[attr-defined]
                   .group_by(col(CheckRun.model_id), col(CheckRun.monitor_id), col(CheckRun.detector)))
-        runs = session.exec(select(CheckRun.id, CheckRun.model_id, Monitor.name, CheckRun.detector, CheckRun.status)
-                            .join(Monitor).where(col(CheckRun.id).in_(latest))).all()
+        runs = session.execute(sa_select(col(CheckRun.id), col(CheckRun.model_id), col(Monitor.name),
+                                         col(CheckRun.detector), col(CheckRun.status))
+                               .join(Monitor).where(col(CheckRun.id).in_(latest))).all()
         state["watchtower_check_breached"] = [
             ({"model": names[m], "monitor": mon, "detector": d}, float(s == "breached")) for _, m, mon, d, s in runs]
         run_labels = {run_id: (names[m], mon, d) for run_id, m, mon, d, _ in runs if d.endswith("_drift")}

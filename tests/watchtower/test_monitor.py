@@ -264,3 +264,45 @@ def test_a_pass_over_every_model_survives_one_broken_model(client: TestClient, r
         session.commit()
     results = {r.model: r.status for r in run_monitor_pass(runtime)}
     assert results == {"churn": "error", "other": "breached"}
+
+
+def test_pause_calls_the_pipeline_webhook_and_retries_it(client: TestClient, runtime: Runtime, models: BuiltModels,
+                                                         db: Engine, webhook: SlackRecorder) -> None:
+    hook = webhook.base_url.removesuffix("api/") + "hooks/pause"
+    factories.register_tensor(client, models, monitors=DRIFT_ONLY,
+                              pipeline={"name": "churn-training", "webhook_url": hook})
+    factories.serve(client, "churn", factories.make_frame(300, seed=5, shift=1.0))
+    webhook.fail = True
+    assert run_monitor(runtime, "churn", "default").status == "breached"
+    assert client.get("/pipelines/churn-training").json()["paused"] is True
+    deliver_outbox(runtime)
+    assert len(webhook.calls) == 1  # tried once, failed (500), kept for a retry
+    with Session(db) as session:
+        message = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "webhook")).one()
+        assert message.status == "pending" and "500" in (message.last_error or "")
+        message.next_attempt_at = message.created_at
+        session.add(message)
+        session.commit()
+    webhook.fail = False
+    deliver_outbox(runtime)
+    call = webhook.calls[-1]
+    assert call["path"] == "/hooks/pause"
+    assert call["body"]["event"] == "pipeline.paused" and call["body"]["pipeline"] == "churn-training"
+    assert call["body"]["model"] == "churn" and "breached" in call["body"]["reason"]
+
+
+def test_categorical_drift_goes_through_evidently_chi_square(client: TestClient, runtime: Runtime,
+                                                             models: BuiltModels) -> None:
+    response = factories.register(client, factories.named_spec(monitors=DRIFT_ONLY), models.named_primary,
+                                  models.named_fallback, models.reference)
+    assert response.status_code == 201, response.text
+    healthy = factories.make_frame(300, seed=21)
+    factories.serve(client, "mixed", healthy, columns=factories.MIXED_NUMERIC + factories.CATEGORICAL)
+    assert run_monitor(runtime, "mixed", "default").status == "ok"
+    shifted = factories.make_frame(300, seed=22, colors=(0.1, 0.2, 0.7))
+    factories.serve(client, "mixed", shifted, columns=factories.MIXED_NUMERIC + factories.CATEGORICAL)
+    result = run_monitor(runtime, "mixed", "default")
+    evidently = next(o for o in result.outcomes if o.detector == "evidently_drift")
+    color = next(f for f in evidently.findings if f.feature == "color")
+    assert color.test == "chisquare" and color.engine == "evidently" and color.breached
+    assert {f.feature for f in evidently.findings if f.breached} == {"color"}

@@ -36,9 +36,8 @@ def resume_pipeline(session: Session, pipeline: Pipeline, author: str, reason: s
 
 
 def _record(session: Session, model_id: int, action: str, detail: str, author: str, reason: str) -> None:
-    incidents = open_incidents_of(session, model_id)
-    for incident in incidents or [None]:
-        incident_id = incident.id if incident else None
+    incident_ids: list[int | None] = [i.id for i in open_incidents_of(session, model_id)] or [None]
+    for incident_id in incident_ids:
         session.add(ActionRun(model_id=model_id, incident_id=incident_id, action=action, ok=True,
                               detail=detail, author=author, reason=reason))
         if incident_id is not None:

@@ -44,8 +44,8 @@ def read_window(session: Session, model_id: int, start: datetime, end: datetime,
     """Events served in [start, end) with their labels where known: feature columns, PREDICTION, LABEL."""
     rows = session.exec(
         select(ServingEvent.ts, ServingEvent.features, ServingEvent.prediction, Label.label)
-        .join(Label, and_(Label.model_id == ServingEvent.model_id, Label.event_id == ServingEvent.event_id),
-              isouter=True)
+        .join(Label, and_(col(Label.model_id) == col(ServingEvent.model_id),
+                          col(Label.event_id) == col(ServingEvent.event_id)), isouter=True)
         .where(ServingEvent.model_id == model_id, col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)
     ).all()
     frame = pd.DataFrame.from_records([r[1] for r in rows], columns=features)

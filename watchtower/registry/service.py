@@ -68,7 +68,7 @@ def register_model(
     """Check everything, then add the model, its versions, reference data and monitors (flushed, not committed)."""
     if session.exec(select(MonitoredModel.id).where(MonitoredModel.name == spec.name)).first() is not None:
         raise Conflict(f"a model named '{spec.name}' exists; upload a new version to it instead")
-    schema = {f.name: f.type for f in spec.features}
+    schema: dict[str, str] = {f.name: f.type for f in spec.features}
     monitors = [_monitor_row(spec, i, m, settings) for i, m in enumerate(spec.monitors)]
     models = _load_pair(primary, fallback, schema, spec.task)
     frame = _reference_frame(reference, reference_name, spec)
@@ -84,6 +84,7 @@ def register_model(
         session.flush()
     elif pipeline.paused:
         raise Conflict(f"pipeline '{pipeline.name}' is paused: resume it before registering models from it")
+    assert pipeline.id is not None
 
     model = MonitoredModel(
         name=spec.name, task=spec.task, features=[f.model_dump() for f in spec.features],
@@ -165,9 +166,10 @@ def version_label(version: ModelVersion) -> str:
 
 
 def default_detectors(task: str) -> list[dict[str, Any]]:
-    """Feature drift, prediction drift and, for classifiers, accuracy once labels arrive."""
+    """Feature drift, prediction drift, missing values and, for classifiers, accuracy once labels arrive."""
     detectors: list[dict[str, Any]] = [{"name": "evidently_drift", "params": {}},
-                                       {"name": "prediction_drift", "params": {}}]
+                                       {"name": "prediction_drift", "params": {}},
+                                       {"name": "missing_values", "params": {}}]
     if task == "classification":
         detectors.append({"name": "accuracy", "params": {}})
     return detectors
@@ -202,7 +204,8 @@ def _load(role: str, data: bytes, schema: dict[str, str]) -> OnnxModel:
 
 
 def _load_pair(primary: bytes, fallback: bytes, schema: dict[str, str], task: str) -> dict[str, OnnxModel]:
-    models = {Role.primary: _load(Role.primary, primary, schema), Role.fallback: _load(Role.fallback, fallback, schema)}
+    models: dict[str, OnnxModel] = {Role.primary: _load(Role.primary, primary, schema),
+                                    Role.fallback: _load(Role.fallback, fallback, schema)}
     p, f = models[Role.primary].output_kind, models[Role.fallback].output_kind
     if p != f:
         raise Invalid(f"the fallback outputs {f} but the primary outputs {p}",

@@ -34,7 +34,8 @@ class OnnxModel:
         """The first output (class label or value) for each row."""
         output = self.session.get_outputs()[0].name
         result = self.session.run([output], self._feed(frame))[0]
-        return np.asarray(result).reshape(len(frame), -1)[:, 0].tolist()
+        values: list[Any] = np.asarray(result).reshape(len(frame), -1)[:, 0].tolist()
+        return values
 
     def _feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         inputs = self.session.get_inputs()
