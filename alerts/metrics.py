@@ -34,6 +34,9 @@ class Metrics:
         self.monitor_failures = Counter("watchtower_monitor_failures", "Monitor passes or detectors that crashed",
                                         ["model"], registry=r)
         self.action_failures = Counter("watchtower_action_failures", "Actions that raised", ["action"], registry=r)
+        self.incident_stage = Histogram(
+            "watchtower_incident_stage_seconds", "Time from opening to acknowledge, mitigate or resolve", ["stage"],
+            buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800), registry=r)
         self.delivery_failures = Counter("watchtower_delivery_failures", "Slack/webhook deliveries that failed",
                                          ["kind"], registry=r)
 
@@ -48,6 +51,9 @@ STATE_GAUGES = {
     "watchtower_open_incidents": "Incidents not yet resolved, per model",
     "watchtower_drift_score": "Latest drift p-value per model and feature (low means drift)",
     "watchtower_check_breached": "1 if the latest check of a detector breached",
+    "watchtower_incidents_by_category": "Incidents per taxonomy category (a tag and its parents)",
+    "watchtower_incident_mean_seconds": "Mean time to detect/acknowledge/mitigate/resolve per taxonomy category",
+    "watchtower_incidents_by_ml_axis": "Incidents whose tags say ML, non-ML, or unknown",
 }
 
 

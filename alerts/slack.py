@@ -8,7 +8,8 @@ from alerts.outbox import Skipped
 
 
 def incident_message(*, channel: str, incident_id: int, severity: str, title: str, summary: str,
-                     mitigations: list[str], url: str, oncall: str | None) -> dict[str, Any]:
+                     mitigations: list[str], url: str, oncall: str | None,
+                     similar: list[str] | None = None) -> dict[str, Any]:
     """chat.postMessage arguments for a new incident."""
     done = "; ".join(mitigations) if mitigations else "no automatic mitigation succeeded"
     mention = f" <@{oncall}>" if oncall else ""
@@ -17,8 +18,11 @@ def incident_message(*, channel: str, incident_id: int, severity: str, title: st
         {"type": "section", "text": {"type": "mrkdwn", "text": f":rotating_light: *{text}*"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": summary[:2900]}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Done automatically: {done}"}]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"<{url}|Open incident #{incident_id}>"}},
     ]
+    if similar:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": "*Last time:* " + "\n".join(similar)[:2900]}})
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{url}|Open incident #{incident_id}>"}})
     return {"channel": channel, "text": text, "blocks": blocks}
 
 

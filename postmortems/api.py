@@ -1,44 +1,289 @@
-"""Incidents over JSON: search, read, resolve."""
+"""Incidents over JSON: search, file, import, edit, move through the lifecycle, write up, export, analyse."""
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
 
-from postmortems.models import IncidentRead, Status
-from postmortems.search import search_incidents
-from postmortems.service import get_incident, incident_read, resolve
-from postmortems.taxonomy import Tag
+from postmortems import similar, transfer, writeup
+from postmortems.analytics import summarize
+from postmortems.models import Incident, Severity, Status
+from postmortems.schemas import (
+    ActionItemCreate,
+    ActionItemRead,
+    ActionItemUpdate,
+    IncidentCreate,
+    IncidentRead,
+    IncidentUpdate,
+    NoteCreate,
+    NotSimilar,
+    TagDecision,
+    Transition,
+    WriteupRead,
+    WriteupUpdate,
+)
+from postmortems.search import Filters, search
+from postmortems.service import (
+    add_action_item,
+    add_note,
+    decide_tag,
+    file_incident,
+    get_incident,
+    incident_read,
+    transition,
+    update_action_item,
+    update_incident,
+)
+from postmortems.taxonomy import TaxonomySpec, add_taxonomy, load_index, parse_spec
 from watchtower.auth import WriteAccess
 from watchtower.db import SessionDep
-from watchtower.errors import problem_responses
+from watchtower.errors import Invalid, field_error, problem_responses
 from watchtower.registry.schemas import OperatorDecision
-from watchtower.registry.service import get_model
 
-router = APIRouter(prefix="/incidents", tags=["incidents"], responses=problem_responses(404, 422))
+router = APIRouter(tags=["incidents"], responses=problem_responses(404, 422))
+writes = APIRouter(tags=["incidents"], dependencies=WriteAccess, responses=problem_responses(401, 404, 409, 422))
 
 
-@router.get("", response_model=list[IncidentRead])
-def search(request: Request, session: SessionDep, q: str = "", tag: Tag | None = None,
-           status: Status | None = None, model: str | None = None,
-           limit: Annotated[int, Query(gt=0, le=200)] = 50) -> list[IncidentRead]:
-    """Search incidents: every word of `q` must match (title, summary, model, features, tags)."""
-    model_id = get_model(session, model).id if model else None
-    found = search_incidents(session, q, tag.value if tag else None, status.value if status else None, model_id, limit)
+class Hit(BaseModel):
+    id: int
+    title: str
+    severity: str
+    status: str
+    model: str | None
+    tags: list[str]
+    opened_at: datetime
+    url: str
+    score: float | None
+    snippet: str
+
+
+class SearchResponse(BaseModel):
+    total: int
+    hits: list[Hit]
+    facets: dict[str, list[tuple[str, int]]]
+
+
+def filters_for(session: Session, tag: list[str], model: list[str], severity: list[Severity],
+                status: list[Status], opened_from: datetime | None, opened_to: datetime | None) -> Filters:
+    """Validate facet values and turn them into search filters."""
+    from watchtower.registry.models import MonitoredModel
+
+    index = load_index(session)
+    unknown = [t for t in tag if t not in index.nodes]
+    if unknown:
+        raise Invalid(f"unknown tags {unknown}",
+                      errors=[field_error("query.tag", f"unknown tag '{t}'") for t in unknown])
+    model_ids = list(session.exec(select(MonitoredModel.id).where(col(MonitoredModel.name).in_(model))).all())
+    if model and not model_ids:
+        model_ids = [-1]  # a model filter that matches no model matches no incident
+    return Filters(tags=tag, model_ids=[m for m in model_ids if m is not None], severities=[s.value for s in severity],
+                   statuses=[s.value for s in status], opened_from=opened_from, opened_to=opened_to)
+
+
+@router.get("/incidents", response_model=SearchResponse)
+def search_incidents(
+    request: Request, session: SessionDep, q: str = "",
+    tag: Annotated[list[str], Query(description="Taxonomy key; includes everything below it")] = [],  # noqa: B006
+    model: Annotated[list[str], Query()] = [],  # noqa: B006
+    severity: Annotated[list[Severity], Query()] = [],  # noqa: B006
+    status: Annotated[list[Status], Query()] = [],  # noqa: B006
+    opened_from: datetime | None = None, opened_to: datetime | None = None,
+    sort: Literal["relevance", "date"] = "relevance",
+    limit: Annotated[int, Query(gt=0, le=200)] = 20, offset: Annotated[int, Query(ge=0)] = 0,
+) -> SearchResponse:
+    """Ranked full-text search (words, "phrases", -exclusions) with facets; snippets mark matches with <mark>."""
+    filters = filters_for(session, tag, model, severity, status, opened_from, opened_to)
+    results = search(session, q, filters, load_index(session), sort=sort, limit=limit, offset=offset)
     url = request.app.state.settings.public_url
-    return [incident_read(session, i, url) for i in found]
+    hits = [_hit(session, h.incident, h.score, str(h.snippet), url) for h in results.hits]
+    return SearchResponse(total=results.total, hits=hits, facets=results.facets)
 
 
-@router.get("/{incident_id}", response_model=IncidentRead)
-def read(incident_id: int, request: Request, session: SessionDep) -> IncidentRead:
-    """One incident with its evidence, tags and timeline."""
-    return incident_read(session, get_incident(session, incident_id), request.app.state.settings.public_url)
-
-
-@router.post("/{incident_id}/resolve", response_model=IncidentRead, dependencies=WriteAccess,
-             responses=problem_responses(401, 409))
-def resolve_incident(incident_id: int, body: OperatorDecision, request: Request,
-                     session: SessionDep) -> IncidentRead:
-    """Close an incident, with who and why on its timeline."""
-    incident = resolve(session, get_incident(session, incident_id), body.author, body.reason)
+@writes.post("/incidents", status_code=201, response_model=IncidentRead)
+def file(body: IncidentCreate, request: Request, session: SessionDep) -> IncidentRead:
+    """File an incident by hand (not every failure is caught by a detector)."""
+    incident = file_incident(session, body)
+    similar.link_similar(session, incident)
     session.commit()
+    return _read(request, session, incident)
+
+
+@writes.post("/incidents/import", status_code=201)
+def import_incidents(body: transfer.ImportBatch, session: SessionDep) -> dict[str, list[int]]:
+    """Load historic postmortems in one transaction: all of them, or none with a 422 naming each problem."""
+    ids = transfer.import_incidents(session, body)
+    session.commit()
+    return {"ids": ids}
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentRead)
+def read(incident_id: int, request: Request, session: SessionDep) -> IncidentRead:
+    """One incident: evidence, tags, timeline, durations, action items, similar incidents."""
+    return _read(request, session, get_incident(session, incident_id))
+
+
+@writes.patch("/incidents/{incident_id}", response_model=IncidentRead)
+def update(incident_id: int, body: IncidentUpdate, request: Request, session: SessionDep) -> IncidentRead:
+    """Edit title, summary, severity, owner, impact or affected models and pipelines."""
+    incident = update_incident(session, get_incident(session, incident_id), body)
+    session.commit()
+    return _read(request, session, incident)
+
+
+@writes.post("/incidents/{incident_id}/status", response_model=IncidentRead)
+def move(incident_id: int, body: Transition, request: Request, session: SessionDep) -> IncidentRead:
+    """Acknowledge, mitigate, resolve, complete the postmortem, or reopen."""
+    incident = transition(session, get_incident(session, incident_id), body.status, body.author, body.reason)
+    session.commit()
+    _observe_durations(request, incident)
+    return _read(request, session, incident)
+
+
+@writes.post("/incidents/{incident_id}/resolve", response_model=IncidentRead)
+def resolve(incident_id: int, body: OperatorDecision, request: Request, session: SessionDep) -> IncidentRead:
+    """Shortcut for status=resolved."""
+    incident = transition(session, get_incident(session, incident_id), Status.resolved, body.author, body.reason)
+    session.commit()
+    _observe_durations(request, incident)
+    return _read(request, session, incident)
+
+
+@writes.post("/incidents/{incident_id}/notes", response_model=IncidentRead, status_code=201)
+def note(incident_id: int, body: NoteCreate, request: Request, session: SessionDep) -> IncidentRead:
+    """Add a human note to the timeline."""
+    incident = get_incident(session, incident_id)
+    add_note(session, incident, body.author, body.text)
+    session.commit()
+    return _read(request, session, incident)
+
+
+@writes.put("/incidents/{incident_id}/tags/{tag}", response_model=IncidentRead)
+def tag(incident_id: int, tag: str, body: TagDecision, request: Request, session: SessionDep) -> IncidentRead:
+    """Add, confirm or reject a taxonomy tag."""
+    incident = get_incident(session, incident_id)
+    decide_tag(session, incident, tag, body.confidence, body.author)
+    session.commit()
+    return _read(request, session, incident)
+
+
+@router.get("/incidents/{incident_id}/writeup", response_model=WriteupRead)
+def read_writeup(incident_id: int, request: Request, session: SessionDep) -> WriteupRead:
+    """The postmortem document; revision 0 is the draft Watchtower pre-filled."""
+    return writeup.read(session, _read(request, session, get_incident(session, incident_id)))
+
+
+@writes.put("/incidents/{incident_id}/writeup", response_model=WriteupRead)
+def save_writeup(incident_id: int, body: WriteupUpdate, request: Request, session: SessionDep) -> WriteupRead:
+    """Save a new revision; 409 when someone else saved since `base_revision`."""
+    incident = get_incident(session, incident_id)
+    writeup.save(session, incident, body.markdown, body.author, body.base_revision)
+    from postmortems.documents import refresh_document
+    from postmortems.service import add_entry
+
+    add_entry(session, incident_id, "writeup", "Edited the write-up", source="human", author=body.author)
+    refresh_document(session, incident)
+    session.commit()
+    return writeup.read(session, _read(request, session, incident))
+
+
+@router.get("/incidents/{incident_id}/writeup/revisions", response_model=list[WriteupRead])
+def writeup_revisions(incident_id: int, session: SessionDep) -> list[WriteupRead]:
+    """Who changed the write-up, and when (every revision, oldest first)."""
+    get_incident(session, incident_id)
+    return [WriteupRead(incident_id=r.incident_id, revision=r.revision, markdown=r.markdown, author=r.author,
+                        created_at=r.created_at) for r in writeup.history(session, incident_id)]
+
+
+@writes.post("/incidents/{incident_id}/action-items", response_model=ActionItemRead, status_code=201)
+def new_action_item(incident_id: int, body: ActionItemCreate, session: SessionDep) -> ActionItemRead:
+    """Add a follow-up with owner and due date."""
+    item = add_action_item(session, get_incident(session, incident_id), body)
+    session.commit()
+    return ActionItemRead.model_validate(item, from_attributes=True)
+
+
+@writes.patch("/incidents/{incident_id}/action-items/{item_id}", response_model=ActionItemRead)
+def edit_action_item(incident_id: int, item_id: int, body: ActionItemUpdate, session: SessionDep) -> ActionItemRead:
+    """Close, reassign or reschedule an action item."""
+    item = update_action_item(session, get_incident(session, incident_id), item_id, body)
+    session.commit()
+    return ActionItemRead.model_validate(item, from_attributes=True)
+
+
+@writes.post("/incidents/{incident_id}/similar/{other_id}/dismiss", response_model=IncidentRead)
+def not_similar(incident_id: int, other_id: int, body: NotSimilar, request: Request,
+                session: SessionDep) -> IncidentRead:
+    """Mark a suggested similar incident as not similar; it is not suggested again."""
+    incident = get_incident(session, incident_id)
+    similar.dismiss(session, incident_id, other_id, body.author)
+    session.commit()
+    return _read(request, session, incident)
+
+
+@router.get("/incidents/{incident_id}/export", response_model=None,
+            responses={200: {"content": {"application/json": {}, "text/markdown": {}}}})
+def export(incident_id: int, request: Request, session: SessionDep,
+           format: Literal["json", "markdown"] = "json") -> Response:
+    """The whole incident as JSON (with write-up), or its write-up as Markdown."""
+    view = _read(request, session, get_incident(session, incident_id))
+    document = writeup.read(session, view)
+    if format == "markdown":
+        return PlainTextResponse(document.markdown, media_type="text/markdown; charset=utf-8")
+    body = view.model_dump(mode="json") | {"writeup": document.model_dump(mode="json")}
+    return Response(content=__import__("json").dumps(body), media_type="application/json")
+
+
+@router.get("/analytics", tags=["analytics"])
+def analytics(session: SessionDep, confirmed_only: bool = False) -> dict[str, Any]:
+    """Incidents by taxonomy category (with parents), per month, the ML / non-ML share, MTTD / MTTA / MTTM / MTTR."""
+    return summarize(session, load_index(session), confirmed_only)
+
+
+@router.get("/taxonomies", tags=["taxonomies"])
+def taxonomies(session: SessionDep) -> list[dict[str, Any]]:
+    """Every stored taxonomy with its nodes."""
+    from postmortems.models import Taxonomy
+
+    return [t.model_dump(mode="json") for t in session.exec(select(Taxonomy).order_by(col(Taxonomy.id))).all()]
+
+
+@writes.post("/taxonomies", status_code=201, tags=["taxonomies"],
+             openapi_extra={"requestBody": {"content": {
+                 "application/json": {"schema": TaxonomySpec.model_json_schema()},
+                 "application/yaml": {"schema": {"type": "string"}}}}})
+async def add(request: Request, session: SessionDep) -> dict[str, Any]:
+    """Add a team's own taxonomy (JSON or YAML body); stored as data, no migration needed."""
+    spec = parse_spec(await request.body())
+    taxonomy = add_taxonomy(session, spec)
+    session.commit()
+    return taxonomy.model_dump(mode="json")
+
+
+def _read(request: Request, session: Session, incident: Incident) -> IncidentRead:
     return incident_read(session, incident, request.app.state.settings.public_url)
+
+
+def _hit(session: Session, incident: Incident, score: float | None, snippet: str, url: str) -> Hit:
+    from postmortems.models import IncidentTag
+    from postmortems.service import incident_url
+    from watchtower.registry.models import MonitoredModel
+
+    assert incident.id is not None
+    model = session.get(MonitoredModel, incident.model_id) if incident.model_id else None
+    tags = session.exec(select(IncidentTag.tag).where(IncidentTag.incident_id == incident.id,
+                                                      IncidentTag.confidence != "rejected")).all()
+    return Hit(id=incident.id, title=incident.title, severity=incident.severity, status=incident.status,
+               model=model.name if model else None, tags=list(tags), opened_at=incident.opened_at,
+               url=incident_url(url, incident.id), score=score, snippet=snippet)
+
+
+def _observe_durations(request: Request, incident: Incident) -> None:
+    from postmortems.lifecycle import durations
+
+    spans = durations(incident).model_dump()
+    stage = {"acknowledged": "acknowledge", "mitigated": "mitigate", "resolved": "resolve"}.get(incident.status)
+    if stage and spans[f"time_to_{stage}"] is not None:
+        request.app.state.metrics.incident_stage.labels(stage).observe(spans[f"time_to_{stage}"])

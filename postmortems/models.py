@@ -1,10 +1,9 @@
-"""Incidents, their timelines and taxonomy tags."""
+"""Incidents and everything that hangs off them: timeline, tags, write-up revisions, action items, similar links."""
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -15,7 +14,13 @@ class Status(StrEnum):
     """Where an incident is in its life."""
 
     open = "open"
+    acknowledged = "acknowledged"
+    mitigated = "mitigated"
     resolved = "resolved"
+    postmortem_complete = "postmortem_complete"
+
+
+ACTIVE = (Status.open, Status.acknowledged, Status.mitigated)
 
 
 class Severity(StrEnum):
@@ -33,17 +38,28 @@ class Incident(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=300)
     summary: str = Field(default="", sa_column=Column(Text, nullable=False))
-    severity: str = Field(default=Severity.sev3.value, max_length=10)
-    status: str = Field(default=Status.open.value, max_length=20)
+    severity: str = Field(default=Severity.sev3.value, max_length=10, index=True)
+    severity_rule: str = Field(default="", max_length=500)
+    status: str = Field(default=Status.open.value, max_length=30, index=True)
+    source: str = Field(default="detector", max_length=20)  # detector | manual | import
+    owner: str | None = Field(default=None, max_length=200)
     model_id: int | None = Field(default=None, foreign_key="monitored_model.id", index=True)
     monitor_id: int | None = Field(default=None, foreign_key="monitor.id")
-    # "<model>:<monitor>" while open, NULL after: a unique column both databases enforce,
+    # "<model>:<monitor>" while active, NULL after: a unique column both databases enforce,
     # so two concurrent breaches cannot open two incidents for the same monitor.
     open_key: str | None = Field(default=None, max_length=100, unique=True)
+    affected_models: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    affected_pipelines: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    impact: str = Field(default="", sa_column=Column(Text, nullable=False))
+    impact_numbers: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    search_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    impact_started_at: datetime | None = None  # start of the first breaching window: time to detect counts from here
     opened_at: datetime = Field(default_factory=utcnow, index=True)
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
+    completed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class TimelineEntry(SQLModel, table=True):
@@ -53,7 +69,7 @@ class TimelineEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id", index=True)
     at: datetime = Field(default_factory=utcnow)
-    kind: str = Field(max_length=50)  # breach, pause, swap, alert, restore, resume, note, ...
+    kind: str = Field(max_length=50)  # breach, pause_pipeline, swap_model, notify, restore, note, status, ...
     source: str = Field(max_length=20)  # automation | human
     author: str = Field(max_length=200)
     text: str = Field(sa_column=Column(Text, nullable=False))
@@ -61,41 +77,77 @@ class TimelineEntry(SQLModel, table=True):
 
 
 class IncidentTag(SQLModel, table=True):
-    """A taxonomy tag on an incident: suggested by Watchtower or confirmed by a person."""
+    """A taxonomy tag on an incident: suggested (by a detector or similarity), confirmed or rejected by a person."""
 
     __tablename__ = "incident_tag"
     __table_args__ = (UniqueConstraint("incident_id", "tag"),)
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id", index=True)
     tag: str = Field(max_length=100, index=True)
-    confidence: str = Field(default="suggested", max_length=20)
+    confidence: str = Field(default="suggested", max_length=20)  # suggested | confirmed | rejected
+    source: str = Field(default="detector", max_length=20)  # detector | similarity | person | import
+    author: str = Field(default="watchtower", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class TimelineRead(BaseModel):
-    """A timeline entry as the API shows it."""
+class WriteupRevision(SQLModel, table=True):
+    """One saved version of an incident's postmortem document (Markdown); the newest is current."""
 
-    at: datetime
-    kind: str
-    source: str
-    author: str
-    text: str
-    details: dict[str, Any]
+    __tablename__ = "writeup_revision"
+    __table_args__ = (UniqueConstraint("incident_id", "revision"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    revision: int
+    markdown: str = Field(sa_column=Column(Text, nullable=False))
+    author: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
-class IncidentRead(BaseModel):
-    """An incident as the API shows it."""
+class ActionItem(SQLModel, table=True):
+    """Follow-up work from a postmortem."""
 
-    id: int
-    title: str
-    summary: str
-    severity: Severity
-    status: Status
-    model: str | None
-    monitor: str | None
-    evidence: dict[str, Any]
-    tags: list[str]
-    opened_at: datetime
-    resolved_at: datetime | None
-    url: str
-    timeline: list[TimelineRead]
+    __tablename__ = "action_item"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    title: str = Field(max_length=500)
+    owner: str | None = Field(default=None, max_length=200)
+    due: date | None = None
+    status: str = Field(default="open", max_length=20)  # open | done | wont_do
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SimilarLink(SQLModel, table=True):
+    """A past incident suggested as similar; `dismissed` remembers a person's 'not similar'."""
+
+    __tablename__ = "similar_link"
+    __table_args__ = (UniqueConstraint("incident_id", "similar_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    similar_id: int = Field(foreign_key="incident.id")
+    score: float
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    dismissed: bool = False
+    dismissed_by: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Taxonomy(SQLModel, table=True):
+    """A failure taxonomy stored as data: a namespace and its node tree (see postmortems/taxonomy.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    namespace: str = Field(max_length=100, unique=True)
+    title: str = Field(max_length=200)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    nodes: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    builtin: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class IncidentDocument(SQLModel, table=True):
+    """The searchable text of an incident; FTS5 (SQLite) or a tsvector column (PostgreSQL) indexes it."""
+
+    __tablename__ = "incident_document"
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))

@@ -1,33 +1,261 @@
-"""Server-rendered pages: search incidents, read one. Jinja2 autoescapes all user text."""
+"""Server-rendered pages under /postmortems: search, read, file and work an incident. No JavaScript needed.
 
+Reads are open; every form POST needs a signed-in session (see web_session.py) and its CSRF token,
+then redirects back (POST/redirect/GET). Jinja2 autoescapes all user text.
+"""
+
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from postmortems.search import search_incidents
-from postmortems.service import get_incident, incident_read
-from postmortems.taxonomy import Tag
+from postmortems import similar, writeup
+from postmortems.analytics import summarize
+from postmortems.models import Severity, Status
+from postmortems.schemas import ActionItemCreate, ActionItemUpdate, IncidentCreate
+from postmortems.search import search
+from postmortems.service import (
+    add_action_item,
+    add_entry,
+    add_note,
+    decide_tag,
+    file_incident,
+    get_incident,
+    incident_read,
+    transition,
+    update_action_item,
+)
+from postmortems.taxonomy import load_index
+from postmortems.web_session import COOKIE, check_token, cookie_for, csrf_token, current_user, require_user
 from watchtower.db import SessionDep
+from watchtower.errors import WatchtowerError
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(prefix="/postmortems", include_in_schema=False)
+PAGE = 20
+CsrfField = Annotated[str, Form()]
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    """A page with the signed-in user and CSRF token every form needs."""
+    base = {"user": current_user(request), "csrf": csrf_token(request)}
+    return templates.TemplateResponse(request, name, base | context, status_code=status)
+
+
+def back_to(incident_id: int, anchor: str = "") -> RedirectResponse:
+    return RedirectResponse(f"/postmortems/incidents/{incident_id}{anchor}", status_code=303)
+
+
+def guarded(request: Request, action: Callable[[], Response]) -> Response:
+    """Run a form action; a domain error becomes an error page with the reason and a way back."""
+    try:
+        return action()
+    except WatchtowerError as exc:
+        return render(request, "error.html", {"title": exc.title, "detail": exc.detail, "errors": exc.errors,
+                                              "back": request.headers.get("referer", "/postmortems")}, exc.status)
 
 
 @router.get("", response_class=HTMLResponse)
-def search_page(request: Request, session: SessionDep, q: str = "", tag: str = "") -> HTMLResponse:
-    """The search form and its results."""
-    valid_tag = tag if tag in {t.value for t in Tag} else None
-    found = search_incidents(session, q, valid_tag)
+def search_page(request: Request, session: SessionDep, q: str = "", tag: Annotated[list[str], Query()] = [],  # noqa: B006
+                severity: str = "", status: str = "", model: str = "", opened_from: str = "", opened_to: str = "",
+                sort: str = "relevance", page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
+    """Search with facets and highlighted snippets."""
+    from postmortems.api import filters_for
+
+    index = load_index(session)
+    tags = [t for t in tag if t in index.nodes]
+    filters = filters_for(session, tags, [model] if model else [],
+                          [Severity(severity)] if severity in Severity._value2member_map_ else [],
+                          [Status(status)] if status in Status._value2member_map_ else [],
+                          _date(opened_from), _date(opened_to))
+    results = search(session, q, filters, index, sort="date" if sort == "date" else "relevance",
+                     limit=PAGE, offset=(page - 1) * PAGE)
     url = request.app.state.settings.public_url
-    return templates.TemplateResponse(request, "search.html", {
-        "q": q, "tag": valid_tag or "", "tags": [t.value for t in Tag],
-        "incidents": [incident_read(session, i, url) for i in found]})
+    hits = [(incident_read(session, h.incident, url, index), h.snippet, h.score) for h in results.hits]
+    return render(request, "search.html", {
+        "q": q, "tag": tags[0] if tags else "", "severity": severity, "status": status, "model": model,
+        "opened_from": opened_from, "opened_to": opened_to, "sort": sort, "page": page,
+        "pages": max(1, -(-results.total // PAGE)), "total": results.total, "hits": hits,
+        "facets": results.facets, "tree": _tree(index), "index": index,
+        "severities": [s.value for s in Severity], "statuses": [s.value for s in Status]})
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_page(incident_id: int, request: Request, session: SessionDep) -> HTMLResponse:
-    """One incident: status, evidence, tags and timeline."""
-    incident = incident_read(session, get_incident(session, incident_id), request.app.state.settings.public_url)
-    return templates.TemplateResponse(request, "incident.html", {"incident": incident})
+    """One incident: status and durations, impact, evidence, tags, write-up, action items, similar, timeline."""
+    index = load_index(session)
+    incident = incident_read(session, get_incident(session, incident_id), request.app.state.settings.public_url, index)
+    document = writeup.read(session, incident)
+    return render(request, "incident.html", {
+        "incident": incident, "writeup": document, "tree": _tree(index),
+        "revisions": writeup.history(session, incident_id), "statuses": [s.value for s in Status]})
+
+
+@router.get("/new", response_class=HTMLResponse)
+def new_page(request: Request, session: SessionDep) -> HTMLResponse:
+    """The form to file an incident by hand."""
+    return render(request, "new.html", {"tree": _tree(load_index(session)),
+                                        "severities": [s.value for s in Severity]})
+
+
+@router.post("/new")
+def file_from_page(request: Request, session: SessionDep, csrf: CsrfField, title: Annotated[str, Form()],
+                   summary: Annotated[str, Form()] = "", severity: Annotated[str, Form()] = "SEV3",
+                   impact: Annotated[str, Form()] = "", models: Annotated[str, Form()] = "",
+                   tags: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
+    def act() -> Response:
+        author = require_user(request, csrf)
+        body = IncidentCreate(title=title, summary=summary, severity=Severity(severity), author=author,
+                              impact=impact, models=[m.strip() for m in models.split(",") if m.strip()],
+                              tags=[t for t in tags if t])
+        incident = file_incident(session, body)
+        similar.link_similar(session, incident)
+        session.commit()
+        assert incident.id is not None
+        return back_to(incident.id)
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/notes")
+def note_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+                   text: Annotated[str, Form(min_length=1)]) -> Response:
+    def act() -> Response:
+        add_note(session, get_incident(session, incident_id), require_user(request, csrf), text)
+        session.commit()
+        return back_to(incident_id, "#timeline")
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/status")
+def status_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+                     status: Annotated[str, Form()], reason: Annotated[str, Form()] = "") -> Response:
+    def act() -> Response:
+        target = "reopen" if status == "reopen" else Status(status)
+        transition(session, get_incident(session, incident_id), target, require_user(request, csrf), reason)
+        session.commit()
+        return back_to(incident_id)
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/tags")
+def tag_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+                  tag: Annotated[str, Form()], confidence: Annotated[str, Form()] = "confirmed") -> Response:
+    def act() -> Response:
+        decide_tag(session, get_incident(session, incident_id), tag,
+                   confidence if confidence in ("confirmed", "rejected") else "confirmed", require_user(request, csrf))
+        session.commit()
+        return back_to(incident_id, "#tags")
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/writeup")
+def writeup_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+                      markdown: Annotated[str, Form(min_length=1)], base_revision: Annotated[int, Form()]) -> Response:
+    def act() -> Response:
+        author = require_user(request, csrf)
+        incident = get_incident(session, incident_id)
+        writeup.save(session, incident, markdown, author, base_revision)
+        add_entry(session, incident_id, "writeup", "Edited the write-up", source="human", author=author)
+        from postmortems.documents import refresh_document
+
+        refresh_document(session, incident)
+        session.commit()
+        return back_to(incident_id, "#writeup")
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/action-items")
+def action_item_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+                          title: Annotated[str, Form(min_length=1)], owner: Annotated[str, Form()] = "",
+                          due: Annotated[str, Form()] = "") -> Response:
+    def act() -> Response:
+        body = ActionItemCreate(author=require_user(request, csrf), title=title, owner=owner or None,
+                                due=date.fromisoformat(due) if due else None)
+        add_action_item(session, get_incident(session, incident_id), body)
+        session.commit()
+        return back_to(incident_id, "#action-items")
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/action-items/{item_id}")
+def action_item_status_from_page(incident_id: int, item_id: int, request: Request, session: SessionDep,
+                                 csrf: CsrfField, status: Annotated[str, Form()]) -> Response:
+    def act() -> Response:
+        body = ActionItemUpdate(author=require_user(request, csrf), status=status)  # type: ignore[arg-type]
+        update_action_item(session, get_incident(session, incident_id), item_id, body)
+        session.commit()
+        return back_to(incident_id, "#action-items")
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/similar/{other_id}/dismiss")
+def dismiss_from_page(incident_id: int, other_id: int, request: Request, session: SessionDep,
+                      csrf: CsrfField) -> Response:
+    def act() -> Response:
+        similar.dismiss(session, incident_id, other_id, require_user(request, csrf))
+        session.commit()
+        return back_to(incident_id, "#similar")
+
+    return guarded(request, act)
+
+
+@router.get("/analytics", response_class=HTMLResponse)
+def analytics_page(request: Request, session: SessionDep, confirmed_only: bool = False) -> HTMLResponse:
+    """What breaks most, ML or not, and how fast we detect and recover."""
+    return render(request, "analytics.html", {"summary": summarize(session, load_index(session), confirmed_only)})
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", {"error": None})
+
+
+@router.post("/login")
+def login(request: Request, name: Annotated[str, Form(min_length=1, max_length=200)],
+          token: Annotated[str, Form()]) -> Response:
+    if not check_token(request, token):
+        return render(request, "login.html", {"error": "That is not this server's API token."}, 401)
+    response = RedirectResponse("/postmortems", status_code=303)
+    response.set_cookie(COOKIE, cookie_for(request, name.strip()), httponly=True, samesite="strict",
+                        max_age=12 * 3600)
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/postmortems", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def _tree(index: Any) -> list[tuple[str, str, int]]:
+    """(key, label, depth) for every taxonomy node, parents before children, for indented selects."""
+    out: list[tuple[str, str, int]] = []
+
+    def walk(key: str, depth: int) -> None:
+        out.append((key, index.label(key), depth))
+        for child in index.children.get(key, []):
+            walk(child, depth + 1)
+
+    for key, node in index.nodes.items():
+        if not node.get("parent"):
+            walk(key, 0)
+    return out
+
+
+def _date(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None

@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
+from postmortems.taxonomy import ensure_builtin
 from tests import factories
 from watchtower.app import create_app
 from watchtower.db import make_engine, migrate
@@ -58,6 +59,9 @@ def db(engine: Engine) -> Iterator[Engine]:
             conn.execute(table.delete())
         conn.execute(text("DELETE FROM apscheduler_jobs")) if engine.dialect.has_table(
             conn, "apscheduler_jobs") else None
+    with Session(engine) as session:  # built-in taxonomies are data every test expects
+        ensure_builtin(session)
+        session.commit()
 
 
 @pytest.fixture

@@ -52,12 +52,17 @@ def writer(engine: Engine) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+    """Bring the schema to the newest Alembic revision (creates it on an empty database) and load built-in data."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    from postmortems.taxonomy import ensure_builtin
+
+    with Session(writer(engine)) as session:
+        ensure_builtin(session)
+        session.commit()
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -5,7 +5,9 @@ from sqlalchemy import select as sa_select  # sqlmodel's select types at most fo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from postmortems.models import Incident, Status
+from postmortems.analytics import summarize
+from postmortems.models import ACTIVE, Incident
+from postmortems.taxonomy import load_index
 from watchtower.checks.models import CheckResult, CheckRun
 from watchtower.registry.models import Monitor, MonitoredModel, Pipeline, Role
 
@@ -24,7 +26,7 @@ def read_state(engine: Engine) -> Samples:
                                            session.exec(select(Pipeline.name, Pipeline.paused)).all()],
         }
         open_counts = dict(session.exec(
-            select(Incident.model_id, func.count()).where(Incident.status != Status.resolved.value)
+            select(Incident.model_id, func.count()).where(col(Incident.status).in_([s.value for s in ACTIVE]))
             .group_by(col(Incident.model_id))).all())
         state["watchtower_open_incidents"] = [({"model": name}, float(open_counts.get(model_id, 0)))
                                               for model_id, name in names.items()]
@@ -41,4 +43,13 @@ def read_state(engine: Engine) -> Samples:
         state["watchtower_drift_score"] = [
             ({"model": run_labels[r][0], "monitor": run_labels[r][1], "detector": run_labels[r][2],
               "feature": feature}, score) for r, feature, score in results]
+        summary = summarize(session, load_index(session))
+    state["watchtower_incidents_by_category"] = [({"category": c["category"]}, float(c["incidents"]))
+                                                 for c in summary["by_category"]]
+    state["watchtower_incident_mean_seconds"] = [
+        ({"category": c["category"], "stage": stage}, float(c[key]))
+        for c in summary["by_category"]
+        for stage, key in (("detect", "mttd_s"), ("acknowledge", "mtta_s"), ("mitigate", "mttm_s"),
+                           ("resolve", "mttr_s")) if c[key] is not None]
+    state["watchtower_incidents_by_ml_axis"] = [({"axis": axis}, float(n)) for axis, n in summary["ml_share"].items()]
     return state

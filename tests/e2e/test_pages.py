@@ -64,7 +64,8 @@ def incident(client: TestClient, models: factories.BuiltModels, runtime: Runtime
     response = client.get(f"/incidents/{result.incident_id}")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    assert SHIFT_TAG in body["tags"] and OTHER_TAG not in body["tags"], body["tags"]
+    keys = [t["tag"] for t in body["tags"]]
+    assert SHIFT_TAG in keys and OTHER_TAG not in keys, keys
     return body
 
 

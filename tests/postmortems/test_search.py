@@ -26,7 +26,7 @@ def test_search_api_by_words_and_tag(client: TestClient, runtime: Runtime, model
     def ids(**params: str) -> list[int]:
         response = client.get("/incidents", params=params)
         assert response.status_code == 200, response.text
-        return [i["id"] for i in response.json()]
+        return [i["id"] for i in response.json()["hits"]]
 
     assert ids() == [fraud, churn]
     assert ids(q="churn") == [churn]

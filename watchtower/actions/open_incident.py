@@ -6,10 +6,14 @@ from sqlmodel import Session
 
 from detectors.base import Finding
 from postmortems.models import Severity
-from postmortems.service import open_or_append
+from postmortems.service import mark_mitigated, open_or_append
+from postmortems.similar import link_similar
 from postmortems.taxonomy import suggest
 from watchtower.actions.base import ActionContext
 from watchtower.policy import Breach
+from watchtower.registry.models import MonitoredModel, Pipeline
+
+MITIGATIONS = ("pause_pipeline", "swap_model")
 
 
 def severity_of(breach: Breach, failed_actions: list[str]) -> tuple[str, str]:
@@ -49,25 +53,32 @@ def describe(breach: Breach) -> str:
 
 
 class OpenIncident:
-    """At most one open incident per model+monitor; repeated breaches extend its timeline."""
+    """At most one active incident per model+monitor; repeated breaches extend its timeline."""
 
     name = "open_incident"
 
     def execute(self, ctx: ActionContext, session: Session) -> str:
         breach = ctx.breach
         severity, rule = severity_of(breach, ctx.failed)
-        evidence = evidence_of(breach) | {"severity_rule": rule}
+        evidence = evidence_of(breach)
         features = len({f.feature for o in breach.outcomes if o.detector.endswith("_drift")
                         and o.detector != "prediction_drift" for f in o.findings}) or 1
         tags = suggest([o.detector for o in breach.breached], len(set(breach.drifted_features)) / features)
         kinds = sorted({o.detector for o in breach.breached})
-        title = f"{breach.model_name}: {', '.join(kinds)} breached ({breach.monitor_name} monitor)"
-        summary = describe(breach)
-        search_text = " ".join([title, summary, breach.model_name, *breach.drifted_features, *tags])
+        model = session.get(MonitoredModel, breach.model_id)
+        assert model is not None
+        pipeline = session.get(Pipeline, model.pipeline_id)
         incident, created = open_or_append(
-            session, model_id=breach.model_id, monitor_id=breach.monitor_id, title=title, summary=summary,
-            severity=severity, evidence=evidence, tags=list(tags), search_text=search_text, at=breach.window_end)
+            session, model_id=breach.model_id, monitor_id=breach.monitor_id, model_name=breach.model_name,
+            pipeline=pipeline.name if pipeline else "", severity_rule=rule,
+            title=f"{breach.model_name}: {', '.join(kinds)} breached ({breach.monitor_name} monitor)",
+            summary=describe(breach), severity=severity, evidence=evidence, tags=[t.value for t in tags],
+            window_start=breach.window_start, at=breach.window_end)
+        if any(r.ok and r.action in MITIGATIONS for r in ctx.runs):
+            mark_mitigated(session, incident, breach.window_end)
         ctx.incident_id, ctx.incident_created = incident.id, created
+        if created:
+            link_similar(session, incident)
         return f"opened incident #{incident.id} ({severity})" if created else f"added breach to incident #{incident.id}"
 
 

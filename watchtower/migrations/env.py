@@ -20,13 +20,19 @@ def run() -> None:
         _run(connection)
 
 
+def _ours(name: str | None, kind: str, _parent: object) -> bool:
+    """Objects Alembic must not try to drop: APScheduler's job table and the full-text index (made in SQL)."""
+    if kind == "table":
+        return not (name == "apscheduler_jobs" or (name or "").startswith("incident_fts"))
+    return not (kind == "column" and name == "tsv")
+
+
 def _run(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs batch mode to alter tables
-        # APScheduler owns its job table; Alembic must not try to drop it.
-        include_name=lambda name, kind, _parent: not (kind == "table" and name == "apscheduler_jobs"),
+        include_name=_ours,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,29 @@
+"""Keep each incident's searchable document (title + everything people and detectors wrote) current."""
+
+from sqlmodel import Session, col, select
+
+from postmortems.models import ActionItem, Incident, IncidentDocument, IncidentTag, TimelineEntry, WriteupRevision
+
+
+def refresh_document(session: Session, incident: Incident) -> None:
+    """Rebuild the text the full-text index sees; called after every change to an incident."""
+    assert incident.id is not None
+    notes = session.exec(select(TimelineEntry.text).where(TimelineEntry.incident_id == incident.id,
+                                                          TimelineEntry.kind == "note")).all()
+    items = session.exec(select(ActionItem.title).where(ActionItem.incident_id == incident.id)).all()
+    tags = session.exec(select(IncidentTag.tag).where(IncidentTag.incident_id == incident.id,
+                                                      IncidentTag.confidence != "rejected")).all()
+    writeup = session.exec(select(WriteupRevision.markdown).where(WriteupRevision.incident_id == incident.id)
+                           .order_by(col(WriteupRevision.revision).desc())).first()
+    features = [f["feature"] for c in incident.evidence.get("checks", []) for f in c.get("findings", [])]
+    body = "\n".join([
+        incident.summary, incident.impact, " ".join(incident.affected_models), " ".join(incident.affected_pipelines),
+        " ".join(features), " ".join(t.replace("-", " ") for t in tags), *notes, *items, writeup or "",
+    ])
+    document = session.get(IncidentDocument, incident.id)
+    if document is None:
+        session.add(IncidentDocument(incident_id=incident.id, title=incident.title, body=body))
+    else:
+        document.title, document.body = incident.title, body
+        session.add(document)
+    session.flush()
