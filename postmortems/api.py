@@ -39,6 +39,7 @@ from postmortems.service import (
 )
 from postmortems.taxonomy import TaxonomySpec, add_taxonomy, load_index, parse_spec
 from watchtower.auth import WriteAccess
+from watchtower.clock import to_utc
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, problem_responses
 from watchtower.registry.schemas import OperatorDecision
@@ -80,7 +81,8 @@ def filters_for(session: Session, tag: list[str], model: list[str], severity: li
     if model and not model_ids:
         model_ids = [-1]  # a model filter that matches no model matches no incident
     return Filters(tags=tag, model_ids=[m for m in model_ids if m is not None], severities=[s.value for s in severity],
-                   statuses=[s.value for s in status], opened_from=opened_from, opened_to=opened_to)
+                   statuses=[s.value for s in status], opened_from=to_utc(opened_from) if opened_from else None,
+                   opened_to=to_utc(opened_to) if opened_to else None)
 
 
 @router.get("/incidents", response_model=SearchResponse)
@@ -259,6 +261,7 @@ async def add(request: Request, session: SessionDep) -> dict[str, Any]:
     spec = parse_spec(await request.body())
     taxonomy = add_taxonomy(session, spec)
     session.commit()
+    session.refresh(taxonomy)
     return taxonomy.model_dump(mode="json")
 
 

@@ -124,7 +124,7 @@ class IncidentUpdate(BaseModel):
 
 class Transition(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: Status | Literal["reopen"]
+    status: Literal["acknowledged", "mitigated", "resolved", "postmortem_complete", "reopen"]
     author: str = Author
     reason: str = Field(default="", max_length=2000)
 
