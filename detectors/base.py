@@ -2,10 +2,13 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # profile.py imports FeatureType from here
+    from detectors.profile import ReferenceProfile
 
 PREDICTION = "__prediction__"
 LABEL = "__label__"
@@ -16,13 +19,15 @@ FeatureType = Literal["numeric", "categorical"]
 class Window:
     """Reference (training) rows and current (serving) rows of one model, same columns.
 
-    Both frames hold the schema's feature columns plus PREDICTION and, where known, LABEL.
+    Both frames hold the schema's feature columns plus PREDICTION and, where known, LABEL. `profile`, when the
+    service stored one at registration, spares the native detectors from profiling the reference on every pass.
     """
 
     reference: pd.DataFrame
     current: pd.DataFrame
     schema: dict[str, FeatureType]
     task: Literal["classification", "regression"] = "classification"
+    profile: "ReferenceProfile | None" = None
 
     def columns_of(self, kind: FeatureType) -> list[str]:
         """Feature names of one type, in schema order."""

@@ -34,4 +34,4 @@ def names() -> list[str]:
 
 def _load_builtins() -> None:
     # Importing the modules runs their @register; evidently itself loads only when its detector runs.
-    from detectors import evidently_drift, kpi, quality, stat_drift  # noqa: F401
+    from detectors import evidently_compat, evidently_drift, kpi, native_drift, quality, stat_drift  # noqa: F401
