@@ -6,6 +6,7 @@ finds the same incidents on either database.
 """
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -102,25 +103,27 @@ def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
     dialect = session.get_bind().dialect.name
     match = tsquery(clauses) if dialect == "postgresql" else fts5_query(clauses)
     conditions = _conditions(filters, index)
-    rank: Any = cast(null(), Float)
-    query: Any = sa_select(col(Incident.id), rank)
+    # The matching ids, unranked: counting and faceting must not pay for ranking every match.
+    matched: Any = sa_select(col(Incident.id)).where(*conditions)
     if match is not None:
+        matched = matched.where(col(Incident.id).in_(_matching(dialect).bindparams(m=match)))
+    total = session.execute(sa_select(func.count()).select_from(matched.subquery())).scalar_one()
+    if match is not None and sort == "relevance":
         ranked = _ranked(dialect).bindparams(m=match).columns(incident_id=Integer, rank=Float).subquery()
-        rank = ranked.c.rank
-        query = sa_select(col(Incident.id), rank).join(ranked, ranked.c.incident_id == Incident.id)
-    for condition in conditions:
-        query = query.where(condition)
-    total = session.execute(sa_select(func.count()).select_from(query.subquery())).scalar_one()
-    order = [rank.desc()] if match is not None and sort == "relevance" else []
-    rows = session.execute(query.order_by(*order, col(Incident.opened_at).desc(), col(Incident.id).desc())
-                           .limit(limit).offset(offset)).all()
+        page = (sa_select(ranked.c.incident_id, ranked.c.rank).join(Incident, Incident.id == ranked.c.incident_id)
+                .where(*conditions)  # filters only: the full-text match is already the ranked query's own
+                .order_by(ranked.c.rank.desc(), col(Incident.opened_at).desc(), col(Incident.id).desc()))
+    else:
+        page = matched.add_columns(cast(null(), Float)).order_by(col(Incident.opened_at).desc(),
+                                                                 col(Incident.id).desc())
+    rows = session.execute(page.limit(limit).offset(offset)).all()
     ids: list[int] = [row[0] for row in rows]
     scores = {row[0]: float(row[1]) for row in rows if row[1] is not None}
     incidents = {i.id: i for i in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()}
     snippets = _snippets(session, dialect, match, ids) if match is not None else {}
     hits = [Hit(incidents[i], scores.get(i), snippets.get(i) or Markup(escape(incidents[i].summary[:240])))
             for i in ids]
-    facets = _facets(session, query) if with_facets else {}
+    facets = _facets(session, matched) if with_facets else {}
     return Results(hits, int(total), facets)
 
 
@@ -132,6 +135,12 @@ def _ranked(dialect: str) -> Any:
     # bm25 is lower-is-better; negate it so both engines sort by rank descending. Title counts 5x.
     return text("SELECT rowid AS incident_id, -bm25(incident_fts, 5.0, 1.0) AS rank "
                 "FROM incident_fts WHERE incident_fts MATCH :m")
+
+
+def _matching(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return text("SELECT incident_id FROM incident_document WHERE tsv @@ to_tsquery('english', :m)")
+    return text("SELECT rowid FROM incident_fts WHERE incident_fts MATCH :m")
 
 
 def _conditions(filters: Filters, index: TaxonomyIndex) -> list[ColumnElement[bool]]:
@@ -173,8 +182,7 @@ def _snippets(session: Session, dialect: str, match: str, ids: list[int]) -> dic
 def _facets(session: Session, matched: Any) -> dict[str, list[tuple[str, int]]]:
     from watchtower.registry.models import MonitoredModel
 
-    ids = matched.with_only_columns(Incident.id).subquery()
-    in_ids = col(Incident.id).in_(select(ids.c.id))
+    in_ids = col(Incident.id).in_(matched)
 
     def count(column: Any, *joins: Any, where: Any = None) -> list[tuple[str, int]]:
         query = select(column, func.count()).select_from(Incident)
@@ -186,10 +194,16 @@ def _facets(session: Session, matched: Any) -> dict[str, list[tuple[str, int]]]:
         rows = session.exec(query.group_by(column).order_by(func.count().desc(), column)).all()
         return [(str(value), int(n)) for value, n in rows if value is not None]
 
-    return {
-        "tag": count(IncidentTag.tag, (IncidentTag, IncidentTag.incident_id == Incident.id),
-                     where=IncidentTag.confidence != "rejected"),
-        "severity": count(Incident.severity),
-        "status": count(Incident.status),
-        "model": count(MonitoredModel.name, (MonitoredModel, MonitoredModel.id == Incident.model_id)),
-    }
+    # One grouped pass for the three columns of `incident`, one for tags.
+    columns = (col(Incident.severity), col(Incident.status), col(Incident.model_id))
+    grouped = session.execute(sa_select(*columns, func.count()).where(in_ids).group_by(*columns)).all()
+    names = dict(session.execute(sa_select(col(MonitoredModel.id), col(MonitoredModel.name))).all())
+    facets: dict[str, Counter[str]] = {"severity": Counter(), "status": Counter(), "model": Counter()}
+    for severity, status, model_id, n in grouped:
+        facets["severity"][severity] += n
+        facets["status"][status] += n
+        if model_id is not None:
+            facets["model"][names.get(model_id, str(model_id))] += n
+    return {"tag": count(IncidentTag.tag, (IncidentTag, IncidentTag.incident_id == Incident.id),
+                         where=IncidentTag.confidence != "rejected")} | {
+        name: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) for name, counter in facets.items()}

@@ -41,6 +41,7 @@ SUGGESTED_BY = {
     "evidently_drift": [Tag.feature_distribution_shift],
     "stat_drift": [Tag.feature_distribution_shift],
     "native_drift": [Tag.feature_distribution_shift],
+    "evidently_compatible_drift": [Tag.feature_distribution_shift],
     "prediction_drift": [Tag.prediction_distribution_shift],
     "accuracy": [Tag.kpi_degradation],
     "missing_values": [Tag.missing_or_broken_feature, Tag.data_pipeline_failure],

@@ -79,8 +79,9 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
     with Session(writer(runtime.engine)) as session:
         outcomes = []
         for spec, status, findings, error in results:
-            run = CheckRun(model_id=model.id, monitor_id=monitor.id, detector=spec["name"],
-                           engine=registry.engine_of(str(spec["name"])), params=spec.get("params", {}),
+            engine = findings[0].engine if findings else registry.engine_of(str(spec["name"]))
+            run = CheckRun(model_id=model.id, monitor_id=monitor.id, detector=spec["name"], engine=engine,
+                           params=spec.get("params", {}),
                            status=status, window_start=start, window_end=now, n_reference=len(window.reference),
                            n_current=len(window.current), error=error, created_at=now)
             session.add(run)

@@ -4,6 +4,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from detectors.base import Finding
+from detectors.evidently_compat import DATASET
+
+
+def is_feature_drift(detector: str) -> bool:
+    """Detectors whose findings are per input feature (not the prediction, not a KPI)."""
+    return detector.endswith("_drift") and detector != "prediction_drift"
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,8 @@ class Breach:
 
     @property
     def drifted_features(self) -> list[str]:
-        return [f.feature for o in self.breached if o.detector.endswith("_drift") and o.detector != "prediction_drift"
-                for f in o.findings if f.breached]
+        return [f.feature for o in self.breached if is_feature_drift(o.detector)
+                for f in o.findings if f.breached and f.feature != DATASET]
 
 
 def evaluate(model_id: int, model_name: str, monitor_id: int, monitor_name: str,

@@ -306,3 +306,23 @@ def test_categorical_drift_goes_through_evidently_chi_square(client: TestClient,
     color = next(f for f in evidently.findings if f.feature == "color")
     assert color.test == "chisquare" and color.engine == "evidently" and color.breached
     assert {f.feature for f in evidently.findings if f.breached} == {"color"}
+
+
+def test_native_engine_runs_from_the_stored_profile(client: TestClient, runtime: Runtime, models: BuiltModels,
+                                                    db: Engine) -> None:
+    from watchtower.registry.models import ReferenceData
+
+    monitors = [{"detectors": [{"name": "native_drift"}, {"name": "evidently_compatible_drift"}], "min_events": 100}]
+    factories.register_tensor(client, models, monitors=monitors)
+    with Session(db) as session:
+        assert session.exec(select(ReferenceData.profile)).one()  # profiled once, at registration
+    factories.serve(client, "churn", factories.make_frame(400, seed=5, shift=0.5))
+    result = run_monitor(runtime, "churn", "default")
+    native = next(o for o in result.outcomes if o.detector == "native_drift")
+    assert {f.feature for f in native.findings if f.breached} == {"f1", "f2"}
+    checks = {c["detector"]: c for c in client.get("/models/churn/checks").json()}
+    assert checks["native_drift"]["engine"] == "native"
+    assert checks["evidently_compatible_drift"]["engine"] == "evidently-compatible"
+    incident = client.get(f"/incidents/{result.incident_id}").json()
+    assert "__dataset__" not in {f["feature"] for c in incident["evidence"]["checks"] for f in c["findings"]
+                                 if c["detector"] == "native_drift"}

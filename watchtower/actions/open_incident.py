@@ -5,12 +5,13 @@ from typing import Any
 from sqlmodel import Session
 
 from detectors.base import Finding
+from detectors.evidently_compat import DATASET
 from postmortems.models import Severity
 from postmortems.service import mark_mitigated, open_or_append
 from postmortems.similar import link_similar
 from postmortems.taxonomy import suggest
 from watchtower.actions.base import ActionContext
-from watchtower.policy import Breach
+from watchtower.policy import Breach, is_feature_drift
 from watchtower.registry.models import MonitoredModel, Pipeline
 
 MITIGATIONS = ("pause_pipeline", "swap_model")
@@ -61,8 +62,8 @@ class OpenIncident:
         breach = ctx.breach
         severity, rule = severity_of(breach, ctx.failed)
         evidence = evidence_of(breach)
-        features = len({f.feature for o in breach.outcomes if o.detector.endswith("_drift")
-                        and o.detector != "prediction_drift" for f in o.findings}) or 1
+        features = len({f.feature for o in breach.outcomes if is_feature_drift(o.detector)
+                        for f in o.findings if f.feature != DATASET}) or 1
         tags = suggest([o.detector for o in breach.breached], len(set(breach.drifted_features)) / features)
         kinds = sorted({o.detector for o in breach.breached})
         model = session.get(MonitoredModel, breach.model_id)

@@ -68,6 +68,8 @@ class ReferenceData(SQLModel, table=True):
     model_id: int = Field(foreign_key="monitored_model.id", unique=True)
     n_rows: int
     parquet: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # detectors.profile.ReferenceProfile, computed once at registration so checks touch only the current window.
+    profile: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, func, select
 
 from detectors import registry as detector_registry
 from detectors.base import LABEL, PREDICTION
+from detectors.profile import profile_reference
 from watchtower.errors import Conflict, Invalid, NotFound, field_error
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData, Role
 from watchtower.registry.schemas import (
@@ -96,7 +97,8 @@ def register_model(
     assert model.id is not None
     for role, data in ((Role.primary, primary), (Role.fallback, fallback)):
         _add_version(session, model.id, role, 1, data, models[role], cache)
-    session.add(ReferenceData(model_id=model.id, n_rows=len(frame), parquet=to_parquet(frame)))
+    profile = profile_reference(frame, {f.name: f.type for f in spec.features}).to_bytes()
+    session.add(ReferenceData(model_id=model.id, n_rows=len(frame), parquet=to_parquet(frame), profile=profile))
     for monitor in monitors:
         monitor.model_id = model.id
         session.add(monitor)
