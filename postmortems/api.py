@@ -63,6 +63,7 @@ class Hit(BaseModel):
 
 class SearchResponse(BaseModel):
     total: int
+    total_capped: bool = False  # true when more than 10,000 matched: `total` is then a lower bound
     hits: list[Hit]
     facets: dict[str, list[tuple[str, int]]]
 
@@ -101,7 +102,7 @@ def search_incidents(
     results = search(session, q, filters, load_index(session), sort=sort, limit=limit, offset=offset)
     url = request.app.state.settings.public_url
     hits = [_hit(session, h.incident, h.score, str(h.snippet), url) for h in results.hits]
-    return SearchResponse(total=results.total, hits=hits, facets=results.facets)
+    return SearchResponse(total=results.total, total_capped=results.capped, hits=hits, facets=results.facets)
 
 
 @writes.post("/incidents", status_code=201, response_model=IncidentRead)
@@ -140,7 +141,7 @@ def move(incident_id: int, body: Transition, request: Request, session: SessionD
     """Acknowledge, mitigate, resolve, complete the postmortem, or reopen."""
     incident = transition(session, get_incident(session, incident_id), body.status, body.author, body.reason)
     session.commit()
-    _observe_durations(request, incident)
+    observe_durations(request, incident)
     return _read(request, session, incident)
 
 
@@ -149,7 +150,7 @@ def resolve(incident_id: int, body: OperatorDecision, request: Request, session:
     """Shortcut for status=resolved."""
     incident = transition(session, get_incident(session, incident_id), Status.resolved, body.author, body.reason)
     session.commit()
-    _observe_durations(request, incident)
+    observe_durations(request, incident)
     return _read(request, session, incident)
 
 
@@ -283,7 +284,8 @@ def _hit(session: Session, incident: Incident, score: float | None, snippet: str
                url=incident_url(url, incident.id), score=score, snippet=snippet)
 
 
-def _observe_durations(request: Request, incident: Incident) -> None:
+def observe_durations(request: Request, incident: Incident) -> None:
+    """Feed watchtower_incident_stage_seconds when an incident reaches acknowledge, mitigate or resolve."""
     from postmortems.lifecycle import durations
 
     spans = durations(incident).model_dump()

@@ -5,6 +5,12 @@ from sqlmodel import Session, col, select
 from postmortems.models import ActionItem, Incident, IncidentDocument, IncidentTag, TimelineEntry, WriteupRevision
 
 
+def plain(text: str) -> str:
+    """Angle brackets as spaces: PostgreSQL's parser would drop `<...>` as HTML tags and FTS5 would not,
+    so both engines index the same words only if neither sees markup."""
+    return text.replace("<", " ").replace(">", " ")
+
+
 def refresh_document(session: Session, incident: Incident) -> None:
     """Rebuild the text the full-text index sees; called after every change to an incident."""
     assert incident.id is not None
@@ -17,13 +23,14 @@ def refresh_document(session: Session, incident: Incident) -> None:
                            .order_by(col(WriteupRevision.revision).desc())).first()
     features = [f["feature"] for c in incident.evidence.get("checks", []) for f in c.get("findings", [])]
     body = "\n".join([
-        incident.summary, incident.impact, " ".join(incident.affected_models), " ".join(incident.affected_pipelines),
-        " ".join(features), " ".join(t.replace("-", " ") for t in tags), *notes, *items, writeup or "",
+        incident.summary, *notes, writeup or "", *items, incident.impact, " ".join(incident.affected_models),
+        " ".join(incident.affected_pipelines), " ".join(features), " ".join(t.replace("-", " ") for t in tags),
     ])
+    title, body = plain(incident.title), plain(body)
     document = session.get(IncidentDocument, incident.id)
     if document is None:
-        session.add(IncidentDocument(incident_id=incident.id, title=incident.title, body=body))
+        session.add(IncidentDocument(incident_id=incident.id, title=title, body=body))
     else:
-        document.title, document.body = incident.title, body
+        document.title, document.body = title, body
         session.add(document)
     session.flush()

@@ -8,13 +8,16 @@ from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
 from postmortems import similar, writeup
 from postmortems.analytics import summarize
+from postmortems.lifecycle import ALLOWED
 from postmortems.models import Severity, Status
 from postmortems.schemas import ActionItemCreate, ActionItemUpdate, IncidentCreate
 from postmortems.search import search
@@ -55,8 +58,17 @@ def guarded(request: Request, action: Callable[[], Response]) -> Response:
     try:
         return action()
     except WatchtowerError as exc:
-        return render(request, "error.html", {"title": exc.title, "detail": exc.detail, "errors": exc.errors,
-                                              "back": request.headers.get("referer", "/postmortems")}, exc.status)
+        return error_page(request, exc.status, exc.title, exc.detail, exc.errors)
+    except (ValidationError, ValueError) as exc:  # a form value the API models refuse (length, date, status)
+        errors = ([{"field": ".".join(map(str, e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+                  if isinstance(exc, ValidationError) else [])
+        return error_page(request, 422, "Invalid form", str(exc).splitlines()[0], errors)
+
+
+def error_page(request: Request, status: int, title: str, detail: str, errors: list[dict[str, str]]) -> HTMLResponse:
+    """The HTML twin of a problem-details response, with a way back."""
+    return render(request, "error.html", {"title": title, "detail": detail, "errors": errors,
+                                          "back": request.headers.get("referer", "/postmortems")}, status)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -76,10 +88,17 @@ def search_page(request: Request, session: SessionDep, q: str = "", tag: Annotat
                      limit=PAGE, offset=(page - 1) * PAGE)
     url = request.app.state.settings.public_url
     hits = [(incident_read(session, h.incident, url, index), h.snippet, h.score) for h in results.hits]
+    def link(add_tag: str = "", **changes: str) -> str:
+        """This search narrowed by a tag or with parameters replaced; every other filter is kept."""
+        kept = [(k, v) for k, v in request.query_params.multi_items()
+                if k not in changes and k != "page" and v and (k, v) != ("tag", add_tag)]
+        extra = [("tag", add_tag)] if add_tag else []
+        return "/postmortems?" + urlencode(kept + extra + [(k, v) for k, v in changes.items() if v])
+
     return render(request, "search.html", {
-        "q": q, "tag": tags[0] if tags else "", "severity": severity, "status": status, "model": model,
+        "link": link, "q": q, "tag": tags[0] if tags else "", "severity": severity, "status": status, "model": model,
         "opened_from": opened_from, "opened_to": opened_to, "sort": sort, "page": page,
-        "pages": max(1, -(-results.total // PAGE)), "total": results.total, "hits": hits,
+        "pages": max(1, -(-results.total // PAGE)), "total": results.total, "capped": results.capped, "hits": hits,
         "facets": results.facets, "tree": _tree(index), "index": index,
         "severities": [s.value for s in Severity], "statuses": [s.value for s in Status]})
 
@@ -90,8 +109,10 @@ def incident_page(incident_id: int, request: Request, session: SessionDep) -> HT
     index = load_index(session)
     incident = incident_read(session, get_incident(session, incident_id), request.app.state.settings.public_url, index)
     document = writeup.read(session, incident)
+    moves = sorted(s.value for s in ALLOWED[incident.status])
     return render(request, "incident.html", {
         "incident": incident, "writeup": document, "tree": _tree(index),
+        "moves": ["reopen" if m == "open" else m for m in moves],
         "revisions": writeup.history(session, incident_id), "statuses": [s.value for s in Status]})
 
 
@@ -103,7 +124,7 @@ def new_page(request: Request, session: SessionDep) -> HTMLResponse:
 
 
 @router.post("/new")
-def file_from_page(request: Request, session: SessionDep, csrf: CsrfField, title: Annotated[str, Form()],
+def file_from_page(request: Request, session: SessionDep, *, csrf: CsrfField = "", title: Annotated[str, Form()],
                    summary: Annotated[str, Form()] = "", severity: Annotated[str, Form()] = "SEV3",
                    impact: Annotated[str, Form()] = "", models: Annotated[str, Form()] = "",
                    tags: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
@@ -122,7 +143,7 @@ def file_from_page(request: Request, session: SessionDep, csrf: CsrfField, title
 
 
 @router.post("/incidents/{incident_id}/notes")
-def note_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+def note_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
                    text: Annotated[str, Form(min_length=1)]) -> Response:
     def act() -> Response:
         add_note(session, get_incident(session, incident_id), require_user(request, csrf), text)
@@ -133,19 +154,22 @@ def note_from_page(incident_id: int, request: Request, session: SessionDep, csrf
 
 
 @router.post("/incidents/{incident_id}/status")
-def status_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+def status_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
                      status: Annotated[str, Form()], reason: Annotated[str, Form()] = "") -> Response:
     def act() -> Response:
+        from postmortems.api import observe_durations
+
         target = "reopen" if status == "reopen" else Status(status)
-        transition(session, get_incident(session, incident_id), target, require_user(request, csrf), reason)
+        incident = transition(session, get_incident(session, incident_id), target, require_user(request, csrf), reason)
         session.commit()
+        observe_durations(request, incident)
         return back_to(incident_id)
 
     return guarded(request, act)
 
 
 @router.post("/incidents/{incident_id}/tags")
-def tag_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+def tag_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
                   tag: Annotated[str, Form()], confidence: Annotated[str, Form()] = "confirmed") -> Response:
     def act() -> Response:
         decide_tag(session, get_incident(session, incident_id), tag,
@@ -157,7 +181,7 @@ def tag_from_page(incident_id: int, request: Request, session: SessionDep, csrf:
 
 
 @router.post("/incidents/{incident_id}/writeup")
-def writeup_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+def writeup_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
                       markdown: Annotated[str, Form(min_length=1)], base_revision: Annotated[int, Form()]) -> Response:
     def act() -> Response:
         author = require_user(request, csrf)
@@ -174,7 +198,7 @@ def writeup_from_page(incident_id: int, request: Request, session: SessionDep, c
 
 
 @router.post("/incidents/{incident_id}/action-items")
-def action_item_from_page(incident_id: int, request: Request, session: SessionDep, csrf: CsrfField,
+def action_item_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
                           title: Annotated[str, Form(min_length=1)], owner: Annotated[str, Form()] = "",
                           due: Annotated[str, Form()] = "") -> Response:
     def act() -> Response:
@@ -189,7 +213,7 @@ def action_item_from_page(incident_id: int, request: Request, session: SessionDe
 
 @router.post("/incidents/{incident_id}/action-items/{item_id}")
 def action_item_status_from_page(incident_id: int, item_id: int, request: Request, session: SessionDep,
-                                 csrf: CsrfField, status: Annotated[str, Form()]) -> Response:
+                                 *, csrf: CsrfField = "", status: Annotated[str, Form()]) -> Response:
     def act() -> Response:
         body = ActionItemUpdate(author=require_user(request, csrf), status=status)  # type: ignore[arg-type]
         update_action_item(session, get_incident(session, incident_id), item_id, body)
@@ -201,7 +225,7 @@ def action_item_status_from_page(incident_id: int, item_id: int, request: Reques
 
 @router.post("/incidents/{incident_id}/similar/{other_id}/dismiss")
 def dismiss_from_page(incident_id: int, other_id: int, request: Request, session: SessionDep,
-                      csrf: CsrfField) -> Response:
+                      *, csrf: CsrfField = "") -> Response:
     def act() -> Response:
         similar.dismiss(session, incident_id, other_id, require_user(request, csrf))
         session.commit()
@@ -213,7 +237,9 @@ def dismiss_from_page(incident_id: int, other_id: int, request: Request, session
 @router.get("/analytics", response_class=HTMLResponse)
 def analytics_page(request: Request, session: SessionDep, confirmed_only: bool = False) -> HTMLResponse:
     """What breaks most, ML or not, and how fast we detect and recover."""
-    return render(request, "analytics.html", {"summary": summarize(session, load_index(session), confirmed_only)})
+    index = load_index(session)
+    labels = {key: index.label(key) for key in index.nodes}
+    return render(request, "analytics.html", {"summary": summarize(session, index, confirmed_only), "labels": labels})
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -224,6 +250,8 @@ def login_page(request: Request) -> HTMLResponse:
 @router.post("/login")
 def login(request: Request, name: Annotated[str, Form(min_length=1, max_length=200)],
           token: Annotated[str, Form()]) -> Response:
+    if not name.strip():
+        return render(request, "login.html", {"error": "Give your name: it is recorded on what you change."}, 422)
     if not check_token(request, token):
         return render(request, "login.html", {"error": "That is not this server's API token."}, 401)
     response = RedirectResponse("/postmortems", status_code=303)

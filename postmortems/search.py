@@ -29,6 +29,8 @@ which while who whom why will with you your yours yourself yourselves""".split()
 _TOKEN = re.compile(r"-?\"[^\"]*\"|\S+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 START, STOP = "\x02", "\x03"
+# Bounds that keep a query's cost independent of how many incidents it matches.
+COUNT_CAP, RANK_WINDOW, FACET_WINDOW = 10_000, 1_000, 10_000
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ def fts5_query(clauses: list[Clause]) -> str | None:
     return match + "".join(f' NOT "{" ".join(c.words)}"' for c in clauses if c.negated)
 
 
-def tsquery(clauses: list[Clause]) -> str | None:
+def tsquery(clauses: list[Clause], any_term: bool = False) -> str | None:
+    """PostgreSQL tsquery text; `any_term` ORs the positive terms (for highlighting in a body that may
+    hold only some of them, as when a word matched the title)."""
     positive = [c for c in clauses if not c.negated]
     if not positive:
         return None
@@ -66,6 +70,8 @@ def tsquery(clauses: list[Clause]) -> str | None:
     def term(c: Clause) -> str:
         return "(" + " <-> ".join(f"'{w}'" for w in c.words) + ")"
 
+    if any_term:
+        return " | ".join(term(c) for c in positive)
     return " & ".join([term(c) for c in positive] + [f"!{term(c)}" for c in clauses if c.negated])
 
 
@@ -93,12 +99,17 @@ class Results:
     hits: list[Hit]
     total: int
     facets: dict[str, list[tuple[str, int]]]
+    capped: bool = False  # more than COUNT_CAP matched: `total` is a lower bound
 
 
 def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
            sort: Literal["relevance", "date"] = "relevance", limit: int = 20, offset: int = 0,
            with_facets: bool = True) -> Results:
-    """One page of matching incidents, the total, and facet counts over all matches."""
+    """One page of matching incidents, the total (exact up to COUNT_CAP), and facet counts.
+
+    Bounded work, whatever the query: counting stops at COUNT_CAP, relevance ranks the RANK_WINDOW
+    newest matches when there are more, and facets count the FACET_WINDOW newest matches.
+    """
     clauses = parse(q)
     dialect = session.get_bind().dialect.name
     match = tsquery(clauses) if dialect == "postgresql" else fts5_query(clauses)
@@ -107,24 +118,27 @@ def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
     matched: Any = sa_select(col(Incident.id)).where(*conditions)
     if match is not None:
         matched = matched.where(col(Incident.id).in_(_matching(dialect).bindparams(m=match)))
-    total = session.execute(sa_select(func.count()).select_from(matched.subquery())).scalar_one()
+    newest = (col(Incident.opened_at).desc(), col(Incident.id).desc())
+    total = session.execute(sa_select(func.count()).select_from(matched.limit(COUNT_CAP + 1).subquery())).scalar_one()
     if match is not None and sort == "relevance":
         ranked = _ranked(dialect).bindparams(m=match).columns(incident_id=Integer, rank=Float).subquery()
         page = (sa_select(ranked.c.incident_id, ranked.c.rank).join(Incident, Incident.id == ranked.c.incident_id)
                 .where(*conditions)  # filters only: the full-text match is already the ranked query's own
-                .order_by(ranked.c.rank.desc(), col(Incident.opened_at).desc(), col(Incident.id).desc()))
+                .order_by(ranked.c.rank.desc(), *newest))
+        if total > RANK_WINDOW:
+            page = page.where(ranked.c.incident_id.in_(matched.order_by(*newest).limit(RANK_WINDOW)))
     else:
-        page = matched.add_columns(cast(null(), Float)).order_by(col(Incident.opened_at).desc(),
-                                                                 col(Incident.id).desc())
+        page = matched.add_columns(cast(null(), Float)).order_by(*newest)
     rows = session.execute(page.limit(limit).offset(offset)).all()
     ids: list[int] = [row[0] for row in rows]
     scores = {row[0]: float(row[1]) for row in rows if row[1] is not None}
     incidents = {i.id: i for i in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()}
-    snippets = _snippets(session, dialect, match, ids) if match is not None else {}
+    highlight = tsquery(clauses, any_term=True) if dialect == "postgresql" else match
+    snippets = _snippets(session, dialect, highlight, ids) if highlight is not None else {}
     hits = [Hit(incidents[i], scores.get(i), snippets.get(i) or Markup(escape(incidents[i].summary[:240])))
             for i in ids]
-    facets = _facets(session, matched) if with_facets else {}
-    return Results(hits, int(total), facets)
+    facets = _facets(session, matched.order_by(*newest).limit(FACET_WINDOW)) if with_facets else {}
+    return Results(hits, min(int(total), COUNT_CAP), facets, capped=total > COUNT_CAP)
 
 
 def _ranked(dialect: str) -> Any:
@@ -182,7 +196,7 @@ def _snippets(session: Session, dialect: str, match: str, ids: list[int]) -> dic
 def _facets(session: Session, matched: Any) -> dict[str, list[tuple[str, int]]]:
     from watchtower.registry.models import MonitoredModel
 
-    in_ids = col(Incident.id).in_(matched)
+    in_ids = col(Incident.id).in_(matched.subquery().select())
 
     def count(column: Any, *joins: Any, where: Any = None) -> list[tuple[str, int]]:
         query = select(column, func.count()).select_from(Incident)

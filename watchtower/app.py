@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings, app.state.engine, app.state.runtime = settings, runtime.engine, runtime
     app.state.metrics, app.state.cache, app.state.scheduler = runtime.metrics, runtime.cache, None
     install_handlers(app)
+    app.state.page_error = pages.error_page  # form mistakes on the pages get an HTML page, not JSON
     for module in (registry_api, serving_api, events_api, checks_api, incidents_api, pages):
         app.include_router(module.router)
     app.include_router(incidents_api.writes)

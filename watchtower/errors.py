@@ -5,7 +5,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,12 @@ def install_handlers(app: FastAPI) -> None:
         return problem(exc.status, exc.title, exc.detail, exc.errors, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [field_error(_loc_to_field(e["loc"]), e["msg"]) for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        page_error = getattr(request.app.state, "page_error", None)
+        if page_error is not None and request.url.path.startswith("/postmortems"):
+            return page_error(request, 422, "Invalid form", detail, errors)  # type: ignore[no-any-return]
         return problem(422, "Validation failed", detail, errors)
 
     @app.exception_handler(HTTPException)
