@@ -148,10 +148,7 @@ def move(incident_id: int, body: Transition, request: Request, session: SessionD
 @writes.post("/incidents/{incident_id}/resolve", response_model=IncidentRead)
 def resolve(incident_id: int, body: OperatorDecision, request: Request, session: SessionDep) -> IncidentRead:
     """Shortcut for status=resolved."""
-    incident = transition(session, get_incident(session, incident_id), Status.resolved, body.author, body.reason)
-    session.commit()
-    observe_durations(request, incident)
-    return _read(request, session, incident)
+    return move(incident_id, Transition(status="resolved", author=body.author, reason=body.reason), request, session)
 
 
 @writes.post("/incidents/{incident_id}/notes", response_model=IncidentRead, status_code=201)
@@ -183,11 +180,6 @@ def save_writeup(incident_id: int, body: WriteupUpdate, request: Request, sessio
     """Save a new revision; 409 when someone else saved since `base_revision`."""
     incident = get_incident(session, incident_id)
     writeup.save(session, incident, body.markdown, body.author, body.base_revision)
-    from postmortems.documents import refresh_document
-    from postmortems.service import add_entry
-
-    add_entry(session, incident_id, "writeup", "Edited the write-up", source="human", author=body.author)
-    refresh_document(session, incident)
     session.commit()
     return writeup.read(session, _read(request, session, incident))
 

@@ -23,7 +23,6 @@ from postmortems.schemas import ActionItemCreate, ActionItemUpdate, IncidentCrea
 from postmortems.search import search
 from postmortems.service import (
     add_action_item,
-    add_entry,
     add_note,
     decide_tag,
     file_incident,
@@ -184,13 +183,7 @@ def tag_from_page(incident_id: int, request: Request, session: SessionDep, *, cs
 def writeup_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
                       markdown: Annotated[str, Form(min_length=1)], base_revision: Annotated[int, Form()]) -> Response:
     def act() -> Response:
-        author = require_user(request, csrf)
-        incident = get_incident(session, incident_id)
-        writeup.save(session, incident, markdown, author, base_revision)
-        add_entry(session, incident_id, "writeup", "Edited the write-up", source="human", author=author)
-        from postmortems.documents import refresh_document
-
-        refresh_document(session, incident)
+        writeup.save(session, get_incident(session, incident_id), markdown, require_user(request, csrf), base_revision)
         session.commit()
         return back_to(incident_id, "#writeup")
 

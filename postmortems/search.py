@@ -126,7 +126,8 @@ def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
                 .where(*conditions)  # filters only: the full-text match is already the ranked query's own
                 .order_by(ranked.c.rank.desc(), *newest))
         if total > RANK_WINDOW:
-            page = page.where(ranked.c.incident_id.in_(matched.order_by(*newest).limit(RANK_WINDOW)))
+            window = matched.order_by(*newest).limit(RANK_WINDOW).subquery("window")
+            page = page.join(window, window.c.id == ranked.c.incident_id)
     else:
         page = matched.add_columns(cast(null(), Float)).order_by(*newest)
     rows = session.execute(page.limit(limit).offset(offset)).all()
@@ -196,21 +197,16 @@ def _snippets(session: Session, dialect: str, match: str, ids: list[int]) -> dic
 def _facets(session: Session, matched: Any) -> dict[str, list[tuple[str, int]]]:
     from watchtower.registry.models import MonitoredModel
 
-    in_ids = col(Incident.id).in_(matched.subquery().select())
-
-    def count(column: Any, *joins: Any, where: Any = None) -> list[tuple[str, int]]:
-        query = select(column, func.count()).select_from(Incident)
-        for target, on in joins:
-            query = query.join(target, on)
-        query = query.where(in_ids)
-        if where is not None:
-            query = query.where(where)
-        rows = session.exec(query.group_by(column).order_by(func.count().desc(), column)).all()
-        return [(str(value), int(n)) for value, n in rows if value is not None]
-
-    # One grouped pass for the three columns of `incident`, one for tags.
+    # A JOIN on the (limited) id set, not IN: PostgreSQL would re-run a LIMIT subquery under a semi-join.
+    ids = matched.subquery("matched")
+    tags = session.execute(
+        sa_select(col(IncidentTag.tag), func.count()).select_from(ids)
+        .join(IncidentTag, col(IncidentTag.incident_id) == ids.c.id).where(col(IncidentTag.confidence) != "rejected")
+        .group_by(col(IncidentTag.tag)).order_by(func.count().desc(), col(IncidentTag.tag))).all()
+    # One grouped pass for the three columns of `incident`.
     columns = (col(Incident.severity), col(Incident.status), col(Incident.model_id))
-    grouped = session.execute(sa_select(*columns, func.count()).where(in_ids).group_by(*columns)).all()
+    grouped = session.execute(sa_select(*columns, func.count()).select_from(ids)
+                              .join(Incident, col(Incident.id) == ids.c.id).group_by(*columns)).all()
     names = dict(session.execute(sa_select(col(MonitoredModel.id), col(MonitoredModel.name))).all())
     facets: dict[str, Counter[str]] = {"severity": Counter(), "status": Counter(), "model": Counter()}
     for severity, status, model_id, n in grouped:
@@ -218,6 +214,5 @@ def _facets(session: Session, matched: Any) -> dict[str, list[tuple[str, int]]]:
         facets["status"][status] += n
         if model_id is not None:
             facets["model"][names.get(model_id, str(model_id))] += n
-    return {"tag": count(IncidentTag.tag, (IncidentTag, IncidentTag.incident_id == Incident.id),
-                         where=IncidentTag.confidence != "rejected")} | {
+    return {"tag": [(str(tag), int(n)) for tag, n in tags]} | {
         name: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) for name, counter in facets.items()}

@@ -5,7 +5,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel import Session, col, select
 
-from postmortems.models import Incident, WriteupRevision
+from postmortems.documents import refresh_document
+from postmortems.models import Incident, TimelineEntry, WriteupRevision
 from postmortems.schemas import IncidentRead, WriteupRead
 from watchtower.errors import Conflict
 
@@ -57,7 +58,10 @@ def save(session: Session, incident: Incident, markdown: str, author: str, base_
                        "reload and merge")
     revision = WriteupRevision(incident_id=incident.id, revision=latest + 1, markdown=markdown, author=author)
     session.add(revision)
+    session.add(TimelineEntry(incident_id=incident.id, kind="writeup", source="human", author=author,
+                              text=f"Saved write-up revision {revision.revision}"))
     session.flush()
+    refresh_document(session, incident)  # the write-up is searched
     return revision
 
 
