@@ -113,7 +113,10 @@ def _story(api: httpx.Client, runtime: Any) -> None:
     slack = "sent to Slack" if sent else "logged (no WATCHTOWER_SLACK_TOKEN set, so Slack was not called)"
     say(f"8. Alert {slack}.")
     say(f"\nIncident #{incident['id']} [{incident['severity']}]: {incident['title']}")
-    say(f"   tags: {', '.join(incident['tags'])}")
+    say(f"   suggested tags: {', '.join(t['tag'] for t in incident['tags'])}")
+    spans = incident["durations"]
+    say(f"   time to detect {spans['time_to_detect'] / 60:.0f} min (from the breaching window's start), "
+        f"time to mitigate {spans['time_to_mitigate']:.0f} s")
     say(f"   page: {incident['url']}  (run `watchtower serve` to open it)")
     say(f"   restore when fixed: POST /models/{name}/restore and POST /pipelines/{name}/resume "
         "with {\"author\", \"reason\"}")
