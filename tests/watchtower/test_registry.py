@@ -162,3 +162,22 @@ def test_openapi_describes_problem_responses(client: TestClient) -> None:
     assert "application/problem+json" in register["422"]["content"]
     assert "Problem" in schema["components"]["schemas"]
     assert json.dumps(schema)  # serialisable
+
+
+def test_monitors_are_configured_through_the_api(client: TestClient, models: BuiltModels) -> None:
+    factories.register_tensor(client, models)
+    bad = client.put("/models/churn/monitors/default", json={"detectors": [
+        {"name": "native_drift", "params": {"correction": "holm"}}, {"name": "missing_values", "params": {"x": 1}}]})
+    assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["body.detectors.0.params.correction",
+                                                           "body.detectors.1.params.x"]
+    detectors = [{"name": "native_drift", "params": {"numeric_tests": ["ks", "psi"], "correction": "bonferroni"}},
+                 {"name": "evidently_compatible_drift", "params": {}}]
+    updated = client.put("/models/churn/monitors/default", json={"detectors": detectors, "interval_s": 30})
+    assert updated.status_code == 200, updated.text
+    monitor = updated.json()["monitors"][0]
+    assert monitor["interval_s"] == 30 and [d["name"] for d in monitor["detectors"]] == [
+        "native_drift", "evidently_compatible_drift"]
+    added = client.put("/models/churn/monitors/hourly", json={"window_s": 3600})
+    assert [m["name"] for m in added.json()["monitors"]] == ["default", "hourly"]
+    assert client.put("/models/ghost/monitors/default", json={}).status_code == 404

@@ -12,13 +12,14 @@ from watchtower.auth import WriteAccess
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, PayloadTooLarge, field_error, problem_responses
 from watchtower.registry.models import MonitoredModel, Pipeline
-from watchtower.registry.schemas import ModelRead, ModelSpec, OperatorDecision, PipelineRead
+from watchtower.registry.schemas import ModelRead, ModelSpec, MonitorSpec, OperatorDecision, PipelineRead
 from watchtower.registry.service import (
     add_versions,
     get_model,
     get_pipeline,
     model_read,
     pipeline_read,
+    put_monitor,
     register_model,
 )
 
@@ -85,6 +86,18 @@ def restore(name: str, body: OperatorDecision, session: SessionDep) -> ModelRead
     model = get_model(session, name)
     restore_primary(session, model, body.author, body.reason)
     session.commit()
+    return model_read(session, model)
+
+
+@router.put("/models/{name}/monitors/{monitor}", response_model=ModelRead, dependencies=WriteAccess,
+            responses=problem_responses(401, 422))
+def set_monitor(name: str, monitor: str, body: MonitorSpec, request: Request, session: SessionDep) -> ModelRead:
+    """Create or replace a monitor: which detectors (engines) run, with which params, how often, on what window."""
+    model = get_model(session, name)
+    put_monitor(session, model, body.model_copy(update={"name": monitor}), request.app.state.settings)
+    session.commit()
+    if request.app.state.scheduler is not None:
+        request.app.state.scheduler.sync_jobs()
     return model_read(session, model)
 
 

@@ -70,7 +70,7 @@ def register_model(
     if session.exec(select(MonitoredModel.id).where(MonitoredModel.name == spec.name)).first() is not None:
         raise Conflict(f"a model named '{spec.name}' exists; upload a new version to it instead")
     schema: dict[str, str] = {f.name: f.type for f in spec.features}
-    monitors = [_monitor_row(spec, i, m, settings) for i, m in enumerate(spec.monitors)]
+    monitors = [_monitor_row(spec.task, f"spec.monitors.{i}", m, settings) for i, m in enumerate(spec.monitors)]
     models = _load_pair(primary, fallback, schema, spec.task)
     frame = _reference_frame(reference, reference_name, spec)
     _trial_run(models, frame)
@@ -177,11 +177,28 @@ def default_detectors(task: str) -> list[dict[str, Any]]:
     return detectors
 
 
-def _monitor_row(spec: ModelSpec, index: int, monitor: MonitorSpec, settings: Settings) -> Monitor:
-    detectors = [d.model_dump() for d in monitor.detectors] if monitor.detectors else default_detectors(spec.task)
+def put_monitor(session: Session, model: MonitoredModel, monitor: MonitorSpec, settings: Settings) -> Monitor:
+    """Create or replace one monitor of a model (detectors, engine params, interval, window)."""
+    assert model.id is not None
+    row = _monitor_row(model.task, "body", monitor, settings)
+    existing = session.exec(select(Monitor).where(Monitor.model_id == model.id, Monitor.name == monitor.name)).first()
+    if existing is None:
+        row.model_id = model.id
+        session.add(row)
+        session.flush()
+        return row
+    existing.detectors, existing.interval_s = row.detectors, row.interval_s
+    existing.window_s, existing.min_events = row.window_s, row.min_events
+    session.add(existing)
+    session.flush()
+    return existing
+
+
+def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Settings) -> Monitor:
+    detectors = [d.model_dump() for d in monitor.detectors] if monitor.detectors else default_detectors(task)
     errors = []
     for j, detector in enumerate(detectors):
-        where = f"spec.monitors.{index}.detectors.{j}"
+        where = f"{prefix}.detectors.{j}"
         try:
             detector_registry.build(detector["name"], detector["params"])
         except KeyError:
