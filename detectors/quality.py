@@ -2,6 +2,8 @@
 
 from typing import ClassVar
 
+import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from detectors.base import Detector, Finding, Window
@@ -24,4 +26,49 @@ class MissingValues(Detector):
             findings.append(Finding(self.name, self.engine, "missing_share", column, score=current,
                                     threshold=threshold, breached=current > threshold, direction="above",
                                     extra={"reference_share": reference}))
+        return findings
+
+
+@register
+class OutOfRange(Detector):
+    """Share of a numeric feature's serving values outside the reference's [min, max] (NaN and ±inf count too)."""
+
+    name: ClassVar[str] = "out_of_range"
+    max_share: float = Field(default=0.01, ge=0, le=1, description="Breach above this share of out-of-range values")
+
+    def run(self, window: Window) -> list[Finding]:
+        findings = []
+        for column in window.columns_of("numeric"):
+            reference = pd.to_numeric(window.reference[column], errors="coerce")
+            current = pd.to_numeric(window.current[column], errors="coerce").dropna()
+            finite = reference[np.isfinite(reference)]
+            if current.empty or finite.empty:
+                continue
+            low, high = float(finite.min()), float(finite.max())
+            outside = float(((current < low) | (current > high) | ~np.isfinite(current)).mean())
+            findings.append(Finding(self.name, self.engine, "out_of_range", column, score=outside,
+                                    threshold=self.max_share, breached=outside > self.max_share, direction="above",
+                                    extra={"reference_min": low, "reference_max": high}))
+        return findings
+
+
+@register
+class UnseenCategories(Detector):
+    """Share of a categorical feature's serving values never seen in the reference (a renamed or broken feed)."""
+
+    name: ClassVar[str] = "unseen_categories"
+    max_share: float = Field(default=0.01, ge=0, le=1, description="Breach above this share of unseen values")
+
+    def run(self, window: Window) -> list[Finding]:
+        findings = []
+        for column in window.columns_of("categorical"):
+            known = set(window.reference[column].dropna().astype(str))
+            current = window.current[column].dropna().astype(str)
+            if current.empty:
+                continue
+            unseen = ~current.isin(known)
+            share = float(unseen.mean())
+            findings.append(Finding(self.name, self.engine, "unseen_share", column, score=share,
+                                    threshold=self.max_share, breached=share > self.max_share, direction="above",
+                                    extra={"unseen_values": float(current[unseen].nunique())}))
         return findings

@@ -45,6 +45,8 @@ SUGGESTED_BY = {
     "prediction_drift": [Tag.prediction_distribution_shift],
     "accuracy": [Tag.kpi_degradation],
     "missing_values": [Tag.missing_or_broken_feature, Tag.data_pipeline_failure],
+    "out_of_range": [Tag.missing_or_broken_feature],
+    "unseen_categories": [Tag.missing_or_broken_feature, Tag.training_serving_skew],
 }
 
 

@@ -108,3 +108,28 @@ def test_bad_params_name_the_field(name: str, params: dict[str, object], field: 
     with pytest.raises(ValidationError) as error:
         registry.build(name, params)
     assert error.value.errors()[0]["loc"][0] == field
+
+
+def test_out_of_range_counts_values_outside_the_reference_span() -> None:
+    from detectors.quality import OutOfRange
+
+    window = _window(n=200)
+    low, high = window.reference["x"].min(), window.reference["x"].max()
+    window.current.loc[:9, "x"] = high + 100  # a unit change on 5% of rows
+    window.current.loc[10, "x"] = np.inf
+    findings = {f.feature: f for f in OutOfRange(max_share=0.02).run(window)}
+    assert findings["x"].score == pytest.approx(11 / 200) and findings["x"].breached
+    assert findings["x"].extra == {"reference_min": low, "reference_max": high}
+    assert not findings["y"].breached and "c" not in findings
+
+
+def test_unseen_categories_flag_a_renamed_feed() -> None:
+    from detectors.quality import UnseenCategories
+
+    window = _window(n=100)
+    window.current.loc[:19, "c"] = "A"  # upstream started sending upper case
+    [finding] = UnseenCategories().run(window)
+    assert finding.feature == "c" and finding.score == pytest.approx(0.2) and finding.breached
+    assert finding.extra == {"unseen_values": 1.0}
+    with pytest.raises(ValidationError):
+        UnseenCategories(max_share=2)
