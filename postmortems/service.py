@@ -232,11 +232,6 @@ def get_incident(session: Session, incident_id: int) -> Incident:
     return incident
 
 
-def resolve(session: Session, incident: Incident, author: str, reason: str) -> Incident:
-    """Close an incident; a later breach of the same monitor opens a new one."""
-    return transition(session, incident, Status.resolved, author, reason)
-
-
 def incident_read(session: Session, incident: Incident, public_url: str,
                   index: TaxonomyIndex | None = None) -> IncidentRead:
     """The API view of an incident, with timeline, tags, action items, similar incidents and durations."""

@@ -97,7 +97,7 @@ def register_model(
     assert model.id is not None
     for role, data in ((Role.primary, primary), (Role.fallback, fallback)):
         _add_version(session, model.id, role, 1, data, models[role], cache)
-    profile = profile_reference(frame, {f.name: f.type for f in spec.features}).to_bytes()
+    profile = profile_reference(frame, schema).to_bytes()  # type: ignore[arg-type]
     session.add(ReferenceData(model_id=model.id, n_rows=len(frame), parquet=to_parquet(frame), profile=profile))
     for monitor in monitors:
         monitor.model_id = model.id
