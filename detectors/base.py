@@ -1,7 +1,9 @@
 """What every detector sees (a Window) and returns (Findings). Pure: no database, HTTP or clock."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pandas as pd
@@ -10,8 +12,14 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:  # profile.py imports FeatureType from here
     from detectors.profile import ReferenceProfile
 
+# Columns of the current frame besides the features (the reference frame has PREDICTION, LABEL and PROBA_*).
 PREDICTION = "__prediction__"
 LABEL = "__label__"
+ID = "__id__"  # the prediction id, also the entity id that skew checks join on
+TS = "__ts__"  # when the prediction was served (aware UTC)
+LATENCY = "__latency_ms__"
+ERROR = "__error__"  # the serving error message, None when the prediction succeeded
+PROBA_PREFIX = "__proba__:"  # one column per class: the model's probability of that class
 FeatureType = Literal["numeric", "categorical"]
 
 
@@ -28,10 +36,28 @@ class Window:
     schema: dict[str, FeatureType]
     task: Literal["classification", "regression"] = "classification"
     profile: "ReferenceProfile | None" = None
+    # The window's bounds; a count-based window has the served times of its first and last events.
+    start: datetime | None = None
+    end: datetime | None = None
+    # Feature values logged at other pipeline stages for the window's ids (stage name -> ID column + features),
+    # e.g. "training" (as generated for training) or "ingestion"; skew checks join them on ID.
+    stages: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    # Business KPI points pushed through the API during the window: columns name, value, ts.
+    metrics: pd.DataFrame | None = None
+    # Events in each of the previous windows of the same length, oldest first (volume checks learn from them).
+    history_counts: tuple[int, ...] = ()
+    # Events refused at ingest during the window, by reason: columns kind (missing | extra | wrong_type),
+    # feature, count. Producers that log fire-and-forget never see their 422s; this is how we do.
+    rejected: pd.DataFrame | None = None
 
     def columns_of(self, kind: FeatureType) -> list[str]:
         """Feature names of one type, in schema order."""
         return [name for name, t in self.schema.items() if t == kind]
+
+    @property
+    def proba_columns(self) -> list[str]:
+        """The current frame's class-probability columns (empty when the model reports none)."""
+        return [c for c in self.current.columns if str(c).startswith(PROBA_PREFIX)]
 
 
 @dataclass(frozen=True)
