@@ -75,6 +75,9 @@ class Finding:
     statistic: float | None = None
     p_value: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    # Where the threshold came from: "static" (the detector's own) or how a learned one was fitted, set by
+    # detectors.thresholds.apply (extra holds only floats, so the text needs its own field).
+    threshold_source: str = "static"
 
 
 def per_test_alpha(alpha: float, tests: int, correction: str) -> float:
