@@ -39,8 +39,12 @@ BUILTINS = (
     "evidently_drift",
     "kpi",
     "native_drift",
+    "non_finite",
     "quality",
+    "schema_check",
+    "skew",
     "stat_drift",
+    "volume",
 )
 
 
