@@ -95,6 +95,9 @@ class Detector(BaseModel, ABC):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: ClassVar[str]
     engine: ClassVar[str] = "native"
+    # False for checks that must run on an empty or tiny window (a dead feed, refused events, pushed KPIs):
+    # the monitor's min_events gate does not apply to them.
+    needs_events: ClassVar[bool] = True
 
     @abstractmethod
     def run(self, window: Window) -> list[Finding]:

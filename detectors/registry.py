@@ -27,6 +27,12 @@ def engine_of(name: str) -> str:
     return _DETECTORS[name].engine if name in _DETECTORS else ""
 
 
+def needs_events(name: str) -> bool:
+    """Whether the detector needs the monitor's min_events in the window (True for an unknown name)."""
+    _load_builtins()
+    return _DETECTORS[name].needs_events if name in _DETECTORS else True
+
+
 def names() -> list[str]:
     """Every registered detector name."""
     _load_builtins()

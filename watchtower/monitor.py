@@ -20,7 +20,7 @@ from watchtower.db import writer
 from watchtower.policy import Breach, DetectorOutcome, evaluate
 from watchtower.registry.models import Monitor, MonitoredModel
 from watchtower.runtime import Runtime
-from watchtower.windows import build_window
+from watchtower.windows import TICK, build_window
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,13 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
         model = session.exec(select(MonitoredModel).where(MonitoredModel.name == model_name)).one()
         monitor = session.exec(select(Monitor).where(Monitor.model_id == model.id,
                                                      Monitor.name == monitor_name)).one()
-        window, start = build_window(session, model, monitor, now, runtime.references)
+        span = build_window(session, model, monitor, now, runtime.references)
     assert model.id is not None and monitor.id is not None
+    window, start, end = span.window, span.start, span.end
     enough = len(window.current) >= monitor.min_events
-    results = [_detect(runtime, model_name, spec, window, monitor.min_events) if enough
+    results = [(spec, "insufficient_data", [], span.incomplete) if span.incomplete
+               else _detect(runtime, model_name, spec, window)
+               if enough or not registry.needs_events(str(spec["name"]))
                else (spec, "insufficient_data", [], f"{len(window.current)} events, need {monitor.min_events}")
                for spec in monitor.detectors]
 
@@ -82,14 +85,20 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
             engine = findings[0].engine if findings else registry.engine_of(str(spec["name"]))
             run = CheckRun(model_id=model.id, monitor_id=monitor.id, detector=spec["name"], engine=engine,
                            params=spec.get("params", {}),
-                           status=status, window_start=start, window_end=now, n_reference=len(window.reference),
+                           status=status, window_start=start, window_end=min(end, now),
+                           n_reference=len(window.reference),
                            n_current=len(window.current), error=error, created_at=now)
             session.add(run)
             session.flush()
             assert run.id is not None
             session.add_all([_result(run.id, f) for f in findings])
             outcomes.append(DetectorOutcome(run.id, spec["name"], status, findings))
-        breach = evaluate(model.id, model.name, monitor.id, monitor.name, (start, now), outcomes)
+        if monitor.window_events and not span.incomplete:  # this block is checked: the next pass takes the next
+            stored = session.get(Monitor, monitor.id)
+            assert stored is not None
+            stored.cursor_ts = end - TICK
+            session.add(stored)
+        breach = evaluate(model.id, model.name, monitor.id, monitor.name, (start, min(end, now)), outcomes)
         incident_id = None
         if breach is not None:
             runtime.metrics.breaches.labels(model.name, monitor.name).inc()
@@ -97,15 +106,15 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
             run_actions(breach_actions(), ctx, session)
             incident_id = ctx.incident_id
         session.commit()
-    status = "breached" if breach else ("ok" if enough else "insufficient_data")
+    waiting = all(status == "insufficient_data" for _, status, _, _ in results)
+    status = "breached" if breach else ("insufficient_data" if waiting else "ok")
     return PassResult(model.name, monitor.name, status, outcomes, breach, incident_id)
 
 
 Detected = tuple[dict[str, object], str, list[Finding], str | None]
 
 
-def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: Window,
-            min_events: int) -> Detected:
+def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: Window) -> Detected:
     try:
         detector = registry.build(str(spec["name"]), dict(spec.get("params") or {}))  # type: ignore[call-overload]
         findings = detector.run(window)
@@ -121,4 +130,4 @@ def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: 
 def _result(run_id: int, f: Finding) -> CheckResult:
     return CheckResult(check_run_id=run_id, feature=f.feature, test=f.test, statistic=f.statistic,
                        p_value=f.p_value, score=f.score, threshold=f.threshold, direction=f.direction,
-                       breached=f.breached, extra=f.extra)
+                       breached=f.breached, threshold_source=f.threshold_source, extra=f.extra)

@@ -12,8 +12,8 @@ from postmortems.models import (
     WriteupRevision,
 )
 from watchtower.actions.models import ActionRun
-from watchtower.checks.models import CheckResult, CheckRun
-from watchtower.events.models import Label, ServingEvent
+from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
+from watchtower.events.models import EventSegment, FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData
 
 __all__ = [
@@ -21,10 +21,15 @@ __all__ = [
     "ActionRun",
     "CheckResult",
     "CheckRun",
+    "EventSegment",
+    "FeatureLog",
+    "FittedThreshold",
     "Incident",
     "IncidentDocument",
     "IncidentTag",
+    "IngestRejection",
     "Label",
+    "MetricPoint",
     "ModelVersion",
     "Monitor",
     "MonitoredModel",

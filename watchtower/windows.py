@@ -1,18 +1,25 @@
-"""Events -> Window(reference, current) for one model's monitor."""
+"""Events -> Window(reference, current, context) for one model's monitor, by time or by count."""
 
 import io
 import threading
-from datetime import datetime, timedelta
-from typing import cast
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pandas as pd
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from detectors.base import Window
+from detectors.base import LABEL, PREDICTION, Window
 from detectors.profile import ReferenceProfile
-from watchtower.events.store import read_window
+from watchtower.events.models import ServingEvent
+from watchtower.events.segments import prediction_column
+from watchtower.events.store import count_events, read_metrics, read_rejections, read_stage, read_window
 from watchtower.registry.models import Monitor, MonitoredModel, ReferenceData
 from watchtower.registry.service import schema_of
+
+HISTORY_WINDOWS = 8  # previous windows counted for volume checks
+TICK = timedelta(microseconds=1)  # the stores keep microseconds: (a, b] is [a + TICK, b + TICK)
+EPOCH, FAR = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class ReferenceCache:
@@ -22,27 +29,92 @@ class ReferenceCache:
         self._frames: dict[tuple[int, int], tuple[pd.DataFrame, ReferenceProfile | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session, model_id: int) -> tuple[pd.DataFrame, ReferenceProfile | None]:
-        """The reference frame and its stored profile (None for references registered before profiles)."""
-        ref_id = session.exec(select(ReferenceData.id).where(ReferenceData.model_id == model_id)).one()
-        key = (model_id, cast(int, ref_id))
+    def get(self, session: Session, model: MonitoredModel) -> tuple[pd.DataFrame, ReferenceProfile | None]:
+        """The reference frame (classes spelled as in the event store) and its stored profile."""
+        ref_id = session.exec(select(ReferenceData.id).where(ReferenceData.model_id == model.id)).one()
+        key = (cast(int, model.id), cast(int, ref_id))
         with self._lock:
             if key not in self._frames:
                 data, profile = session.exec(select(ReferenceData.parquet, ReferenceData.profile)
                                              .where(ReferenceData.id == ref_id)).one()
                 decoded = ReferenceProfile.from_bytes(profile) if profile else None
-                self._frames[key] = (pd.read_parquet(io.BytesIO(data)), decoded)
+                frame = pd.read_parquet(io.BytesIO(data))
+                for column in (PREDICTION, LABEL):
+                    if column in frame:
+                        frame[column] = prediction_column(frame[column].tolist(), model.task)
+                self._frames[key] = (frame, decoded)
             return self._frames[key]
 
 
+@dataclass(frozen=True)
+class Span:
+    """The window a pass checks. `incomplete` says why a count window cannot be checked yet."""
+
+    window: Window
+    start: datetime
+    end: datetime
+    incomplete: str | None = None
+
+
 def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now: datetime,
-                 references: ReferenceCache) -> tuple[Window, datetime]:
-    """The reference frame and the events served in the monitor's last `window_s` seconds; also the start."""
+                 references: ReferenceCache) -> Span:
+    """The reference and the current events: the last `window_s` seconds, or the next `window_events` events."""
     assert model.id is not None
-    start = now - timedelta(seconds=monitor.window_s)
-    schema = schema_of(model)
-    current = read_window(session, model.id, start, now, list(schema))
-    reference, profile = references.get(session, model.id)
-    window = Window(reference=reference, current=current, schema=schema,  # type: ignore[arg-type]
-                    task=model.task, profile=profile)  # type: ignore[arg-type]
-    return window, start
+    if monitor.window_events:
+        start, end, incomplete = _count_bounds(session, model.id, monitor)
+    else:
+        start, end, incomplete = now - timedelta(seconds=monitor.window_s), now, None
+    current = read_window(session, model, start, end)
+    reference, profile = references.get(session, model)
+    wanted = _detector_names(monitor)
+    stages = {stage: read_stage(session, model, stage, start, end) for stage in _stages(monitor)}
+    history = (_history_counts(session, model.id, start, end) if "volume" in wanted and not monitor.window_events
+               else ())
+    window = Window(reference=reference, current=current, schema=schema_of(model),  # type: ignore[arg-type]
+                    task=model.task, profile=profile, start=start, end=end,  # type: ignore[arg-type]
+                    stages=stages, metrics=read_metrics(session, model.id, start, end),
+                    history_counts=history, rejected=read_rejections(session, model.id, start, end))
+    return Span(window, start, end, incomplete)
+
+
+def _count_bounds(session: Session, model_id: int, monitor: Monitor) -> tuple[datetime, datetime, str | None]:
+    """Tumbling blocks of `window_events` events in served-time order, after the monitor's cursor.
+
+    The first block is the newest N events; each later pass takes the next N after the cursor (a block holds a
+    few more when several events share its last timestamp). Events served before the cursor that arrive late
+    are not checked again.
+    """
+    n = cast(int, monitor.window_events)
+    times = select(ServingEvent.ts).where(ServingEvent.model_id == model_id)
+    if monitor.cursor_ts is None:
+        first = session.exec(times.order_by(col(ServingEvent.ts).desc()).offset(n - 1).limit(1)).first()
+        if first is None:
+            return EPOCH, FAR, f"{count_events(session, model_id, EPOCH, FAR)} events so far, a block needs {n}"
+        newest = session.exec(times.order_by(col(ServingEvent.ts).desc()).limit(1)).one()
+        return first, newest + TICK, None
+    start = monitor.cursor_ts + TICK
+    last = session.exec(times.where(col(ServingEvent.ts) >= start)
+                        .order_by(col(ServingEvent.ts)).offset(n - 1).limit(1)).first()
+    if last is None:
+        waiting = count_events(session, model_id, start, FAR)
+        return start, FAR, f"{waiting} events since the last block, a block needs {n}"
+    return start, last + TICK, None
+
+
+def _history_counts(session: Session, model_id: int, start: datetime, end: datetime) -> tuple[int, ...]:
+    length = end - start
+    return tuple(count_events(session, model_id, start - k * length, start - (k - 1) * length)
+                 for k in range(HISTORY_WINDOWS, 0, -1))
+
+
+def _detector_names(monitor: Monitor) -> set[str]:
+    return {str(spec["name"]) for spec in monitor.detectors}
+
+
+def _stages(monitor: Monitor) -> set[str]:
+    """Pipeline stages the monitor's skew checks compare ("serving" is the events themselves)."""
+    params: list[dict[str, Any]] = [dict(spec.get("params") or {}) for spec in monitor.detectors]
+    named = {str(p[k]) for p in params for k in ("baseline_stage", "compare_stage") if p.get(k)}
+    defaults = {"training"} if any(str(s["name"]) == "feature_skew" and not s.get("params", {}).get("baseline_stage")
+                                   for s in monitor.detectors) else set()
+    return (named | defaults) - {"serving"}

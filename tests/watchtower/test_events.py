@@ -8,9 +8,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from detectors.base import ID, LABEL, PREDICTION, PROBA_PREFIX
 from tests import factories
 from tests.factories import BuiltModels
+from watchtower.clock import utcnow
+from watchtower.db import writer
 from watchtower.events.models import Label, ServingEvent
+from watchtower.events.store import read_window
+from watchtower.registry.models import MonitoredModel
 
 
 def _events(engine: Engine) -> int:
@@ -102,26 +107,63 @@ def test_predict_validates_rows_and_records_events(client: TestClient, model: st
     assert ok.status_code == 200 and ok.json()["predictions"][0]["id"] == "mine-1"
     with Session(db) as session:
         event = session.exec(select(ServingEvent)).one()
-    assert (event.event_id, event.version, event.features) == ("mine-1", "primary-v1",
-                                                              {"f1": 1.0, "f2": 2.0, "f3": 3.0, "f4": 4.0})
+        frame = read_window(session, _model(session), utcnow() - pd.Timedelta(hours=1), utcnow())
+    assert (event.event_id, event.version) == ("mine-1", "primary-v1")
     assert event.latency_ms is not None and event.latency_ms >= 0
+    row = frame.iloc[0]
+    assert (row[ID], *row[factories.NUMERIC]) == ("mine-1", 1.0, 2.0, 3.0, 4.0)
+    assert row[PREDICTION] == str(ok.json()["predictions"][0]["prediction"])
+    # The served model outputs probabilities: they are recorded per class and sum to one.
+    proba = [c for c in frame.columns if c.startswith(PROBA_PREFIX)]
+    assert sorted(proba) == [f"{PROBA_PREFIX}0", f"{PROBA_PREFIX}1"]
+    assert row[proba].sum() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_window_read_joins_labels(client: TestClient, model: str, db: Engine) -> None:
-    from watchtower.clock import utcnow
-    from watchtower.events.store import read_window
-
     predictions = factories.serve(client, model, factories.make_frame(4))
     client.post(f"/models/{model}/labels", json={"labels": [{"id": predictions[0]["id"], "label": 1}]})
     with Session(db) as session:
-        frame = read_window(session, 1 if db.dialect.name == "sqlite" else _model_id(session),
-                            utcnow() - pd.Timedelta(hours=1), utcnow(), factories.NUMERIC)
-    assert len(frame) == 4 and frame["__label__"].notna().sum() == 1
+        frame = read_window(session, _model(session), utcnow() - pd.Timedelta(hours=1), utcnow())
+    assert len(frame) == 4 and frame[LABEL].notna().sum() == 1
+    assert frame.loc[frame[ID] == predictions[0]["id"], LABEL].item() == "1"
 
 
-def _model_id(session: Session) -> int:
-    from watchtower.registry.models import MonitoredModel
+def test_events_land_in_columnar_segments_and_compaction_keeps_every_row(client: TestClient, model: str,
+                                                                         db: Engine) -> None:
+    from watchtower.events.models import EventSegment
+    from watchtower.events.segments import compact
 
-    model_id = session.exec(select(MonitoredModel.id)).one()
-    assert model_id is not None
-    return model_id
+    frames = [factories.make_frame(30, seed=s) for s in range(4)]
+    for frame in frames:
+        factories.serve(client, model, frame)
+    with Session(db) as session:
+        before = read_window(session, _model(session), utcnow() - pd.Timedelta(hours=1), utcnow())
+        assert len(session.exec(select(EventSegment)).all()) == 4
+    with Session(writer(db)) as session:
+        assert compact(session, _model(session).id) == 4  # type: ignore[arg-type]
+        session.commit()
+    with Session(db) as session:
+        segments = session.exec(select(EventSegment)).all()
+        after = read_window(session, _model(session), utcnow() - pd.Timedelta(hours=1), utcnow())
+    assert [s.n_rows for s in segments] == [120]
+    pd.testing.assert_frame_equal(before.sort_values(ID).reset_index(drop=True),
+                                  after.sort_values(ID).reset_index(drop=True))
+    expected = pd.concat(frames)
+    assert sorted(after["f1"]) == pytest.approx(sorted(expected["f1"]))
+
+
+def test_refused_batches_are_counted_by_kind_and_feature(client: TestClient, model: str, db: Engine) -> None:
+    from watchtower.events.store import read_rejections
+
+    events = [_event(0), _event(1, f9=2.0), _event(2, f2="high"), _event(3, f2="low", f4=None)]
+    assert client.post(f"/models/{model}/events", json={"events": events}).status_code == 422
+    with Session(db) as session:
+        rejected = read_rejections(session, _model(session).id, utcnow() - pd.Timedelta(hours=1),  # type: ignore
+                                   utcnow())
+        assert session.exec(select(ServingEvent)).all() == []
+    counts = {(r.kind, r.feature): r.count for r in rejected.itertuples()}
+    assert counts == {("extra", "f9"): 1, ("wrong_type", "f2"): 2, ("missing", "f4"): 1}
+
+
+def _model(session: Session) -> MonitoredModel:
+    return session.exec(select(MonitoredModel)).one()

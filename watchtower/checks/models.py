@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from watchtower.clock import utcnow
@@ -42,4 +42,22 @@ class CheckResult(SQLModel, table=True):
     threshold: float
     direction: str = Field(max_length=10)  # "below" or "above": which side of the threshold breaches
     breached: bool
+    # "static", or how a learned threshold was fitted ("quantile 0.99 of 48 healthy scores").
+    threshold_source: str = Field(default="static", max_length=300)
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class FittedThreshold(SQLModel, table=True):
+    """A threshold learned from a monitor's own healthy history or reference chunks, re-fitted on a schedule."""
+
+    __tablename__ = "fitted_threshold"
+    __table_args__ = (UniqueConstraint("monitor_id", "detector", "test", "feature"),)
+    id: int | None = Field(default=None, primary_key=True)
+    monitor_id: int = Field(foreign_key="monitor.id")
+    detector: str = Field(max_length=100)
+    test: str = Field(max_length=50)
+    feature: str = Field(max_length=200)
+    value: float
+    source: str = Field(max_length=300)
+    n: int
+    fitted_at: datetime = Field(default_factory=utcnow)

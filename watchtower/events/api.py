@@ -1,37 +1,54 @@
 """Serving events in: batch ingest (JSON or file) and labels. A 2xx means committed."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import pandas as pd
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Path, Request, UploadFile
+from sqlmodel import Session
 
 from watchtower.auth import WriteAccess
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, PayloadTooLarge, field_error, problem_responses
-from watchtower.events.schemas import EventBatch, IngestResult, LabelBatch
-from watchtower.events.store import insert_events, insert_labels
-from watchtower.events.validation import check_rows
+from watchtower.events.models import IngestRejection, MetricPoint
+from watchtower.events.schemas import STAGE_PATTERN, EventBatch, FeatureLogBatch, IngestResult, LabelBatch, MetricBatch
+from watchtower.events.store import insert_events, insert_labels, upsert_feature_logs
+from watchtower.events.validation import SchemaMismatch, check_rows
+from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import get_model
 from watchtower.registry.tabular import read_table
 
 router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteAccess,
                    responses=problem_responses(401, 404, 422))
-RESERVED = ("id", "ts", "prediction", "latency_ms", "version")
+RESERVED = ("id", "ts", "prediction", "latency_ms", "error", "version")
+
+
+def checked_features(session: Session, model: MonitoredModel, rows: list[dict[str, Any]],
+                     where: str) -> list[dict[str, Any]]:
+    """check_rows, and on a schema mismatch record what was refused (for the schema_mismatch detector)."""
+    try:
+        return check_rows(rows, model.features, where)
+    except SchemaMismatch as exc:
+        now = utcnow()
+        session.add_all([IngestRejection(model_id=cast(int, model.id), ts=now, kind=kind, feature=feature, count=n)
+                         for (kind, feature), n in exc.counts.items()])
+        session.commit()  # the refusal is recorded; the events themselves are not stored
+        raise
 
 
 @router.post("/events", response_model=IngestResult)
 def ingest_events(name: str, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
     """Store serving events reported by a model served elsewhere; resent ids are ignored."""
     model = get_model(session, name)
-    features = check_rows([e.features for e in body.events], model.features, "body.events.*.features")
+    features = checked_features(session, model, [e.features for e in body.events], "body.events.*.features")
     now = utcnow()
     rows = [
-        {"model_id": model.id, "event_id": e.id, "ts": to_utc(e.ts) if e.ts else now, "features": f,
-         "prediction": e.prediction, "latency_ms": e.latency_ms, "version": e.version, "received_at": now}
+        {"event_id": e.id, "ts": to_utc(e.ts) if e.ts else now, "features": f, "prediction": e.prediction,
+         "scores": e.scores, "latency_ms": e.latency_ms, "error": e.error, "version": e.version,
+         "received_at": now}
         for e, f in zip(body.events, features, strict=True)
     ]
-    accepted = insert_events(session, rows)
+    accepted = insert_events(session, model, rows)
     session.commit()
     request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
@@ -54,15 +71,16 @@ async def upload_events(name: str, file: Annotated[UploadFile, File(description=
         raise Invalid("the file has no rows", errors=[field_error("file", "no rows")])
     records: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")
     feature_rows = [{k: v for k, v in r.items() if k not in RESERVED} for r in records]
-    features = check_rows(feature_rows, model.features, "file.rows")
+    features = checked_features(session, model, feature_rows, "file.rows")
     now = utcnow()
     rows = [
-        {"model_id": model.id, "event_id": str(r["id"]), "features": f, "prediction": r.get("prediction"),
+        {"event_id": str(r["id"]), "features": f, "prediction": r.get("prediction"),
          "ts": to_utc(pd.Timestamp(r["ts"]).to_pydatetime()) if r.get("ts") is not None else now,
-         "latency_ms": r.get("latency_ms"), "version": r.get("version"), "received_at": now}
+         "latency_ms": r.get("latency_ms"), "error": r.get("error"), "version": r.get("version"),
+         "received_at": now}
         for r, f in zip(records, features, strict=True)
     ]
-    accepted = insert_events(session, rows)
+    accepted = insert_events(session, model, rows)
     session.commit()
     request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
@@ -82,6 +100,36 @@ def ingest_labels(name: str, body: LabelBatch, session: SessionDep) -> IngestRes
     accepted = insert_labels(session, rows)
     session.commit()
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+
+
+@router.post("/stages/{stage}/features", response_model=IngestResult)
+def log_stage_features(name: str, stage: Annotated[str, Path(pattern=STAGE_PATTERN, max_length=100)],
+                       body: FeatureLogBatch, session: SessionDep) -> IngestResult:
+    """Log feature values per entity id as a pipeline stage produced them (e.g. `training`: as generated for
+    training). Skew checks join them with what serving received under the same ids; a resent id replaces
+    its values."""
+    model = get_model(session, name)
+    if stage == "serving":
+        raise Invalid("'serving' is what the events carry; log other stages",
+                      errors=[field_error("path.stage", "'serving' is reserved")])
+    features = checked_features(session, model, [r.features for r in body.rows], "body.rows.*.features")
+    now = utcnow()
+    rows = [{"model_id": model.id, "stage": stage, "entity_id": r.id, "features": f, "logged_at": now}
+            for r, f in zip(body.rows, features, strict=True)]
+    written = upsert_feature_logs(session, rows)
+    session.commit()
+    return IngestResult(accepted=written, duplicates=len(rows) - written)
+
+
+@router.post("/metrics", response_model=IngestResult)
+def push_metrics(name: str, body: MetricBatch, session: SessionDep) -> IngestResult:
+    """Push business KPI values (click-through, conversion...) for the model; `business_kpi` checks them."""
+    model = get_model(session, name)
+    now = utcnow()
+    session.add_all([MetricPoint(model_id=cast(int, model.id), name=p.name, value=p.value,
+                                 ts=to_utc(p.ts) if p.ts else now) for p in body.points])
+    session.commit()
+    return IngestResult(accepted=len(body.points), duplicates=0)
 
 
 async def _read_limited(file: UploadFile, limit: int) -> bytes:

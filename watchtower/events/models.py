@@ -3,14 +3,18 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from watchtower.clock import utcnow
 
 
 class ServingEvent(SQLModel, table=True):
-    """A prediction as served: features in, prediction out, who served it and how fast."""
+    """A prediction as served: its identity, time, output, who served it and how fast.
+
+    The features live in the model's EventSegments (columnar); this row is the idempotency key, the label
+    join and the count index. Rows written before segments existed still carry `features`.
+    """
 
     __tablename__ = "serving_event"
     __table_args__ = (
@@ -21,11 +25,68 @@ class ServingEvent(SQLModel, table=True):
     model_id: int = Field(foreign_key="monitored_model.id")
     event_id: str = Field(max_length=200)
     ts: datetime
-    features: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    features: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     prediction: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     latency_ms: float | None = None
+    error: str | None = Field(default=None, max_length=2000)
     version: str | None = Field(default=None, max_length=100)
     received_at: datetime = Field(default_factory=utcnow)
+
+
+class EventSegment(SQLModel, table=True):
+    """A batch of one model's events as Parquet: ids, times, typed feature columns, prediction, latency, error.
+
+    Written in the same transaction as the ServingEvent rows it holds, so an acknowledged batch is in both.
+    Windows read only the segments overlapping them; compaction merges small ones.
+    """
+
+    __tablename__ = "event_segment"
+    __table_args__ = (Index("ix_event_segment_model_ts", "model_id", "max_ts", "min_ts"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id")
+    min_ts: datetime
+    max_ts: datetime
+    n_rows: int
+    parquet: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class IngestRejection(SQLModel, table=True):
+    """Events refused at ingest for a schema reason; a fire-and-forget producer never reads its 422s."""
+
+    __tablename__ = "ingest_rejection"
+    __table_args__ = (Index("ix_ingest_rejection_model_ts", "model_id", "ts"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id")
+    ts: datetime
+    kind: str = Field(max_length=20)  # missing | extra | wrong_type
+    feature: str = Field(max_length=200)
+    count: int
+
+
+class FeatureLog(SQLModel, table=True):
+    """Feature values of one entity as logged at a pipeline stage (e.g. generated for training)."""
+
+    __tablename__ = "feature_log"
+    __table_args__ = (UniqueConstraint("model_id", "stage", "entity_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id")
+    stage: str = Field(max_length=100)
+    entity_id: str = Field(max_length=200)
+    features: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    logged_at: datetime = Field(default_factory=utcnow)
+
+
+class MetricPoint(SQLModel, table=True):
+    """One value of a business KPI (click-through, conversion...) pushed for a model."""
+
+    __tablename__ = "metric_point"
+    __table_args__ = (Index("ix_metric_point_model_ts", "model_id", "ts"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id")
+    name: str = Field(max_length=100)
+    value: float
+    ts: datetime
 
 
 class Label(SQLModel, table=True):

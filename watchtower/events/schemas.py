@@ -1,11 +1,13 @@
 """Request and response bodies of the event, label and predict endpoints."""
 
+import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_BATCH = 10_000
+STAGE_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
 class EventIn(BaseModel):
@@ -16,8 +18,17 @@ class EventIn(BaseModel):
     ts: datetime | None = Field(default=None, description="When it was served (UTC if naive); default now")
     features: dict[str, Any]
     prediction: Any = None
+    scores: dict[str, float] | None = Field(default=None, description="Class -> probability, for classifiers")
     latency_ms: float | None = Field(default=None, ge=0)
+    error: str | None = Field(default=None, max_length=2000, description="Why the prediction failed, if it did")
     version: str | None = Field(default=None, max_length=100)
+
+    @field_validator("scores")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and not all(math.isfinite(p) and 0 <= p <= 1 for p in value.values()):
+            raise ValueError("every score must be a probability in [0, 1]")
+        return value
 
 
 class EventBatch(BaseModel):
@@ -36,6 +47,33 @@ class LabelIn(BaseModel):
 class LabelBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     labels: list[LabelIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class FeatureLogRow(BaseModel):
+    """One entity's features as a pipeline stage produced them."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=200, description="Entity id: the prediction id serving will use")
+    features: dict[str, Any]
+
+
+class FeatureLogBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: list[FeatureLogRow] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class MetricIn(BaseModel):
+    """One value of a business KPI."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    value: float = Field(allow_inf_nan=False)
+    ts: datetime | None = Field(default=None, description="When it was measured (UTC if naive); default now")
+
+
+class MetricBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    points: list[MetricIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class IngestResult(BaseModel):

@@ -1,6 +1,7 @@
 """Check feature rows against a model's schema, all rows first, so a bad batch stores nothing."""
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,41 +10,52 @@ from watchtower.errors import Invalid, field_error
 MAX_REPORTED = 50
 
 
+class SchemaMismatch(Invalid):
+    """A batch refused for its schema; `counts` says how many events had each (kind, feature) problem."""
+
+    def __init__(self, detail: str, errors: list[dict[str, str]], counts: Counter[tuple[str, str]]) -> None:
+        super().__init__(detail, errors=errors)
+        self.counts = counts
+
+
 def check_rows(rows: Sequence[dict[str, Any]], features: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
     """Return the rows normalised (numbers as float, categories as str, NaN/missing as None).
 
-    `where(i)` style prefix: errors name `<where>.<i>.<feature>`; raise Invalid listing them.
+    Errors name `<where>.<i>.<feature>`; every row is checked so the counts of a refused batch are complete,
+    and the first MAX_REPORTED errors are listed in the SchemaMismatch raised.
     """
     errors: list[dict[str, str]] = []
+    counts: Counter[tuple[str, str]] = Counter()
     known = {f["name"] for f in features}
     clean = []
     for i, row in enumerate(rows):
         out: dict[str, Any] = {}
-        for name in row.keys() - known:
+        for name in sorted(row.keys() - known):
+            counts["extra", name] += 1
             errors.append(field_error(f"{where}.{i}.{name}", "unknown feature"))
         for feature in features:
             name, value = feature["name"], row.get(feature["name"])
-            value, reason = _normalise(value, feature["type"], feature.get("nullable", False))
-            if reason:
+            value, kind, reason = _normalise(value, feature["type"], feature.get("nullable", False))
+            if kind:
+                counts[kind, name] += 1
                 errors.append(field_error(f"{where}.{i}.{name}", reason))
             out[name] = value
         clean.append(out)
-        if len(errors) >= MAX_REPORTED:
-            break
     if errors:
-        raise Invalid(f"{len(errors)} invalid value(s); nothing was stored", errors=errors[:MAX_REPORTED])
+        raise SchemaMismatch(f"{len(errors)} invalid value(s); nothing was stored", errors[:MAX_REPORTED], counts)
     return clean
 
 
-def _normalise(value: Any, kind: str, nullable: bool) -> tuple[Any, str | None]:
+def _normalise(value: Any, kind: str, nullable: bool) -> tuple[Any, str, str]:
+    """(normalised value, problem kind or "", reason)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None, None if nullable else "missing or NaN, and the feature is not nullable"
+        return None, *(("", "") if nullable else ("missing", "missing or NaN, and the feature is not nullable"))
     if kind == "numeric":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"expected a number, got {type(value).__name__}"
+            return None, "wrong_type", f"expected a number, got {type(value).__name__}"
         if math.isinf(value):
-            return None, "infinite values are not allowed"
-        return float(value), None
+            return None, "wrong_type", "infinite values are not allowed"
+        return float(value), "", ""
     if isinstance(value, str | int) and not isinstance(value, bool):
-        return str(value), None
-    return None, f"expected a category (string), got {type(value).__name__}"
+        return str(value), "", ""
+    return None, "wrong_type", f"expected a category (string), got {type(value).__name__}"

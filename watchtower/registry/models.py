@@ -84,4 +84,9 @@ class Monitor(SQLModel, table=True):
     interval_s: int
     window_s: int
     min_events: int
+    # Count-based tumbling windows: each pass checks the next `window_events` events after the cursor
+    # (the served time and id of the last event the previous block checked). None: the last window_s seconds.
+    window_events: int | None = None
+    cursor_ts: datetime | None = None
+    cursor_event_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)

@@ -4,13 +4,14 @@ import hashlib
 import io
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, func, select
 
 from detectors import registry as detector_registry
-from detectors.base import LABEL, PREDICTION
+from detectors.base import LABEL, PREDICTION, PROBA_PREFIX
 from detectors.profile import profile_reference
 from watchtower.errors import Conflict, Invalid, NotFound, field_error
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData, Role
@@ -74,7 +75,7 @@ def register_model(
     models = _load_pair(primary, fallback, schema, spec.task)
     frame = _reference_frame(reference, reference_name, spec)
     _trial_run(models, frame)
-    frame[PREDICTION] = _predict_all(models[Role.primary], frame)
+    _add_predictions(models[Role.primary], frame)
 
     pipeline_name = spec.pipeline.name or spec.name
     pipeline = session.exec(select(Pipeline).where(Pipeline.name == pipeline_name)).first()
@@ -271,8 +272,14 @@ def _trial_run(models: dict[str, OnnxModel], frame: pd.DataFrame) -> None:
                           errors=[field_error(role, "fails to run on the reference data")]) from exc
 
 
-def _predict_all(model: OnnxModel, frame: pd.DataFrame, chunk: int = 100_000) -> list[Any]:
-    return [p for start in range(0, len(frame), chunk) for p in model.predict(frame.iloc[start:start + chunk])]
+def _add_predictions(model: OnnxModel, frame: pd.DataFrame, chunk: int = 100_000) -> None:
+    """PREDICTION, and PROBA_<class> columns when the model outputs probabilities, for every reference row."""
+    parts = [model.predict_scores(frame.iloc[start:start + chunk]) for start in range(0, len(frame), chunk)]
+    frame[PREDICTION] = [p for values, _ in parts for p in values]
+    if parts and all(proba is not None for _, proba in parts):
+        stacked = np.vstack([proba for _, proba in parts])  # type: ignore[misc]
+        for k, label in enumerate(model.classes):
+            frame[f"{PROBA_PREFIX}{label}"] = stacked[:, k]
 
 
 def _add_version(session: Session, model_id: int, role: str, number: int, data: bytes,

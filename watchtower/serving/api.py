@@ -35,16 +35,17 @@ def predict(name: str, body: PredictRequest, request: Request) -> PredictRespons
     schema = schema_of(model)
     onnx = state.cache.get(state.engine, model.id, version.sha256, schema)
     started = time.perf_counter()
-    predictions = onnx.predict(pd.DataFrame.from_records(rows, columns=list(schema)))
+    predictions, proba = onnx.predict_scores(pd.DataFrame.from_records(rows, columns=list(schema)))
     latency = time.perf_counter() - started
     label = version_label(version)
     now = utcnow()
     per_row_ms = latency * 1000 / len(rows)
     with Session(writer(state.engine)) as session:
-        insert_events(session, [
-            {"model_id": model.id, "event_id": i, "ts": now, "features": r, "prediction": p,
-             "latency_ms": per_row_ms, "version": label, "received_at": now}
-            for i, r, p in zip(ids, rows, predictions, strict=True)
+        insert_events(session, model, [
+            {"event_id": i, "ts": now, "features": r, "prediction": p, "latency_ms": per_row_ms, "version": label,
+             "received_at": now,
+             "scores": dict(zip(onnx.classes, proba[k].tolist(), strict=True)) if proba is not None else None}
+            for k, (i, r, p) in enumerate(zip(ids, rows, predictions, strict=True))
         ])
         session.commit()
     state.metrics.predictions.labels(model.name, version.role).inc(len(rows))

@@ -29,13 +29,26 @@ class OnnxModel:
     style: str  # "tensor" | "named"
     schema: dict[str, str]
     output_kind: str
+    classes: tuple[str, ...] = ()  # a classifier's class labels, in the order of its probability output
 
     def predict(self, frame: pd.DataFrame) -> list[Any]:
         """The first output (class label or value) for each row."""
-        output = self.session.get_outputs()[0].name
-        result = self.session.run([output], self._feed(frame))[0]
-        values: list[Any] = np.asarray(result).reshape(len(frame), -1)[:, 0].tolist()
-        return values
+        return self.predict_scores(frame)[0]
+
+    def predict_scores(self, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
+        """Labels or values, and for a classifier with a probability output the [N, classes] probabilities."""
+        outputs = [o.name for o in self.session.get_outputs()][:2 if self.classes else 1]
+        result = self.session.run(outputs, self._feed(frame))
+        values: list[Any] = np.asarray(result[0]).reshape(len(frame), -1)[:, 0].tolist()
+        if len(result) < 2:
+            return values, None
+        raw = result[1]
+        if isinstance(raw, list):  # skl2onnx's ZipMap: one {class: probability} per row
+            keyed = [{str(k): v for k, v in row.items()} for row in raw]
+            proba = np.array([[row.get(c, np.nan) for c in self.classes] for row in keyed])
+        else:
+            proba = np.asarray(raw, dtype=float).reshape(len(frame), -1)
+        return values, proba if proba.shape[1] == len(self.classes) else None
 
     def _feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         inputs = self.session.get_inputs()
@@ -65,7 +78,20 @@ def load(onnx_bytes: bytes, schema: dict[str, str]) -> OnnxModel:
     outputs = session.get_outputs()
     if not outputs:
         raise SignatureError("the graph has no outputs")
-    return OnnxModel(session, style, schema, outputs[0].type)
+    return OnnxModel(session, style, schema, outputs[0].type, _class_labels(onnx_bytes))
+
+
+def _class_labels(onnx_bytes: bytes) -> tuple[str, ...]:
+    """The classifier node's class labels (ai.onnx.ml stores them as attributes), or () for a regressor."""
+    import onnx
+
+    for node in onnx.load_from_string(onnx_bytes).graph.node:
+        for attr in node.attribute:
+            if attr.name in ("classlabels_ints", "classlabels_int64s") and attr.ints:
+                return tuple(str(v) for v in attr.ints)
+            if attr.name == "classlabels_strings" and attr.strings:
+                return tuple(v.decode() for v in attr.strings)
+    return ()
 
 
 def _check_inputs(inputs: list[Any], schema: dict[str, str]) -> str:

@@ -1,0 +1,97 @@
+"""Migrations: the schema they build is the models' schema, and 0004 carries stored events into segments."""
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, SQLModel, select
+
+import watchtower.tables  # noqa: F401 (registers every table on SQLModel.metadata)
+from detectors.base import ID, LABEL, PREDICTION
+from tests.conftest import POSTGRES_URL
+from watchtower.db import MIGRATIONS, make_engine, migrate
+from watchtower.events.models import ServingEvent
+from watchtower.events.store import read_window
+from watchtower.registry.models import MonitoredModel
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[Engine]:
+    """A database of its own with no tables (PostgreSQL: a scratch database, dropped afterwards)."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path}/migrate.db")
+        yield engine
+        engine.dispose()
+        return
+    url = make_url(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"watchtower_migrate_{os.getpid()}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(url.set(database=name).render_as_string(hide_password=False)
+                         .replace("postgresql+psycopg://", "postgresql://", 1))
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def test_migrated_schema_matches_the_models(empty: Engine) -> None:
+    migrate(empty)
+    with empty.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        differences = [d for d in compare_metadata(context, SQLModel.metadata)
+                       if not _outside_models(d)]
+    assert differences == []
+
+
+def _outside_models(diff: object) -> bool:
+    """Tables the models do not declare: APScheduler's, and the full-text columns and indexes the migrations build."""
+    text_ = repr(diff)
+    return any(name in text_ for name in ("apscheduler_jobs", "incident_fts", "tsv"))
+
+
+def test_0004_moves_stored_events_into_segments(empty: Engine) -> None:
+    _upgrade(empty, "0003")
+    served = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    with empty.begin() as conn:
+        conn.execute(text("INSERT INTO pipeline (id, name, paused, updated_at) VALUES (1, 'p', false, :t)"),
+                     {"t": served})
+        conn.execute(text(
+            "INSERT INTO monitored_model (id, name, task, features, input_style, output_kind, pipeline_id, "
+            "active_role, created_at) VALUES (1, 'legacy', 'classification', :f, 'named', 'tensor(int64)', 1, "
+            "'primary', :t)"),
+            {"f": '[{"name": "x", "type": "numeric"}, {"name": "c", "type": "categorical"}]', "t": served})
+        for i in range(3):
+            conn.execute(text(
+                "INSERT INTO serving_event (model_id, event_id, ts, features, prediction, latency_ms, received_at) "
+                "VALUES (1, :e, :ts, :f, :p, 2.5, :ts)"),
+                {"e": f"e{i}", "ts": served + timedelta(seconds=i), "f": f'{{"x": {i}.5, "c": "k{i}"}}', "p": "1"})
+        conn.execute(text("INSERT INTO label (model_id, event_id, label, received_at) VALUES (1, 'e1', '0', :t)"),
+                     {"t": served})
+    migrate(empty)
+    with Session(empty) as session:
+        model = session.exec(select(MonitoredModel)).one()
+        frame = read_window(session, model, served, served + timedelta(minutes=1))
+        assert all(e.features is None for e in session.exec(select(ServingEvent)).all())
+    assert frame[ID].tolist() == ["e0", "e1", "e2"]
+    assert frame["x"].tolist() == [0.5, 1.5, 2.5] and frame["c"].tolist() == ["k0", "k1", "k2"]
+    assert frame[PREDICTION].tolist() == ["1", "1", "1"]
+    assert frame[LABEL].tolist() == [None, "0", None]

@@ -1,0 +1,139 @@
+"""Columnar event storage: each ingested batch is one Parquet segment; a window decodes only the segments
+overlapping it, and compaction merges small segments so a window touches few of them.
+
+A segment holds ID, TS, the model's features (float64 for numeric, string for categorical), PREDICTION
+(canonical class string for classifiers, float for regressors), LATENCY, ERROR and PROBA_* columns.
+"""
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
+from watchtower.clock import utcnow
+from watchtower.events.models import EventSegment
+
+COMPACT_BELOW_ROWS = 50_000  # segments smaller than this are merged...
+COMPACT_TARGET_ROWS = 500_000  # ...into segments of up to this many rows
+
+
+def canonical_class(value: Any) -> str | None:
+    """One spelling per class whatever the JSON said: 1, 1.0 and "1" are all "1"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float | str):
+        return str(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def prediction_column(values: Sequence[Any], task: str) -> pd.Series:
+    """Predictions typed for the task: class strings for classifiers, floats for regressors."""
+    if task == "classification":
+        return pd.Series([canonical_class(v) for v in values], dtype=object)
+    return pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
+
+
+def events_frame(rows: Sequence[dict[str, Any]], schema: dict[str, str], task: str) -> pd.DataFrame:
+    """ServingEvent-shaped dicts (event_id, ts, features, prediction, latency_ms, error, scores) -> a typed frame."""
+    frame = pd.DataFrame.from_records([r["features"] for r in rows], columns=list(schema))
+    for name, kind in schema.items():
+        if kind == "numeric":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+        else:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    frame[ID] = [str(r["event_id"]) for r in rows]
+    frame[TS] = pd.to_datetime([r["ts"] for r in rows], utc=True)
+    frame[PREDICTION] = prediction_column([r.get("prediction") for r in rows], task)
+    frame[LATENCY] = pd.to_numeric(pd.Series([r.get("latency_ms") for r in rows], dtype=object),
+                                   errors="coerce").astype(float)
+    frame[ERROR] = pd.Series([r.get("error") for r in rows], dtype=object)
+    classes = sorted({c for r in rows for c in (r.get("scores") or {})})
+    for c in classes:
+        frame[f"{PROBA_PREFIX}{c}"] = [float((r.get("scores") or {}).get(c, np.nan)) for r in rows]
+    return frame
+
+
+def encode(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def decode(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
+    table = pq.read_table(io.BytesIO(data))
+    if columns is not None:  # segments written before a column existed simply lack it
+        table = table.select([c for c in columns if c in table.column_names])
+    return table.to_pandas()
+
+
+def add_segment(session: Session, model_id: int, frame: pd.DataFrame) -> None:
+    """Store a frame of new events as one segment (in the caller's transaction)."""
+    if frame.empty:
+        return
+    session.add(EventSegment(model_id=model_id, min_ts=frame[TS].min().to_pydatetime(),
+                             max_ts=frame[TS].max().to_pydatetime(), n_rows=len(frame), parquet=encode(frame)))
+
+
+def read_segments(session: Session, model_id: int, start: datetime, end: datetime,
+                  columns: list[str] | None = None) -> pd.DataFrame:
+    """Events with start <= TS < end, oldest first (ties by id), from the segments overlapping the range."""
+    blobs = session.exec(select(EventSegment.parquet).where(
+        EventSegment.model_id == model_id, col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end)
+        .order_by(col(EventSegment.min_ts))).all()
+    wanted = None if columns is None else list(dict.fromkeys([ID, TS, *columns]))
+    frames = [decode(b, wanted) for b in blobs]
+    if not frames:
+        return pd.DataFrame({ID: pd.Series(dtype=object), TS: pd.Series(dtype="datetime64[ns, UTC]")})
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    inside = (frame[TS] >= pd.Timestamp(start)) & (frame[TS] < pd.Timestamp(end))
+    if not inside.all():
+        frame = frame[inside.to_numpy()]
+    if len(frames) > 1 or not frame[TS].is_monotonic_increasing:
+        frame = frame.sort_values([TS, ID], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def compact(session: Session, model_id: int, below: int = COMPACT_BELOW_ROWS,
+            target: int = COMPACT_TARGET_ROWS) -> int:
+    """Merge the model's small segments, oldest first, into segments of up to `target` rows; return how many
+    segments were merged. One transaction (the caller's): readers see either the old or the new segments.
+    """
+    small = session.exec(select(EventSegment.id, EventSegment.n_rows).where(
+        EventSegment.model_id == model_id, col(EventSegment.n_rows) < below).order_by(col(EventSegment.min_ts))
+    ).all()
+    groups: list[list[int]] = []
+    size = 0
+    for segment_id, n in small:
+        if not groups or size + n > target:
+            groups.append([])
+            size = 0
+        groups[-1].append(segment_id)  # type: ignore[arg-type]
+        size += n
+    merged = 0
+    for ids in (g for g in groups if len(g) > 1):
+        blobs = session.exec(select(EventSegment.parquet).where(col(EventSegment.id).in_(ids))).all()
+        frame = pd.concat([decode(b) for b in blobs], ignore_index=True).sort_values([TS, ID], kind="stable")
+        # Another replica compacting the same segments deletes fewer rows than we read: give up ours.
+        deleted = session.execute(delete(EventSegment).where(col(EventSegment.id).in_(ids))
+                                  .returning(col(EventSegment.id))).all()
+        if len(deleted) != len(ids):
+            raise RuntimeError(f"segments of model {model_id} changed during compaction")
+        session.add(EventSegment(model_id=model_id, min_ts=frame[TS].min().to_pydatetime(),
+                                 max_ts=frame[TS].max().to_pydatetime(), n_rows=len(frame),
+                                 parquet=encode(frame.reset_index(drop=True)), created_at=utcnow()))
+        merged += len(ids)
+    return merged
