@@ -41,11 +41,13 @@ def names() -> list[str]:
 
 # Modules whose import runs their @register; evidently and alibi-detect load only when their detector runs.
 BUILTINS = (
+    "cbpe",
     "evidently_compat",
     "evidently_drift",
     "kpi",
     "native_drift",
     "non_finite",
+    "operational",
     "quality",
     "schema_check",
     "skew",
