@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for module in (registry_api, serving_api, events_api, checks_api, incidents_api, pages):
         app.include_router(module.router)
     app.include_router(incidents_api.writes)
+    app.include_router(checks_api.writes)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

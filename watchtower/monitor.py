@@ -4,11 +4,14 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlmodel import Session, col, select
 
 from detectors import registry
 from detectors.base import Finding, InsufficientData, Window
+from detectors.thresholds import FittedThreshold, Key, apply
+from watchtower import learned_thresholds
 from watchtower.actions.base import Action, ActionContext, run_actions
 from watchtower.actions.notify import NotifySlack
 from watchtower.actions.open_incident import OpenIncident
@@ -66,15 +69,23 @@ def run_monitor(runtime: Runtime, model_name: str, monitor_name: str, now: datet
 
 def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) -> PassResult:
     with Session(runtime.engine) as session:
+        monitor = session.exec(select(Monitor).join(MonitoredModel).where(
+            MonitoredModel.name == model_name, Monitor.name == monitor_name)).one()
+        unfitted = learned_thresholds.missing(session, monitor)
+    if unfitted:  # the first pass fits; afterwards the schedule re-fits
+        learned_thresholds.refit(runtime, model_name, monitor_name, now)
+    with Session(runtime.engine) as session:
         model = session.exec(select(MonitoredModel).where(MonitoredModel.name == model_name)).one()
         monitor = session.exec(select(Monitor).where(Monitor.model_id == model.id,
                                                      Monitor.name == monitor_name)).one()
         span = build_window(session, model, monitor, now, runtime.references)
+        fitted = {name: learned_thresholds.stored(session, cast(int, monitor.id), name)
+                  for name in learned_thresholds.learned_detectors(monitor)}
     assert model.id is not None and monitor.id is not None
     window, start, end = span.window, span.start, span.end
     enough = len(window.current) >= monitor.min_events
     results = [(spec, "insufficient_data", [], span.incomplete) if span.incomplete
-               else _detect(runtime, model_name, spec, window)
+               else _detect(runtime, model_name, spec, window, fitted.get(str(spec["name"])))
                if enough or not registry.needs_events(str(spec["name"]))
                else (spec, "insufficient_data", [], f"{len(window.current)} events, need {monitor.min_events}")
                for spec in monitor.detectors]
@@ -114,10 +125,13 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
 Detected = tuple[dict[str, object], str, list[Finding], str | None]
 
 
-def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: Window) -> Detected:
+def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: Window,
+            fitted: dict[Key, FittedThreshold] | None) -> Detected:
     try:
         detector = registry.build(str(spec["name"]), dict(spec.get("params") or {}))  # type: ignore[call-overload]
         findings = detector.run(window)
+        if fitted is not None:
+            findings = apply(findings, learned_thresholds.for_findings(findings, fitted))
     except InsufficientData as exc:
         return spec, "insufficient_data", [], str(exc)
     except Exception as exc:  # a broken detector is recorded; the others still run

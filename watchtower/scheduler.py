@@ -1,4 +1,5 @@
-"""APScheduler 3: one persisted interval job per model monitor, plus outbox delivery.
+"""APScheduler 3: one persisted interval job per model monitor, plus outbox delivery, threshold re-fits and
+event-segment compaction.
 
 Jobs live in the database (SQLAlchemyJobStore), so a restart resumes them where they were.
 Persisted jobs name their function by import path and carry only strings, so the job
@@ -12,6 +13,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, select
 
 from watchtower.delivery import deliver_outbox
+from watchtower.events.segments import compact_all
+from watchtower.learned_thresholds import refit_all
 from watchtower.monitor import run_monitor
 from watchtower.registry.models import Monitor, MonitoredModel
 from watchtower.runtime import Runtime
@@ -31,6 +34,18 @@ def outbox_job() -> None:
     """Scheduled delivery of Slack and webhook messages."""
     assert _runtime is not None
     deliver_outbox(_runtime)
+
+
+def thresholds_job() -> None:
+    """Scheduled re-fit of learned thresholds."""
+    assert _runtime is not None
+    refit_all(_runtime)
+
+
+def compact_job() -> None:
+    """Scheduled merge of small event segments, so windows decode few of them."""
+    assert _runtime is not None
+    compact_all(_runtime.engine)
 
 
 def sync_job() -> None:
@@ -62,6 +77,10 @@ class MonitorScheduler:
                                seconds=self.runtime.settings.outbox_interval_s, replace_existing=True)
         self.scheduler.add_job("watchtower.scheduler:sync_job", "interval", id="sync", seconds=30,
                                replace_existing=True)
+        self.scheduler.add_job("watchtower.scheduler:thresholds_job", "interval", id="thresholds",
+                               seconds=self.runtime.settings.threshold_refit_s, replace_existing=True)
+        self.scheduler.add_job("watchtower.scheduler:compact_job", "interval", id="compact",
+                               seconds=self.runtime.settings.compact_interval_s, replace_existing=True)
 
     def sync_jobs(self) -> None:
         """Make the job list match the monitors in the database (add, reschedule, remove)."""

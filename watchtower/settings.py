@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     monitor_interval_s: int = Field(default=60, gt=0)
     outbox_interval_s: int = Field(default=10, gt=0)
+    threshold_refit_s: int = Field(default=3600, gt=0, description="How often learned thresholds are re-fitted")
+    compact_interval_s: int = Field(default=300, gt=0, description="How often small event segments are merged")
     window_s: int = Field(default=3600, gt=0)
     min_window_events: int = Field(default=200, gt=0)
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)

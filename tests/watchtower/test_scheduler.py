@@ -73,6 +73,6 @@ def test_sync_removes_jobs_of_deleted_monitors_and_reschedules(client: TestClien
         scheduler.sync_jobs()
         job = scheduler.scheduler.get_job(job_id("churn", "default"))
         assert job.trigger.interval.total_seconds() == 120
-        assert set(scheduler.job_ids()) == {"monitor:churn:default", "outbox", "sync"}
+        assert set(scheduler.job_ids()) == {"monitor:churn:default", "outbox", "sync", "thresholds", "compact"}
     finally:
         scheduler.shutdown()

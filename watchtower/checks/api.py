@@ -1,19 +1,22 @@
-"""Read stored check runs: every statistic, threshold and verdict of every pass."""
+"""Read stored check runs (every statistic, threshold and verdict of every pass) and learned thresholds."""
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from watchtower.checks.models import CheckResult, CheckRun
+from watchtower import learned_thresholds
+from watchtower.auth import WriteAccess
+from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.db import SessionDep
-from watchtower.errors import problem_responses
+from watchtower.errors import NotFound, problem_responses
 from watchtower.registry.models import Monitor
 from watchtower.registry.service import get_model
 
 router = APIRouter(tags=["checks"], responses=problem_responses(404, 422))
+writes = APIRouter(tags=["checks"], dependencies=WriteAccess, responses=problem_responses(401, 404, 422))
 
 
 class CheckResultRead(BaseModel):
@@ -25,7 +28,19 @@ class CheckResultRead(BaseModel):
     threshold: float
     direction: str
     breached: bool
+    threshold_source: str
     extra: dict[str, Any]
+
+
+class FittedThresholdRead(BaseModel):
+    detector: str
+    test: str
+    feature: str
+    value: float | None
+    source: str
+    n: int
+    direction: str
+    fitted_at: datetime
 
 
 class CheckRunRead(BaseModel):
@@ -60,3 +75,30 @@ def list_checks(name: str, session: SessionDep, limit: Annotated[int, Query(gt=0
         results.setdefault(result.check_run_id, []).append(CheckResultRead.model_validate(result, from_attributes=True))
     return [CheckRunRead(**run.model_dump(exclude={"model_id", "monitor_id"}), monitor=monitor,
                          results=results.get(run.id or 0, [])) for run, monitor in runs]
+
+
+@router.get("/models/{name}/monitors/{monitor}/thresholds", response_model=list[FittedThresholdRead])
+def list_thresholds(name: str, monitor: str, session: SessionDep) -> list[FittedThresholdRead]:
+    """The monitor's learned thresholds as last fitted: value, how it was learned, from how many scores."""
+    row = _monitor(session, name, monitor)
+    fitted = session.exec(select(FittedThreshold).where(FittedThreshold.monitor_id == row.id)
+                          .order_by(col(FittedThreshold.detector), col(FittedThreshold.test),
+                                    col(FittedThreshold.feature))).all()
+    return [FittedThresholdRead.model_validate(f, from_attributes=True) for f in fitted]
+
+
+@writes.post("/models/{name}/monitors/{monitor}/thresholds/refit", response_model=list[FittedThresholdRead])
+def refit_thresholds(name: str, monitor: str, session: SessionDep, request: Request) -> list[FittedThresholdRead]:
+    """Re-fit the monitor's learned thresholds now (the scheduler also does, every threshold_refit_s)."""
+    _monitor(session, name, monitor)
+    session.commit()  # end this request's transaction: on SQLite it holds the write lock refit needs
+    learned_thresholds.refit(request.app.state.runtime, name, monitor)
+    return list_thresholds(name, monitor, session)
+
+
+def _monitor(session: SessionDep, name: str, monitor: str) -> Monitor:
+    model = get_model(session, name)
+    row = session.exec(select(Monitor).where(Monitor.model_id == model.id, Monitor.name == monitor)).first()
+    if row is None:
+        raise NotFound(f"model '{name}' has no monitor '{monitor}'")
+    return row

@@ -57,7 +57,8 @@ class FittedThreshold(SQLModel, table=True):
     detector: str = Field(max_length=100)
     test: str = Field(max_length=50)
     feature: str = Field(max_length=200)
-    value: float
+    value: float | None = None  # None: too few healthy scores yet, the detector's own threshold stands
     source: str = Field(max_length=300)
     n: int
+    direction: str = Field(max_length=10)
     fitted_at: datetime = Field(default_factory=utcnow)

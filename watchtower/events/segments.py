@@ -7,6 +7,7 @@ A segment holds ID, TS, the model's features (float64 for numeric, string for ca
 
 import io
 import json
+import logging
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,12 +18,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import delete
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
 from watchtower.clock import utcnow
+from watchtower.db import writer
 from watchtower.events.models import EventSegment
 
+log = logging.getLogger(__name__)
 COMPACT_BELOW_ROWS = 50_000  # segments smaller than this are merged...
 COMPACT_TARGET_ROWS = 500_000  # ...into segments of up to this many rows
 
@@ -105,6 +109,21 @@ def read_segments(session: Session, model_id: int, start: datetime, end: datetim
     if len(frames) > 1 or not frame[TS].is_monotonic_increasing:
         frame = frame.sort_values([TS, ID], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def compact_all(engine: Engine) -> int:
+    """Compact every model's segments, one transaction per model; a failure is logged and skipped."""
+    with Session(engine) as session:
+        model_ids = session.exec(select(EventSegment.model_id).distinct()).all()
+    merged = 0
+    for model_id in model_ids:
+        try:
+            with Session(writer(engine)) as session:
+                merged += compact(session, model_id)
+                session.commit()
+        except Exception:  # e.g. another replica compacted the same segments first; the next run retries
+            log.exception("compacting the event segments of model %s failed", model_id)
+    return merged
 
 
 def compact(session: Session, model_id: int, below: int = COMPACT_BELOW_ROWS,

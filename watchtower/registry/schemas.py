@@ -23,6 +23,9 @@ class DetectorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+    threshold: dict[str, Any] | None = Field(
+        default=None, description='Static when absent; learned: {"mode": "quantile" | "mean_std", "source": '
+        '"history" | "reference_chunks", "q" | "k", "floor", "min_samples", "max_history", "chunks", "chunk_rows"}')
 
 
 class MonitorSpec(BaseModel):
@@ -33,6 +36,8 @@ class MonitorSpec(BaseModel):
     detectors: list[DetectorSpec] | None = Field(default=None, min_length=1)
     interval_s: int | None = Field(default=None, gt=0)
     window_s: int | None = Field(default=None, gt=0)
+    window_events: int | None = Field(
+        default=None, gt=0, description="Count-based tumbling windows of this many events instead of window_s")
     min_events: int | None = Field(default=None, gt=0)
 
 
@@ -85,6 +90,7 @@ class MonitorRead(BaseModel):
     detectors: list[dict[str, Any]]
     interval_s: int
     window_s: int
+    window_events: int | None = None
     min_events: int
 
 

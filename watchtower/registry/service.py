@@ -13,6 +13,7 @@ from sqlmodel import Session, col, func, select
 from detectors import registry as detector_registry
 from detectors.base import LABEL, PREDICTION, PROBA_PREFIX
 from detectors.profile import profile_reference
+from detectors.thresholds import parse_spec
 from watchtower.errors import Conflict, Invalid, NotFound, field_error
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData, Role
 from watchtower.registry.schemas import (
@@ -151,7 +152,7 @@ def model_read(session: Session, model: MonitoredModel) -> ModelRead:
         versions=[VersionRead(role=v.role, version=v.version, sha256=v.sha256, created_at=v.created_at)
                   for v in versions],
         monitors=[MonitorRead(name=m.name, detectors=m.detectors, interval_s=m.interval_s, window_s=m.window_s,
-                              min_events=m.min_events) for m in monitors],
+                              window_events=m.window_events, min_events=m.min_events) for m in monitors],
         created_at=model.created_at,
     )
 
@@ -188,15 +189,19 @@ def put_monitor(session: Session, model: MonitoredModel, monitor: MonitorSpec, s
         session.add(row)
         session.flush()
         return row
+    if (existing.window_events, existing.window_s) != (row.window_events, row.window_s):
+        existing.cursor_ts = None  # a new window shape starts its blocks afresh
     existing.detectors, existing.interval_s = row.detectors, row.interval_s
     existing.window_s, existing.min_events = row.window_s, row.min_events
+    existing.window_events = row.window_events
     session.add(existing)
     session.flush()
     return existing
 
 
 def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Settings) -> Monitor:
-    detectors = [d.model_dump() for d in monitor.detectors] if monitor.detectors else default_detectors(task)
+    detectors = ([d.model_dump(exclude_none=True) for d in monitor.detectors] if monitor.detectors
+                 else default_detectors(task))
     errors = []
     for j, detector in enumerate(detectors):
         where = f"{prefix}.detectors.{j}"
@@ -206,14 +211,30 @@ def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Setting
             errors.append(field_error(f"{where}.name", f"unknown detector; known: {detector_registry.names()}"))
         except ValidationError as exc:
             errors += [field_error(".".join([where, "params", *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]
+        try:
+            parse_spec(detector.get("threshold"))
+        except ValidationError as exc:
+            errors += [field_error(f"{where}.threshold.{_threshold_field(e)}", e["msg"]) for e in exc.errors()]
+    learned = [d["name"] for d in detectors if d.get("threshold")]
+    if len(learned) != len(set(learned)):
+        errors.append(field_error(f"{prefix}.detectors", "a detector with a learned threshold may appear once"))
     if errors:
         raise Invalid("invalid detector configuration", errors=errors)
     return Monitor(
         model_id=0, name=monitor.name, detectors=detectors,
         interval_s=monitor.interval_s or settings.monitor_interval_s,
-        window_s=monitor.window_s or settings.window_s,
+        window_s=monitor.window_s or settings.window_s, window_events=monitor.window_events,
         min_events=monitor.min_events or settings.min_window_events,
     )
+
+
+def _threshold_field(error: Any) -> str:
+    """The field a threshold error is about: its loc under the mode's tag, or the field its message names."""
+    loc = [str(part) for part in error["loc"]]
+    if len(loc) >= 2:
+        return ".".join(loc[1:])
+    named = str(error["msg"]).removeprefix("Value error, ").split(":", 1)[0]
+    return named if loc and named.isidentifier() else "mode"
 
 
 def _load(role: str, data: bytes, schema: dict[str, str]) -> OnnxModel:
