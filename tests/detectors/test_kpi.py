@@ -98,8 +98,9 @@ def test_labels_with_gaps_or_as_strings_still_match_int_predictions() -> None:
         assert only(detector.run(window(frame))).score == pytest.approx(expected, abs=EXACT)
     booleans = labelled.assign(**{LABEL: labelled[LABEL] == 1, PREDICTION: (labelled[PREDICTION] == 1).map(
         {True: "true", False: "false"})})  # JSON true/false as labels, the store's spelling as predictions
-    assert only(registry.build("classification_kpi", {"metric": "f1", "positive_class": "true", "min_value": 0,
-                                                      "max_drop": None}).run(window(booleans))).score == pytest.approx(expected, abs=EXACT)
+    detector = registry.build("classification_kpi", {"metric": "f1", "positive_class": "true", "min_value": 0,
+                                                     "max_drop": None})
+    assert only(detector.run(window(booleans))).score == pytest.approx(expected, abs=EXACT)
 
 
 @pytest.mark.parametrize(("metric", "expected"), [
