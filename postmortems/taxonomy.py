@@ -33,6 +33,7 @@ class Tag(StrEnum):
     concept_drift = "concept-drift"
     data_pipeline_failure = "data-pipeline-failure"
     config_change = "config-change"
+    infrastructure_reliability = "infrastructure-reliability"
     other = "other"
 
 
@@ -42,12 +43,26 @@ SUGGESTED_BY = {
     "stat_drift": [Tag.feature_distribution_shift],
     "native_drift": [Tag.feature_distribution_shift],
     "evidently_compatible_drift": [Tag.feature_distribution_shift],
+    "alibi_drift": [Tag.feature_distribution_shift],
+    "alibi_mmd_drift": [Tag.feature_distribution_shift],
     "prediction_drift": [Tag.prediction_distribution_shift],
     "accuracy": [Tag.kpi_degradation],
+    "classification_kpi": [Tag.kpi_degradation],
+    "log_loss": [Tag.kpi_degradation],
+    "regression_kpi": [Tag.kpi_degradation],
+    "estimated_accuracy": [Tag.kpi_degradation],
+    "business_kpi": [Tag.kpi_degradation],
+    "feature_skew": [Tag.training_serving_skew],
     "missing_values": [Tag.missing_or_broken_feature, Tag.data_pipeline_failure],
+    "non_finite": [Tag.missing_or_broken_feature],
     "out_of_range": [Tag.missing_or_broken_feature],
     "unseen_categories": [Tag.missing_or_broken_feature, Tag.training_serving_skew],
+    "schema_mismatch": [Tag.missing_or_broken_feature, Tag.data_pipeline_failure],
+    "volume": [Tag.data_pipeline_failure],
+    "latency": [Tag.infrastructure_reliability],
+    "error_rate": [Tag.infrastructure_reliability],
 }
+KPI_DETECTORS = frozenset(name for name, tags in SUGGESTED_BY.items() if Tag.kpi_degradation in tags)
 
 
 def suggest(breached_detectors: Iterable[str], drifted_share: float) -> list[Tag]:

@@ -9,7 +9,7 @@ from detectors.evidently_compat import DATASET
 from postmortems.models import Severity
 from postmortems.service import mark_mitigated, open_or_append
 from postmortems.similar import link_similar
-from postmortems.taxonomy import suggest
+from postmortems.taxonomy import KPI_DETECTORS, suggest
 from watchtower.actions.base import ActionContext
 from watchtower.policy import Breach, is_feature_drift
 from watchtower.registry.models import MonitoredModel, Pipeline
@@ -19,7 +19,7 @@ MITIGATIONS = ("pause_pipeline", "swap_model")
 
 def severity_of(breach: Breach, failed_actions: list[str]) -> tuple[str, str]:
     """(severity, the rule that set it): a KPI drop is worse than drift; a failed mitigation is worse still."""
-    kpi = any(o.detector == "accuracy" for o in breach.breached)
+    kpi = any(o.detector in KPI_DETECTORS for o in breach.breached)
     level, rule = (2, "model KPI below threshold") if kpi else (3, "input or prediction drift, KPIs not breached")
     if failed_actions:
         level, rule = level - 1, f"{rule}; mitigation failed ({', '.join(failed_actions)})"

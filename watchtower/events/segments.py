@@ -47,6 +47,11 @@ def canonical_class(value: Any) -> str | None:
 def prediction_column(values: Sequence[Any], task: str) -> pd.Series:
     """Predictions typed for the task: class strings for classifiers, floats for regressors."""
     if task == "classification":
+        series = pd.Series(values)
+        if series.dtype.kind in "iu":  # the common case (ONNX labels): no per-value Python call
+            return series.astype(str).astype(object)
+        if series.dtype.kind == "f" and bool(np.all(np.isnan(series) | (series == np.round(series)))):
+            return series.astype("Int64").astype(str).astype(object).where(series.notna(), None)
         return pd.Series([canonical_class(v) for v in values], dtype=object)
     return pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
 

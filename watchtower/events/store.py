@@ -16,7 +16,7 @@ from watchtower.events.segments import add_segment, events_frame, prediction_col
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
-CHUNK = 1000
+CHUNK = 5000
 
 
 EVENT_COLUMNS = ("model_id", "event_id", "ts", "prediction", "latency_ms", "error", "version", "received_at")
@@ -54,11 +54,12 @@ def _insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[d
     inserted: list[str] = []
     # Resends inside one batch would trip the unique key before ON CONFLICT sees them: keep the first.
     unique = list({(r["model_id"], r["event_id"]): r for r in reversed(rows)}.values())[::-1]
+    # One statement, executed for many rows: SQLAlchemy batches it ("insertmanyvalues") without compiling a
+    # bind parameter per value. RETURNING says what was really inserted (rowcount is -1 here on psycopg).
+    statement = insert(table).on_conflict_do_nothing(
+        index_elements=["model_id", "event_id"]).returning(table.c.event_id)
     for start in range(0, len(unique), CHUNK):
-        statement = insert(table).values(unique[start:start + CHUNK]).on_conflict_do_nothing(
-            index_elements=["model_id", "event_id"]).returning(table.c.event_id)
-        # RETURNING says what was really inserted; rowcount is -1 for this statement on psycopg.
-        inserted += [row[0] for row in session.execute(statement).all()]
+        inserted += [row[0] for row in session.connection().execute(statement, unique[start:start + CHUNK]).all()]
     return inserted
 
 
