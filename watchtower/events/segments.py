@@ -86,7 +86,12 @@ def decode(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
     table = pq.read_table(io.BytesIO(data))
     if columns is not None:  # segments written before a column existed simply lack it
         table = table.select([c for c in columns if c in table.column_names])
-    return table.to_pandas()
+    if ID not in table.column_names:
+        return table.to_pandas()
+    # Ids stay Arrow strings: a million Python str objects would cost more than the rest of the window.
+    frame = table.drop_columns([ID]).to_pandas()
+    frame.insert(0, ID, pd.array(table.column(ID).combine_chunks(), dtype=pd.ArrowDtype(pa.string())))
+    return frame
 
 
 def add_segment(session: Session, model_id: int, frame: pd.DataFrame) -> None:
