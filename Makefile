@@ -1,5 +1,6 @@
 # `make demo` and `make test` set everything up on a fresh clone, then run.
 VENV ?= .venv
+ALIBI_VENV ?= .venv-alibi
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -11,6 +12,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# alibi-detect (BSL 1.1, an optional extra) caps numpy below 2: its tests get a venv of their own, with the CPU
+# torch that lies on this machine's disk (for MMD). --no-compile: byte-compiling its deps took minutes.
+$(ALIBI_VENV)/.installed: pyproject.toml
+	python3 -m venv $(ALIBI_VENV)
+	$(ALIBI_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ALIBI_VENV)/bin/python -m pip install -q --no-compile -e '.[test,alibi]' torch==2.13.0
+	touch $@
+
 /usr/bin/chromium /usr/bin/prometheus &:
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium prometheus
@@ -18,10 +27,11 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/watchtower demo
 
-test: $(VENV)/.installed /usr/bin/chromium /usr/bin/prometheus
+test: $(VENV)/.installed $(ALIBI_VENV)/.installed /usr/bin/chromium /usr/bin/prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy watchtower detectors postmortems alerts
 	$(VENV)/bin/pytest
+	$(ALIBI_VENV)/bin/pytest -m alibi tests/detectors/test_alibi_drift.py
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/watchtower serve

@@ -41,6 +41,7 @@ def names() -> list[str]:
 
 # Modules whose import runs their @register; evidently and alibi-detect load only when their detector runs.
 BUILTINS = (
+    "alibi_drift",
     "cbpe",
     "evidently_compat",
     "evidently_drift",
