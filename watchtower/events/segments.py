@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
@@ -82,13 +83,17 @@ def encode(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def decode(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
+def read_table(data: bytes, columns: list[str] | None = None) -> pa.Table:
     table = pq.read_table(io.BytesIO(data))
     if columns is not None:  # segments written before a column existed simply lack it
         table = table.select([c for c in columns if c in table.column_names])
+    return table
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas; ids stay Arrow strings: a million Python str objects cost more than the rest."""
     if ID not in table.column_names:
         return table.to_pandas()
-    # Ids stay Arrow strings: a million Python str objects would cost more than the rest of the window.
     frame = table.drop_columns([ID]).to_pandas()
     frame.insert(0, ID, pd.array(table.column(ID).combine_chunks(), dtype=pd.ArrowDtype(pa.string())))
     return frame
@@ -104,21 +109,30 @@ def add_segment(session: Session, model_id: int, frame: pd.DataFrame) -> None:
 
 def read_segments(session: Session, model_id: int, start: datetime, end: datetime,
                   columns: list[str] | None = None) -> pd.DataFrame:
-    """Events with start <= TS < end, oldest first (ties by id), from the segments overlapping the range."""
+    """Events with start <= TS < end, oldest first, from the segments overlapping the range."""
     blobs = session.exec(select(EventSegment.parquet).where(
         EventSegment.model_id == model_id, col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end)
         .order_by(col(EventSegment.min_ts))).all()
     wanted = None if columns is None else list(dict.fromkeys([ID, TS, *columns]))
-    frames = [decode(b, wanted) for b in blobs]
-    if not frames:
+    tables = [read_table(b, wanted) for b in blobs]
+    if not tables:
         return pd.DataFrame({ID: pd.Series(dtype=object), TS: pd.Series(dtype="datetime64[ns, UTC]")})
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    inside = (frame[TS] >= pd.Timestamp(start)) & (frame[TS] < pd.Timestamp(end))
-    if not inside.all():
-        frame = frame[inside.to_numpy()]
-    if len(frames) > 1 or not frame[TS].is_monotonic_increasing:
-        frame = frame.sort_values([TS, ID], kind="stable")
-    return frame.reset_index(drop=True)
+    # Concatenate, filter and sort in Arrow: segments may differ in columns (a new class) or in null-only
+    # columns, which pandas concatenates value by value.
+    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    ts = table.column(TS)
+    inside = pc.and_(pc.greater_equal(ts, pa.scalar(start, type=ts.type)), pc.less(ts, pa.scalar(end, type=ts.type)))
+    if pc.all(inside).as_py() is not True:
+        table = table.filter(inside)
+    return to_frame(_oldest_first(table))
+
+
+def _oldest_first(table: pa.Table) -> pa.Table:
+    """Sorted by served time (stable, so ingest order breaks ties); a no-op on a sorted table."""
+    ts = table.column(TS).to_numpy()
+    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):
+        return table
+    return table.take(pc.sort_indices(table, sort_keys=[(TS, "ascending")]))
 
 
 def compact_all(engine: Engine) -> int:
@@ -155,7 +169,7 @@ def compact(session: Session, model_id: int, below: int = COMPACT_BELOW_ROWS,
     merged = 0
     for ids in (g for g in groups if len(g) > 1):
         blobs = session.exec(select(EventSegment.parquet).where(col(EventSegment.id).in_(ids))).all()
-        frame = pd.concat([decode(b) for b in blobs], ignore_index=True).sort_values([TS, ID], kind="stable")
+        frame = to_frame(_oldest_first(pa.concat_tables([read_table(b) for b in blobs], promote_options="default")))
         # Another replica compacting the same segments deletes fewer rows than we read: give up ours.
         deleted = session.execute(delete(EventSegment).where(col(EventSegment.id).in_(ids))
                                   .returning(col(EventSegment.id))).all()
@@ -163,6 +177,6 @@ def compact(session: Session, model_id: int, below: int = COMPACT_BELOW_ROWS,
             raise RuntimeError(f"segments of model {model_id} changed during compaction")
         session.add(EventSegment(model_id=model_id, min_ts=frame[TS].min().to_pydatetime(),
                                  max_ts=frame[TS].max().to_pydatetime(), n_rows=len(frame),
-                                 parquet=encode(frame.reset_index(drop=True)), created_at=utcnow()))
+                                 parquet=encode(frame), created_at=utcnow()))
         merged += len(ids)
     return merged

@@ -68,16 +68,21 @@ def read_window(session: Session, model: MonitoredModel, start: datetime, end: d
     LABEL where a label has arrived."""
     assert model.id is not None
     frame = read_segments(session, model.id, start, end)
+    # A model without labels (most windows of most models) skips the join over every event of the window.
+    labelled = session.exec(select(Label.id).where(Label.model_id == model.id).limit(1)).first() is not None
     labels = session.exec(
         select(Label.event_id, Label.label)
         .join(ServingEvent, and_(col(Label.model_id) == col(ServingEvent.model_id),
                                  col(Label.event_id) == col(ServingEvent.event_id)))
         .where(ServingEvent.model_id == model.id, col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)
-    ).all()
+    ).all() if labelled else []
     by_id = dict(labels)
-    values = [by_id.get(i) for i in frame[ID]] if by_id else [None] * len(frame)
-    frame[LABEL] = (prediction_column(values, model.task) if by_id
-                    else pd.Series(values, dtype=object if model.task == "classification" else float))
+    if by_id:
+        frame[LABEL] = prediction_column([by_id.get(i) for i in frame[ID]], model.task)
+    elif model.task == "classification":
+        frame[LABEL] = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index)
+    else:
+        frame[LABEL] = np.nan
     schema = schema_of(model)
     for name in schema.keys() - set(frame.columns):  # a feature added after these events were stored
         frame[name] = np.nan if schema[name] == "numeric" else None
