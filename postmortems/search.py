@@ -5,14 +5,16 @@ syntax. Both stem English (Porter / Snowball) and both ignore English stop words
 finds the same incidents on either database.
 """
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Literal
 
 from markupsafe import Markup, escape
-from sqlalchemy import Float, Integer, cast, func, null, text
+from sqlalchemy import bindparam, column, func, literal_column, null, table, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -29,8 +31,13 @@ which while who whom why will with you your yours yourself yourselves""".split()
 _TOKEN = re.compile(r"-?\"[^\"]*\"|\S+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 START, STOP = "\x02", "\x03"
-# Bounds that keep a query's cost independent of how many incidents it matches.
-COUNT_CAP, RANK_WINDOW, FACET_WINDOW = 10_000, 1_000, 10_000
+# The bound that keeps a query's cost independent of how many incidents it matches: the WINDOW newest
+# matches are found once, and give the total (exact up to WINDOW), the facet counts and the ranking.
+# 500, not 1,000: at 1,000 a broad word with a tag filter took p95 67.5 ms on PostgreSQL (bench/README.md).
+WINDOW = 500
+NEWEST = (col(Incident.opened_at).desc(), col(Incident.id).desc())
+# The full-text side of incident_document, for SQL expressions (`tsv` is a generated column, not in the model).
+_DOCUMENT = table("incident_document", column("incident_id"), column("tsv"))
 
 
 @dataclass(frozen=True)
@@ -96,66 +103,115 @@ class Hit:
 
 @dataclass
 class Results:
+    """A page of hits. When `capped`, more than WINDOW incidents matched: `total` is WINDOW (a lower bound),
+    and the facets count, and relevance ranks, the WINDOW newest matches only."""
+
     hits: list[Hit]
     total: int
     facets: dict[str, list[tuple[str, int]]]
-    capped: bool = False  # more than COUNT_CAP matched: `total` is a lower bound
+    capped: bool = False
 
 
 def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
            sort: Literal["relevance", "date"] = "relevance", limit: int = 20, offset: int = 0,
            with_facets: bool = True) -> Results:
-    """One page of matching incidents, the total (exact up to COUNT_CAP), and facet counts.
+    """One page of matching incidents, the total (exact up to WINDOW), and facet counts.
 
-    Bounded work, whatever the query: counting stops at COUNT_CAP, relevance ranks the RANK_WINDOW
-    newest matches when there are more, and facets count the FACET_WINDOW newest matches.
+    Bounded work, whatever the query: one statement finds the WINDOW + 1 newest matches with their tags
+    and, on PostgreSQL, their rank (which walks the opened_at index when most incidents match, and the
+    full-text index when few do); the total, the facets and the relevance order all come from those rows.
     """
     clauses = parse(q)
     dialect = session.get_bind().dialect.name
     match = tsquery(clauses) if dialect == "postgresql" else fts5_query(clauses)
     conditions = _conditions(filters, index)
-    # The matching ids, unranked: counting and faceting must not pay for ranking every match.
-    matched: Any = sa_select(col(Incident.id)).where(*conditions)
-    if match is not None:
-        matched = matched.where(col(Incident.id).in_(_matching(dialect).bindparams(m=match)))
-    newest = (col(Incident.opened_at).desc(), col(Incident.id).desc())
-    total = session.execute(sa_select(func.count()).select_from(matched.limit(COUNT_CAP + 1).subquery())).scalar_one()
-    if match is not None and sort == "relevance":
-        ranked = _ranked(dialect).bindparams(m=match).columns(incident_id=Integer, rank=Float).subquery()
-        page = (sa_select(ranked.c.incident_id, ranked.c.rank).join(Incident, Incident.id == ranked.c.incident_id)
-                .where(*conditions)  # filters only: the full-text match is already the ranked query's own
-                .order_by(ranked.c.rank.desc(), *newest))
-        if total > RANK_WINDOW:
-            window = matched.order_by(*newest).limit(RANK_WINDOW).subquery("window")
-            page = page.join(window, window.c.id == ranked.c.incident_id)
-    else:
-        page = matched.add_columns(cast(null(), Float)).order_by(*newest)
-    rows = session.execute(page.limit(limit).offset(offset)).all()
-    ids: list[int] = [row[0] for row in rows]
-    scores = {row[0]: float(row[1]) for row in rows if row[1] is not None}
-    incidents = {i.id: i for i in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()}
+    if dialect == "postgresql":
+        _plan_each_search(session)
+    ranked = match is not None and sort == "relevance"
+    rows = _newest(session, dialect, match, conditions, ranked=ranked)
+    capped = len(rows) > WINDOW
+    window = rows[:WINDOW]
+    newest_ids: list[int] = [row[0] for row in window]
+    scores: dict[int, float] = {}
+    if ranked:
+        assert match is not None
+        scores = {row[0]: float(row[4]) for row in window} if dialect == "postgresql" else \
+            _bm25(session, match, newest_ids)
+        # sorted() is stable, so equal ranks stay newest first.
+        ids = sorted(newest_ids, key=lambda i: -scores.get(i, 0.0))[offset:offset + limit]
+    elif offset + limit <= len(window) or not capped:
+        ids = newest_ids[offset:offset + limit]
+    else:  # date order past the window: a page of its own from the same index walk
+        page = _matching(dialect, match, conditions, col(Incident.id)).order_by(*NEWEST).limit(limit).offset(offset)
+        ids = list(session.execute(page).scalars())
+    incidents = {i.id: i for i in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()} if ids else {}
     highlight = tsquery(clauses, any_term=True) if dialect == "postgresql" else match
     snippets = _snippets(session, dialect, highlight, ids) if highlight is not None else {}
     hits = [Hit(incidents[i], scores.get(i), snippets.get(i) or Markup(escape(incidents[i].summary[:240])))
-            for i in ids]
-    facets = _facets(session, matched.order_by(*newest).limit(FACET_WINDOW)) if with_facets else {}
-    return Results(hits, min(int(total), COUNT_CAP), facets, capped=total > COUNT_CAP)
+            for i in ids if i in incidents]
+    facets = _facets(session, window) if with_facets else {}
+    return Results(hits, len(window), facets, capped=capped)
 
 
-def _ranked(dialect: str) -> Any:
+def _plan_each_search(session: Session) -> None:
+    """For the rest of this transaction, plan statements for their own values and without parallel workers.
+
+    A generic plan (psycopg prepares a statement after 5 runs) cannot see the words, guesses 500 matches,
+    and reads every match through the GIN index even for a word in 93% of the documents; and starting
+    parallel workers costs more than these bounded statements take.
+    """
+    session.execute(text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+                         "set_config('max_parallel_workers_per_gather', '0', true)"))
+
+
+def _matching(dialect: str, match: str | None, conditions: list[ColumnElement[bool]], *columns: Any) -> Any:
+    """SELECT `columns` of the incidents that meet the filters and the full-text query."""
+    statement = sa_select(*columns).where(*conditions)
+    if match is None:
+        return statement
     if dialect == "postgresql":
+        # A join, not IN: the document row it reads for the match also gives the rank.
+        return (statement.join(_DOCUMENT, _DOCUMENT.c.incident_id == col(Incident.id))
+                .where(_DOCUMENT.c.tsv.op("@@")(_tsquery(match))))
+    return statement.where(col(Incident.id).in_(
+        text("SELECT rowid FROM incident_fts WHERE incident_fts MATCH :m").bindparams(m=match)))
+
+
+def _tsquery(match: str) -> Any:
+    return func.to_tsquery(literal_column("'english'"), match)
+
+
+def _newest(session: Session, dialect: str, match: str | None, conditions: list[ColumnElement[bool]], *,
+            ranked: bool) -> list[Any]:
+    """The WINDOW + 1 newest matches as (id, severity, status, model_id, rank, tags), newest first.
+
+    Tags are a correlated subquery over these rows only, in the same statement, so no list of ids goes
+    back to the database; they are space-separated (taxonomy keys have no spaces). PostgreSQL ranks in
+    the same pass; SQLite's bm25 needs a statement of its own.
+    """
+    columns: list[Any] = [col(Incident.id), col(Incident.opened_at), col(Incident.severity), col(Incident.status),
+                          col(Incident.model_id)]
+    if ranked and dialect == "postgresql":
+        assert match is not None
         # Weights: title A, body B (set in the generated column); rank by cover density.
-        return text("SELECT incident_id, ts_rank_cd(tsv, to_tsquery('english', :m)) AS rank "
-                    "FROM incident_document WHERE tsv @@ to_tsquery('english', :m)")
+        columns.append(func.ts_rank_cd(_DOCUMENT.c.tsv, _tsquery(match)).label("rank"))
+    window = _matching(dialect, match, conditions, *columns).order_by(*NEWEST).limit(WINDOW + 1).subquery("w")
+    tags = (sa_select(func.aggregate_strings(col(IncidentTag.tag), " "))
+            .where(col(IncidentTag.incident_id) == window.c.id, col(IncidentTag.confidence) != "rejected"))
+    rank = window.c.rank if "rank" in window.c else null()
+    outer = sa_select(window.c.id, window.c.severity, window.c.status, window.c.model_id, rank, tags.scalar_subquery())
+    return list(session.execute(outer.order_by(window.c.opened_at.desc(), window.c.id.desc())).all())
+
+
+def _bm25(session: Session, match: str, ids: list[int]) -> dict[int, float]:
+    """SQLite's rank of each of `ids` (all of which match); bm25 needs the MATCH in its own statement."""
+    if not ids:
+        return {}
     # bm25 is lower-is-better; negate it so both engines sort by rank descending. Title counts 5x.
-    return text("SELECT rowid AS incident_id, -bm25(incident_fts, 5.0, 1.0) AS rank "
-                "FROM incident_fts WHERE incident_fts MATCH :m")
-
-
-def _matching(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return text("SELECT incident_id FROM incident_document WHERE tsv @@ to_tsquery('english', :m)")
-    return text("SELECT rowid FROM incident_fts WHERE incident_fts MATCH :m")
+    # `+rowid`: FTS5 would run the MATCH once per id given a rowid constraint; a filter costs one pass.
+    statement = text("SELECT rowid, -bm25(incident_fts, 5.0, 1.0) FROM incident_fts "
+                     "WHERE incident_fts MATCH :m AND +rowid IN (SELECT value FROM json_each(:ids))")
+    return {int(r[0]): float(r[1]) for r in session.execute(statement, {"m": match, "ids": json.dumps(ids)})}
 
 
 def _conditions(filters: Filters, index: TaxonomyIndex) -> list[ColumnElement[bool]]:
@@ -187,32 +243,23 @@ def _snippets(session: Session, dialect: str, match: str, ids: list[int]) -> dic
     else:
         statement = text(f"SELECT rowid, snippet(incident_fts, 1, '{START}', '{STOP}', '…', 20) "
                          "FROM incident_fts WHERE incident_fts MATCH :m AND rowid IN :ids")
-    from sqlalchemy import bindparam
-
     rows = session.execute(statement.bindparams(bindparam("ids", expanding=True)), {"m": match, "ids": ids}).all()
     # Escape everything people wrote, then turn the engine's markers into <mark>.
     return {r[0]: Markup(str(escape(r[1])).replace(START, "<mark>").replace(STOP, "</mark>")) for r in rows}
 
 
-def _facets(session: Session, matched: Any) -> dict[str, list[tuple[str, int]]]:
+def _facets(session: Session, window: list[Any]) -> dict[str, list[tuple[str, int]]]:
+    """Counts per tag, severity, status and model over the window's rows (see `_newest`)."""
     from watchtower.registry.models import MonitoredModel
 
-    # A JOIN on the (limited) id set, not IN: PostgreSQL would re-run a LIMIT subquery under a semi-join.
-    ids = matched.subquery("matched")
-    tags = session.execute(
-        sa_select(col(IncidentTag.tag), func.count()).select_from(ids)
-        .join(IncidentTag, col(IncidentTag.incident_id) == ids.c.id).where(col(IncidentTag.confidence) != "rejected")
-        .group_by(col(IncidentTag.tag)).order_by(func.count().desc(), col(IncidentTag.tag))).all()
-    # One grouped pass for the three columns of `incident`.
-    columns = (col(Incident.severity), col(Incident.status), col(Incident.model_id))
-    grouped = session.execute(sa_select(*columns, func.count()).select_from(ids)
-                              .join(Incident, col(Incident.id) == ids.c.id).group_by(*columns)).all()
-    names = dict(session.execute(sa_select(col(MonitoredModel.id), col(MonitoredModel.name))).all())
-    facets: dict[str, Counter[str]] = {"severity": Counter(), "status": Counter(), "model": Counter()}
-    for severity, status, model_id, n in grouped:
-        facets["severity"][severity] += n
-        facets["status"][status] += n
-        if model_id is not None:
-            facets["model"][names.get(model_id, str(model_id))] += n
-    return {"tag": [(str(tag), int(n)) for tag, n in tags]} | {
-        name: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) for name, counter in facets.items()}
+    model_ids = Counter(m for m in map(itemgetter(3), window) if m is not None)
+    names = dict(session.execute(sa_select(col(MonitoredModel.id), col(MonitoredModel.name))
+                                 .where(col(MonitoredModel.id).in_(model_ids))).all()) if model_ids else {}
+    models: Counter[str] = Counter()
+    for model_id, n in model_ids.items():
+        models[names.get(model_id, str(model_id))] += n
+    counters = {"tag": Counter(" ".join(filter(None, map(itemgetter(5), window))).split()),
+                "severity": Counter(map(itemgetter(1), window)), "status": Counter(map(itemgetter(2), window)),
+                "model": models}
+    # Sorted here, not in SQL, so that both engines order ties alike whatever the database's collation.
+    return {name: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) for name, counter in counters.items()}
