@@ -5,9 +5,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
+from postmortems import search as search_module
 from postmortems import similar, transfer, writeup
 from postmortems.analytics import summarize
 from postmortems.models import Incident, Severity, Status
@@ -63,9 +64,10 @@ class Hit(BaseModel):
 
 class SearchResponse(BaseModel):
     total: int
-    total_capped: bool = False  # true when more than 10,000 matched: `total` is then a lower bound
+    total_capped: bool = False  # more matched than `window`: `total` is then a lower bound
     hits: list[Hit]
     facets: dict[str, list[tuple[str, int]]]
+    window: int = Field(description="Facet counts and relevance ranking cover at most this many newest matches")
 
 
 def filters_for(session: Session, tag: list[str], model: list[str], severity: list[Severity],
@@ -102,7 +104,8 @@ def search_incidents(
     results = search(session, q, filters, load_index(session), sort=sort, limit=limit, offset=offset)
     url = request.app.state.settings.public_url
     hits = [_hit(session, h.incident, h.score, str(h.snippet), url) for h in results.hits]
-    return SearchResponse(total=results.total, total_capped=results.capped, hits=hits, facets=results.facets)
+    return SearchResponse(total=results.total, total_capped=results.capped, hits=hits, facets=results.facets,
+                          window=search_module.WINDOW)
 
 
 @writes.post("/incidents", status_code=201, response_model=IncidentRead)

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from postmortems import search as search_module
 from postmortems import similar, writeup
 from postmortems.analytics import summarize
 from postmortems.lifecycle import ALLOWED
@@ -98,6 +99,7 @@ def search_page(request: Request, session: SessionDep, q: str = "", tag: Annotat
         "link": link, "q": q, "tag": tags[0] if tags else "", "severity": severity, "status": status, "model": model,
         "opened_from": opened_from, "opened_to": opened_to, "sort": sort, "page": page,
         "pages": max(1, -(-results.total // PAGE)), "total": results.total, "capped": results.capped, "hits": hits,
+        "window": search_module.WINDOW,
         "facets": results.facets, "tree": _tree(index), "index": index,
         "severities": [s.value for s in Severity], "statuses": [s.value for s in Status]})
 

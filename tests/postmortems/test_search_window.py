@@ -43,7 +43,7 @@ def _get(client: TestClient, **params: Any) -> dict[str, Any]:
 def test_totals_cap_at_the_window_and_facets_count_the_newest(client: TestClient, six: list[int]) -> None:
     for params in ({"q": "cache"}, {}, {"q": "cache", "sort": "date"}):
         body = _get(client, **params)
-        assert (body["total"], body["total_capped"]) == (4, True), params
+        assert (body["total"], body["total_capped"], body["window"]) == (4, True, 4), params
         assert body["facets"]["severity"] == [["SEV3", 4]]
         assert body["facets"]["tag"] == [["hmb-cache-invalidation", 4]]
     within = _get(client, q="cache", severity="SEV1")  # two matches: exact, not capped
@@ -72,3 +72,10 @@ def test_planner_settings_last_only_for_the_searching_transaction(db: Engine) ->
             assert tuple(session.execute(settings).one()) == ("force_custom_plan", "0")
             session.rollback()
             assert tuple(session.execute(settings).one()) == before
+
+
+def test_the_page_says_when_facets_cover_only_the_newest_matches(client: TestClient, six: list[int]) -> None:
+    capped = client.get("/postmortems", params={"q": "cache"})
+    assert capped.status_code == 200 and "Counts over the 4 newest matches." in capped.text
+    exact = client.get("/postmortems", params={"q": "cache", "severity": "SEV1"})
+    assert exact.status_code == 200 and "newest matches" not in exact.text
