@@ -133,14 +133,14 @@ def _serve(api: httpx.Client, name: str, rows: pd.DataFrame, labels: pd.Series) 
 
 
 def _drift_line(result: Any) -> str:
-    drift = [f for o in result.outcomes if o.detector == "evidently_drift" for f in o.findings]
+    drift = [f for o in result.outcomes if o.detector == "native_drift" for f in o.findings]
     if not drift:
         return ""
     drifted = sorted((f for f in drift if f.breached), key=lambda f: f.score)
     if not drifted:
         lowest = min(drift, key=lambda f: f.score)
         return (f"No feature drifted (lowest KS p-value {lowest.score:.3f} on {lowest.feature}; threshold "
-                f"{lowest.threshold:.4f}, i.e. 0.05 Bonferroni-corrected over {len(drift)} features).")
+                f"{lowest.threshold:.4f}: 0.05 false-discovery rate, Benjamini-Hochberg over {len(drift)} features).")
     listed = ", ".join(f"{f.feature} (KS p={f.score:.1e})" for f in drifted)
     return f"{len(drifted)} of {len(drift)} features drifted: {listed}."
 

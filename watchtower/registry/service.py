@@ -170,8 +170,9 @@ def version_label(version: ModelVersion) -> str:
 
 
 def default_detectors(task: str) -> list[dict[str, Any]]:
-    """Feature drift, prediction drift, missing values and, for classifiers, accuracy once labels arrive."""
-    detectors: list[dict[str, Any]] = [{"name": "evidently_drift", "params": {}},
+    """Feature drift (native engine), prediction drift, missing values and, for classifiers, accuracy once labels
+    arrive."""
+    detectors: list[dict[str, Any]] = [{"name": "native_drift", "params": {}},
                                        {"name": "prediction_drift", "params": {}},
                                        {"name": "missing_values", "params": {}}]
     if task == "classification":
