@@ -1,11 +1,14 @@
 """What every detector sees (a Window) and returns (Findings). Pure: no database, HTTP or clock."""
 
+import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +24,20 @@ LATENCY = "__latency_ms__"
 ERROR = "__error__"  # the serving error message, None when the prediction succeeded
 PROBA_PREFIX = "__proba__:"  # one column per class: the model's probability of that class
 FeatureType = Literal["numeric", "categorical"]
+
+
+def class_name(value: Any) -> str | None:
+    """One spelling per class whatever JSON or a dtype made of it: 1, 1.0, np.int64(1) and "1" are all "1";
+    True is "true" (the event store's spelling of JSON true); None and NaN are None."""
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, int | float | str | np.integer | np.floating):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from detectors.base import PROBA_PREFIX
+from detectors.base import PROBA_PREFIX, class_name
 
 Average = Literal["binary", "macro", "weighted"]
 EPS = float(np.finfo(np.float64).eps)  # log loss clips probabilities to [eps, 1 - eps], as sklearn does
 
 
-def _class_name(value: object) -> str:
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value)).lower()  # the spelling the event store gives JSON true/false
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def class_names(values: pd.Series) -> np.ndarray:
     """Class values as canonical strings: 1, 1.0, np.int64(1) and "1" all become "1"; True becomes "true"."""
-    return np.array([_class_name(v) for v in values], dtype=object)
+    return np.array([class_name(v) for v in values], dtype=object)
 
 
 def proba_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -6,9 +6,7 @@ A segment holds ID, TS, the model's features (float64 for numeric, string for ca
 """
 
 import io
-import json
 import logging
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +20,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
+from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS, class_name
 from watchtower.clock import utcnow
 from watchtower.db import writer
 from watchtower.events.models import EventSegment
@@ -30,19 +28,6 @@ from watchtower.events.models import EventSegment
 log = logging.getLogger(__name__)
 COMPACT_BELOW_ROWS = 50_000  # segments smaller than this are merged...
 COMPACT_TARGET_ROWS = 500_000  # ...into segments of up to this many rows
-
-
-def canonical_class(value: Any) -> str | None:
-    """One spelling per class whatever the JSON said: 1, 1.0 and "1" are all "1"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int | float | str):
-        return str(value)
-    return json.dumps(value, sort_keys=True)
 
 
 def prediction_column(values: Sequence[Any], task: str) -> pd.Series:
@@ -53,7 +38,7 @@ def prediction_column(values: Sequence[Any], task: str) -> pd.Series:
             return series.astype(str).astype(object)
         if series.dtype.kind == "f" and bool(np.all(np.isnan(series) | (series == np.round(series)))):
             return series.astype("Int64").astype(str).astype(object).where(series.notna(), None)
-        return pd.Series([canonical_class(v) for v in values], dtype=object)
+        return pd.Series([class_name(v) for v in values], dtype=object)
     return pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
 
 
