@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedShuffleSplit
 
 from detectors import kpi_metrics as m
 from detectors.base import LABEL, PREDICTION, Detector, Finding, InsufficientData, Window
-from detectors.kpi import floor, usable
+from detectors.kpi import classifier_only, floor, usable
 from detectors.registry import register
 
 Calibration = Literal["auto", "isotonic", "none"]
@@ -110,8 +110,7 @@ class EstimatedAccuracy(Detector):
         return self
 
     def run(self, window: Window) -> list[Finding]:
-        if window.task != "classification":
-            raise InsufficientData("estimated_accuracy applies to classifiers only")
+        classifier_only(window, self.name)
         if not window.proba_columns:
             raise InsufficientData("estimated_accuracy needs class probabilities and the model reports none")
         reference = usable(window.reference, probas=True)

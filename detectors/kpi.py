@@ -94,7 +94,8 @@ def accuracy_of(frame: pd.DataFrame) -> float:
     return m.accuracy(m.class_names(frame[LABEL]), m.class_names(frame[PREDICTION]))
 
 
-def _classifier_only(window: Window, name: str) -> None:
+def classifier_only(window: Window, name: str) -> None:
+    """InsufficientData unless the window is a classifier's."""
     if window.task != "classification":
         raise InsufficientData(f"{name} applies to classifiers only")
 
@@ -116,7 +117,7 @@ class Accuracy(Detector):
         return self
 
     def run(self, window: Window) -> list[Finding]:
-        _classifier_only(window, "accuracy")
+        classifier_only(window, "accuracy")
         current, extra = labelled_rows(window, self.label_delay_s, self.min_labels)
         score = accuracy_of(current)
         baseline = on_reference(accuracy_of, usable(window.reference), extra, "reference_accuracy")
@@ -164,7 +165,7 @@ class ClassificationKPI(Detector):
         return m.precision_recall_f1(labels, predictions, self.metric, self.average, self.positive_class)
 
     def run(self, window: Window) -> list[Finding]:
-        _classifier_only(window, self.metric)
+        classifier_only(window, self.metric)
         needs_probas = self.metric == "roc_auc"
         if needs_probas and not window.proba_columns:
             raise InsufficientData("roc_auc needs class probabilities and the model reports none")
@@ -204,7 +205,7 @@ class LogLoss(Detector):
         return m.log_loss(m.class_names(frame[LABEL]), m.proba_frame(frame))
 
     def run(self, window: Window) -> list[Finding]:
-        _classifier_only(window, "log_loss")
+        classifier_only(window, "log_loss")
         if not window.proba_columns:
             raise InsufficientData("log_loss needs class probabilities and the model reports none")
         current, extra = labelled_rows(window, self.label_delay_s, self.min_labels, probas=True)

@@ -7,7 +7,7 @@ A segment holds ID, TS, the model's features (float64 for numeric, string for ca
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,14 +42,20 @@ def prediction_column(values: Sequence[Any], task: str) -> pd.Series:
     return pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
 
 
-def events_frame(rows: Sequence[dict[str, Any]], schema: dict[str, str], task: str) -> pd.DataFrame:
-    """ServingEvent-shaped dicts (event_id, ts, features, prediction, latency_ms, error, scores) -> a typed frame."""
-    frame = pd.DataFrame.from_records([r["features"] for r in rows], columns=list(schema))
+def features_frame(records: Sequence[Mapping[str, Any]], schema: dict[str, str]) -> pd.DataFrame:
+    """Feature dicts -> one typed column per schema feature: float64 for numeric, str or None for categorical."""
+    frame = pd.DataFrame.from_records(list(records), columns=list(schema))
     for name, kind in schema.items():
         if kind == "numeric":
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
         else:
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
+
+
+def events_frame(rows: Sequence[dict[str, Any]], schema: dict[str, str], task: str) -> pd.DataFrame:
+    """ServingEvent-shaped dicts (event_id, ts, features, prediction, latency_ms, error, scores) -> a typed frame."""
+    frame = features_frame([r["features"] for r in rows], schema)
     frame[ID] = [str(r["event_id"]) for r in rows]
     frame[TS] = pd.to_datetime([r["ts"] for r in rows], utc=True)
     frame[PREDICTION] = prediction_column([r.get("prediction") for r in rows], task)

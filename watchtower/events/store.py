@@ -12,7 +12,7 @@ from sqlmodel import Session, col, func, select
 
 from detectors.base import ID, LABEL
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
-from watchtower.events.segments import add_segment, events_frame, prediction_column, read_segments
+from watchtower.events.segments import add_segment, events_frame, features_frame, prediction_column, read_segments
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -111,11 +111,7 @@ def read_stage(session: Session, model: MonitoredModel, stage: str, start: datet
         .where(FeatureLog.model_id == model.id, FeatureLog.stage == stage,
                col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)
     ).all()
-    schema = schema_of(model)
-    frame = pd.DataFrame.from_records([r[1] for r in rows], columns=list(schema))
-    for name, kind in schema.items():
-        if kind == "numeric":
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    frame = features_frame([r[1] for r in rows], schema_of(model))
     frame[ID] = [r[0] for r in rows]
     return frame
 
