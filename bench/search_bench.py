@@ -84,16 +84,17 @@ def load(engine: Engine, rows: int, seed: int = 7) -> float:
                 opened = base + timedelta(minutes=rng.randrange(0, 60 * 24 * 900))
                 title = sentence(rng, 7).capitalize()
                 summary = sentence(rng, 25)
-                incidents.append({"id": i, "title": title, "summary": summary,
-                                  "severity": rng.choice(["SEV1", "SEV2", "SEV3", "SEV3", "SEV4"]),
-                                  "severity_rule": "",
-                                  "status": rng.choice(["resolved", "postmortem_complete", "open"]),
+                facets = {"opened_at": opened, "severity": rng.choice(["SEV1", "SEV2", "SEV3", "SEV3", "SEV4"]),
+                          "status": rng.choice(["resolved", "postmortem_complete", "open"]), "model_id": None}
+                tagged = sorted(rng.sample(TAGS, rng.choice([1, 1, 2, 3])))
+                incidents.append({"id": i, "title": title, "summary": summary, "severity_rule": "",
                                   "source": "import", "affected_models": [], "affected_pipelines": [], "impact": "",
-                                  "impact_numbers": {}, "evidence": {}, "opened_at": opened, "updated_at": opened})
-                documents.append({"incident_id": i, "title": title,
+                                  "impact_numbers": {}, "evidence": {}, "updated_at": opened, **facets})
+                # What postmortems.documents.refresh_document would store, without a round trip per incident.
+                documents.append({"incident_id": i, "title": title, "tags": tagged, **facets,
                                   "body": summary + "\n" + "\n".join(sentence(rng, 30) for _ in range(4))})
                 tags += [{"incident_id": i, "tag": t, "confidence": "confirmed", "source": "import", "author": "bench",
-                          "created_at": opened} for t in rng.sample(TAGS, rng.choice([1, 1, 2, 3]))]
+                          "created_at": opened} for t in tagged]
             conn.execute(insert(Incident.__table__), incidents)  # type: ignore[attr-defined]
             conn.execute(insert(IncidentDocument.__table__), documents)  # type: ignore[attr-defined]
             conn.execute(insert(IncidentTag.__table__), tags)  # type: ignore[attr-defined]

@@ -12,7 +12,8 @@ def plain(text: str) -> str:
 
 
 def refresh_document(session: Session, incident: Incident) -> None:
-    """Rebuild the text the full-text index sees; called after every change to an incident."""
+    """Rebuild the text the full-text index sees and the copies search filters on (status, severity, tags...);
+    called after every change to an incident or its tags."""
     assert incident.id is not None
     notes = session.exec(select(TimelineEntry.text).where(TimelineEntry.incident_id == incident.id,
                                                           TimelineEntry.kind == "note")).all()
@@ -26,11 +27,8 @@ def refresh_document(session: Session, incident: Incident) -> None:
         incident.summary, *notes, writeup or "", *items, incident.impact, " ".join(incident.affected_models),
         " ".join(incident.affected_pipelines), " ".join(features), " ".join(t.replace("-", " ") for t in tags),
     ])
-    title, body = plain(incident.title), plain(body)
-    document = session.get(IncidentDocument, incident.id)
-    if document is None:
-        session.add(IncidentDocument(incident_id=incident.id, title=title, body=body))
-    else:
-        document.title, document.body = title, body
-        session.add(document)
+    # merge: insert the document, or overwrite the stored one with the same incident_id.
+    session.merge(IncidentDocument(
+        incident_id=incident.id, title=plain(incident.title), body=plain(body), opened_at=incident.opened_at,
+        severity=incident.severity, status=incident.status, model_id=incident.model_id, tags=sorted(tags)))
     session.flush()

@@ -4,7 +4,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from watchtower.clock import utcnow
@@ -145,9 +146,23 @@ class Taxonomy(SQLModel, table=True):
 
 
 class IncidentDocument(SQLModel, table=True):
-    """The searchable text of an incident; FTS5 (SQLite) or a tsvector column (PostgreSQL) indexes it."""
+    """The searchable text of an incident; FTS5 (SQLite) or a tsvector column (PostgreSQL) indexes it.
+
+    It also carries copies of what search filters on and counts (opened_at, severity, status, model, tags
+    that are not rejected), so that one index-ordered scan of this table answers a query, its filters and its
+    facets without probing `incident` and `incident_tag` per row. `refresh_document` keeps them current.
+    """
 
     __tablename__ = "incident_document"
+    # On PostgreSQL the migrations also add a GIN index on `tags` (SQL only, like the full-text index):
+    # it finds the incidents with a rare tag without walking the newest-first index past all the others.
+    __table_args__ = (Index("ix_incident_document_newest", "opened_at", "incident_id"),)
     incident_id: int = Field(foreign_key="incident.id", primary_key=True)
     title: str = Field(sa_column=Column(Text, nullable=False))
     body: str = Field(sa_column=Column(Text, nullable=False))
+    opened_at: datetime
+    severity: str = Field(max_length=10)
+    status: str = Field(max_length=30)
+    model_id: int | None = None
+    tags: list[str] = Field(default_factory=list,
+                            sa_column=Column(JSON().with_variant(ARRAY(Text), "postgresql"), nullable=False))

@@ -10,16 +10,17 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
+from itertools import chain
 from typing import Any, Literal
 
 from markupsafe import Markup, escape
-from sqlalchemy import bindparam, column, func, literal_column, null, table, text
+from sqlalchemy import Text, bindparam, exists, func, literal, literal_column, null, text
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from postmortems.models import Incident, IncidentTag
+from postmortems.models import Incident, IncidentDocument
 from postmortems.taxonomy import TaxonomyIndex
 
 STOPWORDS = frozenset("""a about above after again against all am an and any are as at be because been before being
@@ -35,9 +36,11 @@ START, STOP = "\x02", "\x03"
 # matches are found once, and give the total (exact up to WINDOW), the facet counts and the ranking.
 # 500, not 1,000: at 1,000 a broad word with a tag filter took p95 67.5 ms on PostgreSQL (bench/README.md).
 WINDOW = 500
-NEWEST = (col(Incident.opened_at).desc(), col(Incident.id).desc())
-# The full-text side of incident_document, for SQL expressions (`tsv` is a generated column, not in the model).
-_DOCUMENT = table("incident_document", column("incident_id"), column("tsv"))
+# Search reads incident_document only: it holds the text and copies of what filters and facets need.
+DOC = IncidentDocument
+NEWEST = (col(DOC.opened_at).desc(), col(DOC.incident_id).desc())
+# `tsv` is a generated column the migrations add on PostgreSQL, not part of the model.
+_TSV: ColumnElement[Any] = literal_column("incident_document.tsv")
 
 
 @dataclass(frozen=True)
@@ -117,32 +120,33 @@ def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
            with_facets: bool = True) -> Results:
     """One page of matching incidents, the total (exact up to WINDOW), and facet counts.
 
-    Bounded work, whatever the query: one statement finds the WINDOW + 1 newest matches with their tags
-    and, on PostgreSQL, their rank (which walks the opened_at index when most incidents match, and the
-    full-text index when few do); the total, the facets and the relevance order all come from those rows.
+    Bounded work, whatever the query: one statement over incident_document finds the WINDOW + 1 newest
+    matches with their facet values and, on PostgreSQL, their rank (it walks the newest-first index when
+    most incidents match, and the full-text or tag index when few do); the total, the facets and the
+    relevance order all come from those rows.
     """
     clauses = parse(q)
     dialect = session.get_bind().dialect.name
     match = tsquery(clauses) if dialect == "postgresql" else fts5_query(clauses)
-    conditions = _conditions(filters, index)
+    conditions = _conditions(dialect, filters, index)
     if dialect == "postgresql":
         _plan_each_search(session)
     ranked = match is not None and sort == "relevance"
     rows = _newest(session, dialect, match, conditions, ranked=ranked)
     capped = len(rows) > WINDOW
     window = rows[:WINDOW]
-    newest_ids: list[int] = [row[0] for row in window]
+    newest_ids: list[int] = [row.incident_id for row in window]
     scores: dict[int, float] = {}
     if ranked:
         assert match is not None
-        scores = {row[0]: float(row[4]) for row in window} if dialect == "postgresql" else \
+        scores = {row.incident_id: float(row.rank) for row in window} if dialect == "postgresql" else \
             _bm25(session, match, newest_ids)
         # sorted() is stable, so equal ranks stay newest first.
         ids = sorted(newest_ids, key=lambda i: -scores.get(i, 0.0))[offset:offset + limit]
     elif offset + limit <= len(window) or not capped:
         ids = newest_ids[offset:offset + limit]
     else:  # date order past the window: a page of its own from the same index walk
-        page = _matching(dialect, match, conditions, col(Incident.id)).order_by(*NEWEST).limit(limit).offset(offset)
+        page = _matching(dialect, match, conditions, col(DOC.incident_id)).order_by(*NEWEST).limit(limit).offset(offset)
         ids = list(session.execute(page).scalars())
     incidents = {i.id: i for i in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()} if ids else {}
     highlight = tsquery(clauses, any_term=True) if dialect == "postgresql" else match
@@ -165,15 +169,13 @@ def _plan_each_search(session: Session) -> None:
 
 
 def _matching(dialect: str, match: str | None, conditions: list[ColumnElement[bool]], *columns: Any) -> Any:
-    """SELECT `columns` of the incidents that meet the filters and the full-text query."""
-    statement = sa_select(*columns).where(*conditions)
+    """SELECT `columns` of the documents that meet the filters and the full-text query."""
+    statement = sa_select(*columns).select_from(DOC).where(*conditions)
     if match is None:
         return statement
     if dialect == "postgresql":
-        # A join, not IN: the document row it reads for the match also gives the rank.
-        return (statement.join(_DOCUMENT, _DOCUMENT.c.incident_id == col(Incident.id))
-                .where(_DOCUMENT.c.tsv.op("@@")(_tsquery(match))))
-    return statement.where(col(Incident.id).in_(
+        return statement.where(_TSV.op("@@")(_tsquery(match)))
+    return statement.where(col(DOC.incident_id).in_(
         text("SELECT rowid FROM incident_fts WHERE incident_fts MATCH :m").bindparams(m=match)))
 
 
@@ -183,24 +185,18 @@ def _tsquery(match: str) -> Any:
 
 def _newest(session: Session, dialect: str, match: str | None, conditions: list[ColumnElement[bool]], *,
             ranked: bool) -> list[Any]:
-    """The WINDOW + 1 newest matches as (id, severity, status, model_id, rank, tags), newest first.
+    """The WINDOW + 1 newest matches with (incident_id, severity, status, model_id, tags, rank), newest first.
 
-    Tags are a correlated subquery over these rows only, in the same statement, so no list of ids goes
-    back to the database; they are space-separated (taxonomy keys have no spaces). PostgreSQL ranks in
-    the same pass; SQLite's bm25 needs a statement of its own.
+    PostgreSQL ranks in the same pass; SQLite's bm25 needs a statement of its own.
     """
-    columns: list[Any] = [col(Incident.id), col(Incident.opened_at), col(Incident.severity), col(Incident.status),
-                          col(Incident.model_id)]
+    rank: ColumnElement[Any] = null()
     if ranked and dialect == "postgresql":
         assert match is not None
         # Weights: title A, body B (set in the generated column); rank by cover density.
-        columns.append(func.ts_rank_cd(_DOCUMENT.c.tsv, _tsquery(match)).label("rank"))
-    window = _matching(dialect, match, conditions, *columns).order_by(*NEWEST).limit(WINDOW + 1).subquery("w")
-    tags = (sa_select(func.aggregate_strings(col(IncidentTag.tag), " "))
-            .where(col(IncidentTag.incident_id) == window.c.id, col(IncidentTag.confidence) != "rejected"))
-    rank = window.c.rank if "rank" in window.c else null()
-    outer = sa_select(window.c.id, window.c.severity, window.c.status, window.c.model_id, rank, tags.scalar_subquery())
-    return list(session.execute(outer.order_by(window.c.opened_at.desc(), window.c.id.desc())).all())
+        rank = func.ts_rank_cd(_TSV, _tsquery(match))
+    statement = _matching(dialect, match, conditions, col(DOC.incident_id), col(DOC.severity), col(DOC.status),
+                          col(DOC.model_id), col(DOC.tags), rank.label("rank"))
+    return list(session.execute(statement.order_by(*NEWEST).limit(WINDOW + 1)).all())
 
 
 def _bm25(session: Session, match: str, ids: list[int]) -> dict[int, float]:
@@ -214,22 +210,25 @@ def _bm25(session: Session, match: str, ids: list[int]) -> dict[int, float]:
     return {int(r[0]): float(r[1]) for r in session.execute(statement, {"m": match, "ids": json.dumps(ids)})}
 
 
-def _conditions(filters: Filters, index: TaxonomyIndex) -> list[ColumnElement[bool]]:
+def _conditions(dialect: str, filters: Filters, index: TaxonomyIndex) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     for tag in filters.tags:
         keys = sorted(index.descendants(tag))
-        conditions.append(col(Incident.id).in_(select(IncidentTag.incident_id).where(
-            col(IncidentTag.tag).in_(keys), IncidentTag.confidence != "rejected")))
+        if dialect == "postgresql":  # array overlap, which the GIN index on tags answers
+            conditions.append(col(DOC.tags).op("&&")(literal(keys, ARRAY(Text))))
+        else:
+            each = func.json_each(col(DOC.tags)).table_valued("value")
+            conditions.append(exists(sa_select(literal(1)).select_from(each).where(each.c.value.in_(keys))))
     if filters.model_ids:
-        conditions.append(col(Incident.model_id).in_(filters.model_ids))
+        conditions.append(col(DOC.model_id).in_(filters.model_ids))
     if filters.severities:
-        conditions.append(col(Incident.severity).in_(filters.severities))
+        conditions.append(col(DOC.severity).in_(filters.severities))
     if filters.statuses:
-        conditions.append(col(Incident.status).in_(filters.statuses))
+        conditions.append(col(DOC.status).in_(filters.statuses))
     if filters.opened_from:
-        conditions.append(col(Incident.opened_at) >= filters.opened_from)
+        conditions.append(col(DOC.opened_at) >= filters.opened_from)
     if filters.opened_to:
-        conditions.append(col(Incident.opened_at) < filters.opened_to)
+        conditions.append(col(DOC.opened_at) < filters.opened_to)
     return conditions
 
 
@@ -252,14 +251,14 @@ def _facets(session: Session, window: list[Any]) -> dict[str, list[tuple[str, in
     """Counts per tag, severity, status and model over the window's rows (see `_newest`)."""
     from watchtower.registry.models import MonitoredModel
 
-    model_ids = Counter(m for m in map(itemgetter(3), window) if m is not None)
+    model_ids = Counter(row.model_id for row in window if row.model_id is not None)
     names = dict(session.execute(sa_select(col(MonitoredModel.id), col(MonitoredModel.name))
                                  .where(col(MonitoredModel.id).in_(model_ids))).all()) if model_ids else {}
     models: Counter[str] = Counter()
     for model_id, n in model_ids.items():
         models[names.get(model_id, str(model_id))] += n
-    counters = {"tag": Counter(" ".join(filter(None, map(itemgetter(5), window))).split()),
-                "severity": Counter(map(itemgetter(1), window)), "status": Counter(map(itemgetter(2), window)),
+    counters = {"tag": Counter(chain.from_iterable(row.tags for row in window)),
+                "severity": Counter(row.severity for row in window), "status": Counter(row.status for row in window),
                 "model": models}
     # Sorted here, not in SQL, so that both engines order ties alike whatever the database's collation.
     return {name: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) for name, counter in counters.items()}

@@ -85,6 +85,7 @@ def open_or_append(
         existing.severity, existing.severity_rule = severity, severity_rule
     existing.updated_at = at
     session.add(existing)
+    refresh_document(session, existing)
     return existing, False
 
 
@@ -150,6 +151,7 @@ def transition(session: Session, incident: Incident, to: Status | str, author: s
     add_entry(session, incident.id, "status", text, source="human", author=author,
               details={"from": before, "to": incident.status, "reason": reason})
     session.flush()
+    refresh_document(session, incident)
     return incident
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from postmortems.search import fts5_query, parse, tsquery
-from tests.postmortems.helpers import file, search_ids
+from tests.postmortems.helpers import file, move, search_ids
 
 CORPUS = [
     ("Feature store served stale embeddings", "The ranking model read embeddings from a stale cache.",
@@ -68,6 +68,24 @@ def test_facets_filters_sort_and_pages(client: TestClient) -> None:
     assert search_ids(client, opened_from="2999-01-01") == []
     bad = client.get("/incidents", params={"tag": "nope"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.tag"
+
+
+def test_filters_and_facets_follow_every_change(client: TestClient) -> None:
+    """Search filters on copies kept beside the text; each kind of change must reach them."""
+    iid = file(client, "Stale cache after deploy", tags=["hmb-cache-invalidation"], severity="SEV3")["id"]
+    assert search_ids(client, q="stale", severity="SEV3", tag="hmb") == [iid]
+    client.patch(f"/incidents/{iid}", json={"author": "cy", "severity": "SEV1"})
+    assert search_ids(client, q="stale", severity="SEV3") == []
+    assert search_ids(client, q="stale", severity="SEV1") == [iid]
+    assert move(client, iid, "acknowledged").status_code == 200
+    assert search_ids(client, status="open") == [] and search_ids(client, status="acknowledged") == [iid]
+    client.put(f"/incidents/{iid}/tags/hmb-cache-invalidation", json={"author": "cy", "confidence": "rejected"})
+    assert search_ids(client, tag="hmb") == []
+    client.put(f"/incidents/{iid}/tags/config-change", json={"author": "cy"})
+    assert search_ids(client, q="stale", tag="config-change") == [iid]
+    facets = client.get("/incidents", params={"q": "stale"}).json()["facets"]
+    assert facets["tag"] == [["config-change", 1]] and facets["severity"] == [["SEV1", 1]]
+    assert facets["status"] == [["acknowledged", 1]]
 
 
 def test_query_translation_is_the_same_for_both_engines() -> None:

@@ -1,4 +1,5 @@
-"""Migrations: the schema they build is the models' schema, and 0004 carries stored events into segments."""
+"""Migrations: the schema they build is the models' schema, 0004 carries stored events into segments and 0005
+copies search facets onto incident documents."""
 
 import os
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlmodel import Session, SQLModel, select
 
 import watchtower.tables  # noqa: F401 (registers every table on SQLModel.metadata)
 from detectors.base import ID, LABEL, PREDICTION
+from postmortems.models import IncidentDocument
 from tests.conftest import POSTGRES_URL
 from watchtower.db import MIGRATIONS, make_engine, migrate
 from watchtower.events.models import ServingEvent
@@ -65,7 +67,7 @@ def test_migrated_schema_matches_the_models(empty: Engine) -> None:
 def _outside_models(diff: object) -> bool:
     """Tables the models do not declare: APScheduler's, and the full-text columns and indexes the migrations build."""
     text_ = repr(diff)
-    return any(name in text_ for name in ("apscheduler_jobs", "incident_fts", "tsv"))
+    return any(name in text_ for name in ("apscheduler_jobs", "incident_fts", "tsv", "ix_incident_document_tags"))
 
 
 def test_0004_moves_stored_events_into_segments(empty: Engine) -> None:
@@ -95,3 +97,29 @@ def test_0004_moves_stored_events_into_segments(empty: Engine) -> None:
     assert frame["x"].tolist() == [0.5, 1.5, 2.5] and frame["c"].tolist() == ["k0", "k1", "k2"]
     assert frame[PREDICTION].tolist() == ["1", "1", "1"]
     assert frame[LABEL].tolist() == [None, "0", None]
+
+
+def test_0005_copies_search_facets_onto_documents(empty: Engine) -> None:
+    _upgrade(empty, "0004")
+    opened = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    with empty.begin() as conn:
+        for iid, severity, status in ((1, "SEV1", "resolved"), (2, "SEV3", "open")):
+            conn.execute(text(
+                "INSERT INTO incident (id, title, summary, severity, severity_rule, status, source, "
+                "affected_models, affected_pipelines, impact, impact_numbers, evidence, opened_at, updated_at) "
+                "VALUES (:id, 't', 's', :sev, '', :status, 'manual', '[]', '[]', '', '{}', '{}', :at, :at)"),
+                {"id": iid, "sev": severity, "status": status, "at": opened + timedelta(days=iid)})
+            conn.execute(text("INSERT INTO incident_document (incident_id, title, body) VALUES (:id, 't', 'stale')"),
+                         {"id": iid})
+        for tag, confidence in (("config-change", "confirmed"), ("concept-drift", "suggested"),
+                                ("hmb-failed-join", "rejected")):
+            conn.execute(text("INSERT INTO incident_tag (incident_id, tag, confidence, source, author, created_at) "
+                              "VALUES (1, :tag, :confidence, 'person', 'ana', :at)"),
+                         {"tag": tag, "confidence": confidence, "at": opened})
+    migrate(empty)
+    with Session(empty) as session:
+        documents = {d.incident_id: d for d in session.exec(select(IncidentDocument)).all()}
+    assert sorted(documents[1].tags) == ["concept-drift", "config-change"] and documents[2].tags == []
+    assert (documents[1].severity, documents[1].status, documents[1].model_id) == ("SEV1", "resolved", None)
+    assert (documents[2].severity, documents[2].status) == ("SEV3", "open")
+    assert documents[2].opened_at == opened + timedelta(days=2)

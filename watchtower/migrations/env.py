@@ -20,11 +20,15 @@ def run() -> None:
         _run(connection)
 
 
+# PostgreSQL-only indexes the migrations create in SQL; the models cannot declare them for one dialect only.
+SQL_ONLY_INDEXES = ("ix_incident_document_tsv", "ix_incident_document_tags")
+
+
 def _ours(name: str | None, kind: str, _parent: object) -> bool:
-    """Objects Alembic must not try to drop: APScheduler's job table and the full-text index (made in SQL)."""
+    """Objects Alembic must not try to drop: APScheduler's job table and the search indexes made in SQL."""
     if kind == "table":
         return not (name == "apscheduler_jobs" or (name or "").startswith("incident_fts"))
-    return not (kind == "column" and name == "tsv")
+    return not ((kind == "column" and name == "tsv") or (kind == "index" and name in SQL_ONLY_INDEXES))
 
 
 def _run(connection: object) -> None:
