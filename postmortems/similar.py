@@ -4,10 +4,11 @@ Links are stored; a person's "not similar" sets `dismissed`, and recomputing nev
 """
 
 import re
+from collections.abc import Iterable
 
 from sqlmodel import Session, col, or_, select
 
-from postmortems.models import Incident, IncidentTag, SimilarLink
+from postmortems.models import Incident, IncidentDocument, SimilarLink
 from watchtower.errors import NotFound
 
 SIGNATURE_WEIGHT, TEXT_WEIGHT = 0.7, 0.3
@@ -15,8 +16,8 @@ MIN_SCORE, KEEP, CANDIDATES = 0.2, 5, 500
 _WORD = re.compile(r"[a-z0-9]{3,}")
 
 
-def signature(session: Session, incident: Incident) -> set[str]:
-    """What fired and where: the structured part of the comparison."""
+def signature(incident: Incident, tags: Iterable[str]) -> set[str]:
+    """What fired and where: the structured part of the comparison (`tags`: the incident's non-rejected tags)."""
     items = {f"model:{m}" for m in incident.affected_models}
     if incident.monitor_id is not None:
         items.add(f"monitor:{incident.model_id}:{incident.monitor_id}")
@@ -24,8 +25,6 @@ def signature(session: Session, incident: Incident) -> set[str]:
         if check.get("findings"):
             items.add(f"detector:{check['detector']}")
             items |= {f"feature:{f['feature']}" for f in check["findings"]}
-    tags = session.exec(select(IncidentTag.tag).where(IncidentTag.incident_id == incident.id,
-                                                      IncidentTag.confidence != "rejected")).all()
     return items | {f"tag:{t}" for t in tags}
 
 
@@ -40,18 +39,20 @@ def jaccard(a: set[str], b: set[str]) -> float:
 def link_similar(session: Session, incident: Incident) -> list[SimilarLink]:
     """Find and store the most similar earlier incidents; returns the links, best first."""
     assert incident.id is not None
-    mine, my_words = signature(session, incident), words(incident)
-    # Candidates: the most recent incidents, plus every earlier one of the same model.
+    document = session.get(IncidentDocument, incident.id)
+    mine, my_words = signature(incident, document.tags if document else []), words(incident)
+    # Candidates: the most recent incidents, plus every earlier one of the same model; each with the tags
+    # its search document keeps, so scoring 500 candidates costs one statement, not one per candidate.
     recent = select(Incident.id).where(Incident.id != incident.id).order_by(col(Incident.id).desc()).limit(CANDIDATES)
     scope = or_(col(Incident.id).in_(recent), Incident.model_id == incident.model_id) \
         if incident.model_id is not None else col(Incident.id).in_(recent)
-    candidates = session.exec(select(Incident).where(
+    candidates = session.exec(select(Incident, IncidentDocument.tags).join(IncidentDocument).where(
         Incident.id != incident.id, col(Incident.opened_at) <= incident.opened_at, scope)).all()
     known = {link.similar_id: link for link in session.exec(
         select(SimilarLink).where(SimilarLink.incident_id == incident.id)).all()}
     scored = []
-    for past in candidates:
-        theirs = signature(session, past)
+    for past, tags in candidates:
+        theirs = signature(past, tags)
         score = SIGNATURE_WEIGHT * jaccard(mine, theirs) + TEXT_WEIGHT * jaccard(my_words, words(past))
         if score >= MIN_SCORE:
             shared = sorted(mine & theirs)

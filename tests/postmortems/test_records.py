@@ -88,6 +88,7 @@ def test_similar_incidents_are_linked_alerted_and_dismissable(client: TestClient
     similar = client.get(f"/incidents/{second}").json()["similar"]
     assert [s["id"] for s in similar] == [first] and unrelated not in [s["id"] for s in similar]
     assert similar[0]["score"] > 0.5 and "feature f1" in similar[0]["reasons"]
+    assert "tag feature-distribution-shift" in similar[0]["reasons"]  # both were suggested it by the detector
     assert similar[0]["root_causes"] == ["Training-serving skew"]
     assert "fixed the feature join" in similar[0]["fixed_by"]
     deliver_outbox(runtime)
