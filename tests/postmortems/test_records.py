@@ -1,9 +1,17 @@
 """Taxonomies as data, write-ups with revisions, similar incidents, import/export and analytics."""
 
 import json
+import random
+import statistics
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
+from postmortems.taxonomy import load_index
 from tests import factories
 from tests.conftest import SlackRecorder
 from tests.factories import BuiltModels
@@ -153,3 +161,44 @@ def test_analytics_by_category_ml_share_and_metrics(client: TestClient, runtime:
     assert 'watchtower_incidents_by_category{category="hmb"} 2.0' in metrics
     assert 'watchtower_incident_mean_seconds{category="hmb",stage="resolve"} 10800.0' in metrics
     assert 'watchtower_incidents_by_ml_axis{axis="non-ml"} 2.0' in metrics
+
+
+def test_analytics_means_and_months_equal_each_incidents_own_durations(client: TestClient, runtime: Runtime) -> None:
+    """The summary aggregates in SQL; it must agree with lifecycle.durations per incident (the API's), including
+    missing stages, a start after the open (counted as 0 s), sub-second times and untagged incidents."""
+    rng = random.Random(3)
+    tag_sets = [["hmb-failed-join"], ["hmb-cache-invalidation", "concept-drift"], [], ["config-change"]]
+    batch = []
+    for i in range(24):
+        opened = datetime(2026, 1 + i % 3, 1 + i, 6, 0, tzinfo=UTC) + timedelta(seconds=rng.uniform(0, 3600))
+        later = {name: (opened + timedelta(seconds=rng.uniform(0, 20_000))).isoformat()
+                 for name in ("acknowledged_at", "mitigated_at", "resolved_at") if rng.random() < 0.7}
+        impact = opened + timedelta(seconds=rng.uniform(-900, 3600) * (1 if i % 5 else -1))
+        batch.append({"title": f"i{i}", "author": "a", "opened_at": opened.isoformat(),
+                      "impact_started_at": impact.isoformat() if i % 4 else None, **later,
+                      "tagged": [{"tag": t} for t in tag_sets[i % 4]]})
+    assert client.post("/incidents/import", json={"incidents": batch}).status_code == 201
+    with Session(runtime.engine) as session:
+        index = load_index(session)
+    expected: dict[str, list[dict[str, Any]]] = {}
+    months: Counter[tuple[str, str]] = Counter()
+    for hit in client.get("/incidents", params={"limit": 200}).json()["hits"]:
+        incident = client.get(f"/incidents/{hit['id']}").json()
+        keys = {k for t in incident["tags"] for k in [t["tag"], *index.ancestors(t["tag"])]} or {"untagged"}
+        for key in keys:
+            expected.setdefault(key, []).append(incident["durations"])
+            months[(incident["opened_at"][:7], key)] += 1
+    summary = client.get("/analytics").json()
+    got = {c["category"]: c for c in summary["by_category"]}
+    for key, spans in expected.items():
+        assert got[key]["incidents"] == len(spans)
+        for field, stage in (("mttd_s", "time_to_detect"), ("mtta_s", "time_to_acknowledge"),
+                             ("mttm_s", "time_to_mitigate"), ("mttr_s", "time_to_resolve")):
+            values = [s[stage] for s in spans if s[stage] is not None]
+            if values:
+                assert got[key][field] == pytest.approx(statistics.mean(values), abs=0.051), (key, field)
+            else:
+                assert got[key][field] is None, (key, field)
+    assert any(s["time_to_detect"] == 0 for spans in expected.values() for s in spans)  # the clamp was exercised
+    assert {(m["month"], m["category"]): m["incidents"] for m in summary["over_time"]
+            if m["category"] in expected} == dict(months)
