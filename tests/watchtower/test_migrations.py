@@ -119,7 +119,7 @@ def test_0005_copies_search_facets_onto_documents(empty: Engine) -> None:
     migrate(empty)
     with Session(empty) as session:
         documents = {d.incident_id: d for d in session.exec(select(IncidentDocument)).all()}
-    assert sorted(documents[1].tags) == ["concept-drift", "config-change"] and documents[2].tags == []
+    assert documents[1].tags == ["concept-drift", "config-change"] and documents[2].tags == []
     assert (documents[1].severity, documents[1].status, documents[1].model_id) == ("SEV1", "resolved", None)
     assert (documents[2].severity, documents[2].status) == ("SEV3", "open")
     assert documents[2].opened_at == opened + timedelta(days=2)

@@ -37,9 +37,10 @@ def upgrade() -> None:
                                                  server_default="{}" if postgres else "[]"))
     op.execute("UPDATE incident_document SET opened_at = i.opened_at, severity = i.severity, status = i.status, "
                "model_id = i.model_id FROM incident AS i WHERE i.id = incident_document.incident_id")
+    # Sorted, as postmortems.documents.refresh_document stores them.
     aggregate = "array_agg(t.tag ORDER BY t.tag)" if postgres else "json_group_array(t.tag)"
-    op.execute(f"UPDATE incident_document SET tags = (SELECT {aggregate} FROM incident_tag AS t "
-               "WHERE t.incident_id = incident_document.incident_id AND t.confidence <> 'rejected') "
+    op.execute(f"UPDATE incident_document SET tags = (SELECT {aggregate} FROM (SELECT tag FROM incident_tag "
+               "WHERE incident_id = incident_document.incident_id AND confidence <> 'rejected' ORDER BY tag) AS t) "
                "WHERE EXISTS (SELECT 1 FROM incident_tag AS t WHERE t.incident_id = incident_document.incident_id "
                "AND t.confidence <> 'rejected')")
     if postgres:
