@@ -79,3 +79,20 @@ def test_the_page_says_when_facets_cover_only_the_newest_matches(client: TestCli
     assert capped.status_code == 200 and "Counts over the 4 newest matches." in capped.text
     exact = client.get("/postmortems", params={"q": "cache", "severity": "SEV1"})
     assert exact.status_code == 200 and "newest matches" not in exact.text
+
+
+@pytest.mark.parametrize("walk_from", [0, 1_000_000])
+def test_sqlite_reads_the_same_matches_by_either_plan(client: TestClient, six: list[int],
+                                                      monkeypatch: pytest.MonkeyPatch, walk_from: int) -> None:
+    """SQLite walks the date index past SQLITE_WALK_FROM matches and looks matches up by key below it;
+    PostgreSQL ignores the setting. Every answer must be the same either way."""
+    monkeypatch.setattr(search, "SQLITE_WALK_FROM", walk_from)
+    body = _get(client, q="cache")
+    assert (body["total"], body["total_capped"]) == (4, True)
+    assert body["facets"]["tag"] == [["hmb-cache-invalidation", 4]]
+    assert set(search_ids(client, q="cache")) == set(six[2:])
+    assert search_ids(client, q="cache", severity="SEV1", sort="date") == six[1::-1]
+    assert search_ids(client, q="stale -ranking", sort="date") == six[1::-1]
+    assert search_ids(client, q="cache", tag="config-change", sort="date", limit=1, offset=1) == [six[0]]
+    newest_first = six[::-1]
+    assert search_ids(client, q="cache", sort="date", limit=2, offset=4) == newest_first[4:6]
