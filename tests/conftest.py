@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
+from postmortems.models import Incident, IncidentDocument, IncidentTag
 from postmortems.taxonomy import ensure_builtin
 from tests import factories
 from watchtower.app import create_app
@@ -62,6 +63,36 @@ def db(engine: Engine) -> Iterator[Engine]:
     with Session(engine) as session:  # built-in taxonomies are data every test expects
         ensure_builtin(session)
         session.commit()
+
+
+@pytest.fixture(autouse=True)
+def documents_stay_current(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used a database: no incident's search document is stale."""
+    if "db" not in request.fixturenames:
+        yield
+        return
+    engine = request.getfixturevalue("db")  # set up first, so this check runs before its teardown empties it
+    yield
+    assert stale_documents(engine) == []
+
+
+def stale_documents(engine: Engine) -> list[int]:
+    """Incidents whose search document's copies (opened_at, severity, status, model, tags) differ from the
+    incident and its tags; search filters and facets read only the copies."""
+    with Session(engine) as session:
+        tags: dict[int, list[str]] = {}
+        for tag in session.exec(select(IncidentTag).where(IncidentTag.confidence != "rejected")):
+            tags.setdefault(tag.incident_id, []).append(tag.tag)
+        documents = {d.incident_id: d for d in session.exec(select(IncidentDocument))}
+        stale = []
+        for incident in session.exec(select(Incident)):
+            document = documents.get(incident.id or 0)
+            expected = (incident.opened_at, incident.severity, incident.status, incident.model_id,
+                        sorted(tags.get(incident.id or 0, [])))
+            if document is None or (document.opened_at, document.severity, document.status, document.model_id,
+                                    sorted(document.tags)) != expected:
+                stale.append(incident.id or 0)
+        return stale
 
 
 @pytest.fixture

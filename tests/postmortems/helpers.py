@@ -3,10 +3,6 @@
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
-
-from postmortems.models import Incident, IncidentDocument, IncidentTag
 
 
 def file(client: TestClient, title: str, **fields: Any) -> dict[str, Any]:
@@ -26,21 +22,3 @@ def search_ids(client: TestClient, **params: Any) -> list[int]:
     assert response.status_code == 200, response.text
     return [hit["id"] for hit in response.json()["hits"]]
 
-
-def stale_documents(engine: Engine) -> list[int]:
-    """Incidents whose search document's copies (opened_at, severity, status, model, tags) differ from the
-    incident and its tags; search filters and facets read only the copies."""
-    with Session(engine) as session:
-        tags: dict[int, list[str]] = {}
-        for tag in session.exec(select(IncidentTag).where(IncidentTag.confidence != "rejected")):
-            tags.setdefault(tag.incident_id, []).append(tag.tag)
-        documents = {d.incident_id: d for d in session.exec(select(IncidentDocument))}
-        stale = []
-        for incident in session.exec(select(Incident)):
-            document = documents.get(incident.id or 0)
-            expected = (incident.opened_at, incident.severity, incident.status, incident.model_id,
-                        sorted(tags.get(incident.id or 0, [])))
-            if document is None or (document.opened_at, document.severity, document.status, document.model_id,
-                                    sorted(document.tags)) != expected:
-                stale.append(incident.id or 0)
-        return stale

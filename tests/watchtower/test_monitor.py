@@ -252,6 +252,27 @@ def test_a_failing_action_does_not_stop_the_others(client: TestClient, runtime: 
                                                      {"action": "swap_model"}) == 1
 
 
+def test_a_worse_second_breach_raises_the_open_incidents_severity(client: TestClient, runtime: Runtime,
+                                                                  models: BuiltModels,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from watchtower.actions.swap_model import SwapToFallback
+
+    incident_id = _breach(client, runtime, models)  # drift with every mitigation done: SEV3
+    assert client.get(f"/incidents/{incident_id}").json()["severity"] == "SEV3"
+
+    def broken(self: SwapToFallback, ctx: object, session: object) -> str:
+        raise RuntimeError("registry unreachable")
+
+    monkeypatch.setattr(SwapToFallback, "execute", broken)
+    again = run_monitor(runtime, "churn", "default")
+    assert again.incident_id == incident_id
+    incident = client.get(f"/incidents/{incident_id}").json()
+    assert incident["severity"] == "SEV2"
+    assert any(e["kind"] == "severity" and "SEV3 to SEV2" in e["text"] for e in incident["timeline"])
+    found = client.get("/incidents", params={"severity": "SEV2"}).json()  # search reads the raised severity
+    assert [h["id"] for h in found["hits"]] == [incident_id] and found["facets"]["severity"] == [["SEV2", 1]]
+
+
 def test_a_pass_over_every_model_survives_one_broken_model(client: TestClient, runtime: Runtime,
                                                            models: BuiltModels, db: Engine) -> None:
     factories.register_tensor(client, models, monitors=DRIFT_ONLY)
