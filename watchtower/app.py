@@ -17,7 +17,7 @@ from watchtower.checks import api as checks_api
 from watchtower.db import make_engine
 from watchtower.errors import install_handlers
 from watchtower.events import api as events_api
-from watchtower.gauges import read_state
+from watchtower.gauges import StateReader
 from watchtower.registry import api as registry_api
 from watchtower.runtime import Runtime
 from watchtower.serving import api as serving_api
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """Build the app; the caller owns migrations (`watchtower serve` runs them first)."""
     settings = settings or Settings()
     runtime = Runtime(settings, engine or make_engine(settings.database_url))
-    runtime.metrics.watch_state(lambda: read_state(runtime.engine))
+    runtime.metrics.watch_state(StateReader(runtime.engine, settings.metrics_analytics_ttl_s))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

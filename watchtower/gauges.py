@@ -1,5 +1,8 @@
 """Database state read at scrape time for the gauges in alerts.metrics.STATE_GAUGES."""
 
+import threading
+from time import monotonic
+
 from sqlalchemy import func
 from sqlalchemy import select as sa_select  # sqlmodel's select types at most four columns
 from sqlalchemy.engine import Engine
@@ -14,8 +17,33 @@ from watchtower.registry.models import Monitor, MonitoredModel, Pipeline, Role
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def read_state(engine: Engine) -> Samples:
-    """One snapshot of every state gauge."""
+class StateReader:
+    """The state gauges, read from the database when Prometheus scrapes.
+
+    The incident analytics group every incident (about 1 s at 100k incidents) and change slowly, so they
+    are re-read at most every `analytics_ttl_s`, as Grafana OnCall caches its metrics; the operational
+    gauges (serving role, paused pipelines, open incidents, latest checks) are read on every scrape.
+    """
+
+    def __init__(self, engine: Engine, analytics_ttl_s: float) -> None:
+        self.engine, self.analytics_ttl_s = engine, analytics_ttl_s
+        self._analytics: Samples = {}
+        self._read_at: float | None = None
+        self._lock = threading.Lock()  # concurrent scrapes: one re-reads, the others wait for it
+
+    def __call__(self) -> Samples:
+        return read_operational(self.engine) | self._analytics_snapshot()
+
+    def _analytics_snapshot(self) -> Samples:
+        with self._lock:
+            if self._read_at is None or monotonic() - self._read_at >= self.analytics_ttl_s:
+                self._analytics = read_analytics(self.engine)
+                self._read_at = monotonic()
+            return self._analytics
+
+
+def read_operational(engine: Engine) -> Samples:
+    """What is serving, paused, open and breached now."""
     with Session(engine) as session:
         models = session.exec(select(MonitoredModel.id, MonitoredModel.name, MonitoredModel.active_role)).all()
         names = {model_id: name for model_id, name, _ in models}
@@ -43,13 +71,20 @@ def read_state(engine: Engine) -> Samples:
         state["watchtower_drift_score"] = [
             ({"model": run_labels[r][0], "monitor": run_labels[r][1], "detector": run_labels[r][2],
               "feature": feature}, score) for r, feature, score in results]
-        summary = summarize(session, load_index(session))
-    state["watchtower_incidents_by_category"] = [({"category": c["category"]}, float(c["incidents"]))
-                                                 for c in summary["by_category"]]
-    state["watchtower_incident_mean_seconds"] = [
-        ({"category": c["category"], "stage": stage}, float(c[key]))
-        for c in summary["by_category"]
-        for stage, key in (("detect", "mttd_s"), ("acknowledge", "mtta_s"), ("mitigate", "mttm_s"),
-                           ("resolve", "mttr_s")) if c[key] is not None]
-    state["watchtower_incidents_by_ml_axis"] = [({"axis": axis}, float(n)) for axis, n in summary["ml_share"].items()]
     return state
+
+
+def read_analytics(engine: Engine) -> Samples:
+    """Incidents by taxonomy category, their mean stage durations, and the ML share."""
+    with Session(engine) as session:
+        summary = summarize(session, load_index(session))
+    return {
+        "watchtower_incidents_by_category": [({"category": c["category"]}, float(c["incidents"]))
+                                             for c in summary["by_category"]],
+        "watchtower_incident_mean_seconds": [
+            ({"category": c["category"], "stage": stage}, float(c[key]))
+            for c in summary["by_category"]
+            for stage, key in (("detect", "mttd_s"), ("acknowledge", "mtta_s"), ("mitigate", "mttm_s"),
+                               ("resolve", "mttr_s")) if c[key] is not None],
+        "watchtower_incidents_by_ml_axis": [({"axis": axis}, float(n)) for axis, n in summary["ml_share"].items()],
+    }

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     threshold_refit_s: int = Field(default=3600, gt=0, description="How often learned thresholds are re-fitted")
     compact_interval_s: int = Field(default=300, gt=0, description="How often small event segments are merged")
     window_s: int = Field(default=3600, gt=0)
+    metrics_analytics_ttl_s: float = Field(
+        default=60, ge=0, description="How long /metrics reuses the incident analytics gauges (0: every scrape)")
     min_window_events: int = Field(default=200, gt=0)
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
 

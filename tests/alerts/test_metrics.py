@@ -1,10 +1,15 @@
 """/metrics exposes serving, monitoring and state metrics with the right values."""
 
+import time
+
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import factories
 from tests.factories import BuiltModels
+from tests.postmortems.helpers import file
+from watchtower import gauges
 from watchtower.monitor import run_monitor
 from watchtower.runtime import Runtime
 
@@ -42,3 +47,17 @@ def test_metrics_follow_a_breach(client: TestClient, runtime: Runtime, models: B
     assert after[("watchtower_drift_score", key)] < 1e-6
     f3 = (("detector", "stat_drift"), ("feature", "f3"), ("model", "churn"), ("monitor", "default"))
     assert after[("watchtower_drift_score", f3)] > 0.01
+
+
+def test_analytics_gauges_are_reused_for_their_ttl(client: TestClient, runtime: Runtime,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """They group every incident, so a scrape within WATCHTOWER_METRICS_ANALYTICS_TTL_S reuses the last read."""
+    assert runtime.settings.metrics_analytics_ttl_s == 60
+    key = ("watchtower_incidents_by_category", (("category", "config-change"),))
+    file(client, "Config pushed without canary", tags=["config-change"])
+    assert _samples(client)[key] == 1
+    file(client, "Second bad config push", tags=["config-change"])
+    assert _samples(client)[key] == 1  # within the TTL
+    now = time.monotonic()
+    monkeypatch.setattr(gauges, "monotonic", lambda: now + 61)
+    assert _samples(client)[key] == 2
