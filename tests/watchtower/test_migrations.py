@@ -123,3 +123,18 @@ def test_0005_copies_search_facets_onto_documents(empty: Engine) -> None:
     assert (documents[1].severity, documents[1].status, documents[1].model_id) == ("SEV1", "resolved", None)
     assert (documents[2].severity, documents[2].status) == ("SEV3", "open")
     assert documents[2].opened_at == opened + timedelta(days=2)
+
+
+def test_full_text_and_tag_indexes_are_in_place(db: Engine) -> None:
+    """PostgreSQL: both GIN indexes exist without a pending list (fastupdate off), which every query using
+    them would otherwise scan. SQLite: the FTS5 table and the triggers that keep it in sync."""
+    with db.connect() as conn:
+        if db.dialect.name == "postgresql":
+            options = dict(conn.execute(text(
+                "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
+                "WHERE relname IN ('ix_incident_document_tsv', 'ix_incident_document_tags')")).all())
+            assert options == {"ix_incident_document_tsv": "fastupdate=off",
+                               "ix_incident_document_tags": "fastupdate=off"}
+        else:
+            names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE name LIKE 'incident_%'")).scalars())
+            assert {"incident_fts", "incident_document_ai", "incident_document_ad", "incident_document_au"} <= names
