@@ -36,6 +36,7 @@ FILLER = "the a of to and in on for with was were after before during when becau
 TAGS = ["feature-distribution-shift", "training-serving-skew", "missing-or-broken-feature", "kpi-degradation",
         "concept-drift", "config-change", "hmb-cache-invalidation", "hmb-failed-join", "hmb-config-not-canaried",
         "hmb-overloaded-backends", "gmf-covariate-shift", "gmf-software-bug"]
+RARE_TAG_SHARE = 0.005  # gmf-hardware-failure: a drill-down to about 500 of 100k incidents
 QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("one word", "drift", {}),
     ("two words", "stale cache", {}),
@@ -46,6 +47,7 @@ QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("word + tag facet", "drift", {"tags": ["static-model-failure"]}),
     ("word + severity", "rollback", {"severities": ["SEV1"]}),
     ("facets only", "", {"tags": ["hmb"], "statuses": ["resolved"]}),
+    ("rare tag", "", {"tags": ["gmf-hardware-failure"]}),
     ("browse newest", "", {}),
 ]
 
@@ -86,7 +88,8 @@ def load(engine: Engine, rows: int, seed: int = 7) -> float:
                 summary = sentence(rng, 25)
                 facets = {"opened_at": opened, "severity": rng.choice(["SEV1", "SEV2", "SEV3", "SEV3", "SEV4"]),
                           "status": rng.choice(["resolved", "postmortem_complete", "open"]), "model_id": None}
-                tagged = sorted(rng.sample(TAGS, rng.choice([1, 1, 2, 3])))
+                tagged = sorted(rng.sample(TAGS, rng.choice([1, 1, 2, 3])) +
+                                (["gmf-hardware-failure"] if rng.random() < RARE_TAG_SHARE else []))
                 incidents.append({"id": i, "title": title, "summary": summary, "severity_rule": "",
                                   "source": "import", "affected_models": [], "affected_pipelines": [], "impact": "",
                                   "impact_numbers": {}, "evidence": {}, "updated_at": opened, **facets})
