@@ -24,9 +24,9 @@ STAGES = {"mttd_s": (Incident.impact_started_at, Incident.opened_at),
           "mttr_s": (Incident.opened_at, Incident.resolved_at)}
 
 
-def ml_axis(tags: frozenset[str], index: TaxonomyIndex) -> str:
-    """ml if any tag (or its parent) is an ML failure, non-ml if any is not, else unknown."""
-    axes = {index.nodes.get(k, {}).get("ml") for t in tags for k in [t, *index.ancestors(t)]}
+def ml_axis(keys: frozenset[str], index: TaxonomyIndex) -> str:
+    """ml if any category (a tag or one of its parents) is an ML failure, non-ml if any is not, else unknown."""
+    axes = {index.nodes.get(k, {}).get("ml") for k in keys}
     return "ml" if "ml" in axes else "non-ml" if "non-ml" in axes else "unknown"
 
 
@@ -52,7 +52,7 @@ def summarize(session: Session, index: TaxonomyIndex, confirmed_only: bool = Fal
     @cache  # a few hundred tag sets recur across the months
     def keys_and_axis(tags: frozenset[str]) -> tuple[frozenset[str], str]:
         keys = frozenset(k for t in tags for k in [t, *index.ancestors(t)]) or frozenset({"untagged"})
-        return keys, ml_axis(tags, index)
+        return keys, ml_axis(keys, index)  # "untagged" is no taxonomy node: unknown
 
     for group in _groups(session, confirmed_only):
         keys, axis = keys_and_axis(frozenset((group.tags or "").split()))
