@@ -103,7 +103,7 @@ def search_incidents(
     filters = filters_for(session, tag, model, severity, status, opened_from, opened_to)
     results = search(session, q, filters, load_index(session), sort=sort, limit=limit, offset=offset)
     url = request.app.state.settings.public_url
-    hits = [_hit(session, h.incident, h.score, str(h.snippet), url) for h in results.hits]
+    hits = [_hit(session, h, url) for h in results.hits]
     return SearchResponse(total=results.total, total_capped=results.capped, hits=hits, facets=results.facets,
                           window=search_module.WINDOW)
 
@@ -265,18 +265,16 @@ def _read(request: Request, session: Session, incident: Incident) -> IncidentRea
     return incident_read(session, incident, request.app.state.settings.public_url)
 
 
-def _hit(session: Session, incident: Incident, score: float | None, snippet: str, url: str) -> Hit:
-    from postmortems.models import IncidentTag
+def _hit(session: Session, hit: search_module.Hit, url: str) -> Hit:
     from postmortems.service import incident_url
     from watchtower.registry.models import MonitoredModel
 
+    incident = hit.incident
     assert incident.id is not None
     model = session.get(MonitoredModel, incident.model_id) if incident.model_id else None
-    tags = session.exec(select(IncidentTag.tag).where(IncidentTag.incident_id == incident.id,
-                                                      IncidentTag.confidence != "rejected")).all()
     return Hit(id=incident.id, title=incident.title, severity=incident.severity, status=incident.status,
-               model=model.name if model else None, tags=list(tags), opened_at=incident.opened_at,
-               url=incident_url(url, incident.id), score=score, snippet=snippet)
+               model=model.name if model else None, tags=hit.tags, opened_at=incident.opened_at,
+               url=incident_url(url, incident.id), score=hit.score, snippet=str(hit.snippet))
 
 
 def observe_durations(request: Request, incident: Incident) -> None:

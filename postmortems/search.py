@@ -105,6 +105,7 @@ class Hit:
     incident: Incident
     score: float | None
     snippet: Markup
+    tags: list[str]  # not rejected, sorted: the search document's copy
 
 
 @dataclass
@@ -141,6 +142,7 @@ def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
     capped = len(rows) > WINDOW
     window = rows[:WINDOW]
     newest_ids: list[int] = [row.incident_id for row in window]
+    tags: dict[int, list[str]] = {row.incident_id: row.tags for row in window}
     scores: dict[int, float] = {}
     if ranked:
         assert match is not None
@@ -151,12 +153,13 @@ def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
     elif offset + limit <= len(window) or not capped:
         ids = newest_ids[offset:offset + limit]
     else:  # date order past the window: a page of its own from the same index walk
-        page = sa_select(col(DOC.incident_id)).where(*conditions).order_by(*NEWEST).limit(limit).offset(offset)
-        ids = list(session.execute(page).scalars())
+        page = sa_select(col(DOC.incident_id), col(DOC.tags)).where(*conditions).order_by(*NEWEST)
+        tags = dict(session.execute(page.limit(limit).offset(offset)).tuples().all())
+        ids = list(tags)
     incidents = {i.id: i for i in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()} if ids else {}
     highlight = tsquery(clauses, any_term=True) if dialect == "postgresql" else match
     snippets = _snippets(session, dialect, highlight, ids) if highlight is not None else {}
-    hits = [Hit(incidents[i], scores.get(i), snippets.get(i) or Markup(escape(incidents[i].summary[:240])))
+    hits = [Hit(incidents[i], scores.get(i), snippets.get(i) or Markup(escape(incidents[i].summary[:240])), tags[i])
             for i in ids if i in incidents]
     facets = _facets(session, window) if with_facets else {}
     return Results(hits, len(window), facets, capped=capped)

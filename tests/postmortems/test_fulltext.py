@@ -86,6 +86,7 @@ def test_filters_and_facets_follow_every_change(client: TestClient) -> None:
     facets = client.get("/incidents", params={"q": "stale"}).json()["facets"]
     assert facets["tag"] == [["config-change", 1]] and facets["severity"] == [["SEV1", 1]]
     assert facets["status"] == [["acknowledged", 1]]
+    assert client.get("/incidents", params={"q": "stale"}).json()["hits"][0]["tags"] == ["config-change"]
 
 
 def test_query_translation_is_the_same_for_both_engines() -> None:

@@ -55,6 +55,8 @@ def test_relevance_ranks_the_window_and_date_pages_go_past_it(client: TestClient
     # The title matches are older than the window, so relevance does not reach them.
     assert set(search_ids(client, q="cache")) == set(six[2:])
     assert set(search_ids(client, q="cache", severity="SEV1")) == set(six[:2])
+    past_window = _get(client, q="cache", sort="date", limit=2, offset=4)["hits"]  # a page read on its own
+    assert [(h["id"], h["tags"]) for h in past_window] == [(six[1], ["config-change"]), (six[0], ["config-change"])]
     newest_first = six[::-1]
     for offset in range(6):
         assert search_ids(client, q="cache", sort="date", limit=2, offset=offset) == newest_first[offset:offset + 2]
