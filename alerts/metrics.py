@@ -8,7 +8,7 @@ by StateCollector, so it is right after a restart and the same on every replica.
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -37,6 +37,14 @@ class Metrics:
         self.incident_stage = Histogram(
             "watchtower_incident_stage_seconds", "Time from opening to acknowledge, mitigate or resolve", ["stage"],
             buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800), registry=r)
+        self.job_runs = Counter("watchtower_job_runs", "Scheduled job runs by outcome: ok, error, slot_taken (another "
+                                "replica ran the slot), not_leader", ["job", "outcome"], registry=r)
+        self.scheduler_leader = Gauge("watchtower_scheduler_leader", "1 while this process holds the scheduler lease",
+                                      registry=r)
+        self.scheduler_restarts = Counter("watchtower_scheduler_restarts", "APScheduler threads found dead and "
+                                          "replaced", registry=r)
+        self.lease_failures = Counter("watchtower_scheduler_lease_failures", "Lease renewals that failed (database "
+                                      "unreachable)", registry=r)
         self.delivery_failures = Counter("watchtower_delivery_failures", "Slack/webhook deliveries that failed",
                                          ["kind"], registry=r)
 
@@ -51,6 +59,10 @@ STATE_GAUGES = {
     "watchtower_open_incidents": "Incidents not yet resolved, per model",
     "watchtower_drift_score": "Latest drift p-value per model and feature (low means drift)",
     "watchtower_check_breached": "1 if the latest check of a detector breached",
+    "watchtower_job_last_success_timestamp_seconds": "When each scheduled job last finished without error (Unix s)",
+    "watchtower_job_last_error_timestamp_seconds": "When each scheduled job last failed (Unix s)",
+    "watchtower_job_interval_seconds": "How often each scheduled job runs",
+    "watchtower_job_consecutive_failures": "Failed runs of each job since its last success",
     "watchtower_incidents_by_category": "Incidents per taxonomy category (a tag and its parents)",
     "watchtower_incident_mean_seconds": "Mean time to detect/acknowledge/mitigate/resolve per taxonomy category",
     "watchtower_incidents_by_ml_axis": "Incidents whose tags say ML, non-ML, or unknown",

@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
@@ -58,8 +58,6 @@ def db(engine: Engine) -> Iterator[Engine]:
     with engine.begin() as conn:
         for table in reversed(SQLModel.metadata.sorted_tables):
             conn.execute(table.delete())
-        conn.execute(text("DELETE FROM apscheduler_jobs")) if engine.dialect.has_table(
-            conn, "apscheduler_jobs") else None
     with Session(engine) as session:  # built-in taxonomies are data every test expects
         ensure_builtin(session)
         session.commit()

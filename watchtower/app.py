@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -13,9 +13,11 @@ from sqlmodel import Session
 
 from postmortems import api as incidents_api
 from postmortems import pages
+from watchtower import readiness
 from watchtower.checks import api as checks_api
-from watchtower.db import make_engine
-from watchtower.errors import install_handlers
+from watchtower.clock import utcnow
+from watchtower.db import engine_for
+from watchtower.errors import install_handlers, problem, problem_responses
 from watchtower.events import api as events_api
 from watchtower.gauges import StateReader
 from watchtower.registry import api as registry_api
@@ -37,13 +39,13 @@ PROBLEM_SCHEMA = {
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """Build the app; the caller owns migrations (`watchtower serve` runs them first)."""
     settings = settings or Settings()
-    runtime = Runtime(settings, engine or make_engine(settings.database_url))
+    runtime = Runtime(settings, engine or engine_for(settings))
     runtime.metrics.watch_state(StateReader(runtime.engine, settings.metrics_analytics_ttl_s))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.scheduler_enabled:
-            from watchtower.scheduler import MonitorScheduler
+            from watchtower.scheduler.supervisor import MonitorScheduler
 
             app.state.scheduler = MonitorScheduler(runtime)
             app.state.scheduler.start()
@@ -73,6 +75,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         with Session(runtime.engine) as session:
             session.exec(text("SELECT 1"))  # type: ignore[call-overload]
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses=problem_responses(503))
+    def ready() -> Response:
+        """Readiness: 503 naming what is wrong when the database is unreachable or a monitor has stalled."""
+        found = readiness.problems(runtime.engine, utcnow(), settings.ready_stale_intervals)
+        if found:
+            detail = "; ".join(f"{p['field']}: {p['reason']}" for p in found)
+            return problem(503, "Not ready", detail, found, headers={"Retry-After": "30"})
+        return JSONResponse({"status": "ready"})
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

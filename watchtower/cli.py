@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
 
         from watchtower.app import create_app
-        from watchtower.db import make_engine, migrate
+        from watchtower.db import engine_for, migrate
 
-        engine = make_engine(settings.database_url)
+        engine = engine_for(settings)
         migrate(engine)
         uvicorn.run(create_app(settings, engine), host=args.host or settings.host, port=args.port or settings.port)
     elif args.command == "demo":
@@ -37,17 +37,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(settings)
     elif args.command == "migrate":
-        from watchtower.db import make_engine, migrate
+        from watchtower.db import engine_for, migrate
 
-        migrate(make_engine(settings.database_url))
+        migrate(engine_for(settings))
         print(f"schema up to date at {settings.database_url}")
     elif args.command == "monitor":
-        from watchtower.db import make_engine, migrate
+        from watchtower.db import engine_for, migrate
         from watchtower.delivery import deliver_outbox
         from watchtower.monitor import run_monitor_pass
         from watchtower.runtime import Runtime
 
-        runtime = Runtime(settings, make_engine(settings.database_url))
+        runtime = Runtime(settings, engine_for(settings))
         migrate(runtime.engine)
         for result in run_monitor_pass(runtime):
             print(f"{result.model}/{result.monitor}: {result.status}"

@@ -12,15 +12,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 import watchtower.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+from watchtower.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE_OPTION = "watchtower_writer"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, sqlite_busy_timeout_s: float = 30) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout so writers queue instead of failing."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -44,6 +45,11 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine the settings describe."""
+    return make_engine(settings.database_url, sqlite_busy_timeout_s=settings.sqlite_busy_timeout_s)
 
 
 def writer(engine: Engine) -> Engine:

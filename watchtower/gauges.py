@@ -13,6 +13,7 @@ from postmortems.models import ACTIVE, Incident
 from postmortems.taxonomy import load_index
 from watchtower.checks.models import CheckResult, CheckRun
 from watchtower.registry.models import Monitor, MonitoredModel, Pipeline, Role
+from watchtower.scheduler.models import JobHeartbeat
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -71,7 +72,21 @@ def read_operational(engine: Engine) -> Samples:
         state["watchtower_drift_score"] = [
             ({"model": run_labels[r][0], "monitor": run_labels[r][1], "detector": run_labels[r][2],
               "feature": feature}, score) for r, feature, score in results]
+        state |= _heartbeats(session)
     return state
+
+
+def _heartbeats(session: Session) -> Samples:
+    """Each job's heartbeat, from the database: the same on every replica, whichever of them leads."""
+    beats = session.exec(select(JobHeartbeat)).all()
+    return {
+        "watchtower_job_last_success_timestamp_seconds": [
+            ({"job": b.job}, b.last_success_at.timestamp()) for b in beats if b.last_success_at],
+        "watchtower_job_last_error_timestamp_seconds": [
+            ({"job": b.job}, b.last_error_at.timestamp()) for b in beats if b.last_error_at],
+        "watchtower_job_interval_seconds": [({"job": b.job}, float(b.interval_s)) for b in beats],
+        "watchtower_job_consecutive_failures": [({"job": b.job}, float(b.consecutive_failures)) for b in beats],
+    }
 
 
 def read_analytics(engine: Engine) -> Samples:

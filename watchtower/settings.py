@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     threshold_refit_s: int = Field(default=3600, gt=0, description="How often learned thresholds are re-fitted")
     compact_interval_s: int = Field(default=300, gt=0, description="How often small event segments are merged")
     window_s: int = Field(default=3600, gt=0)
+    lease_ttl_s: float = Field(default=30, gt=0, description="How long the scheduler lease lasts unless renewed")
+    lease_renew_s: float = Field(default=10, gt=0, description="How often the supervisor renews the lease")
+    job_history_days: int = Field(default=7, gt=0, description="How long job runs are kept")
+    ready_stale_intervals: float = Field(
+        default=3, gt=0, description="/readyz fails when a monitor has not succeeded for this many intervals")
+    sqlite_busy_timeout_s: float = Field(default=30, gt=0, description="How long SQLite waits for the write lock")
     metrics_analytics_ttl_s: float = Field(
         default=60, ge=0, description="How long /metrics reuses the incident analytics gauges (0: every scrape)")
     min_window_events: int = Field(default=200, gt=0)

@@ -15,6 +15,7 @@ from watchtower.actions.models import ActionRun
 from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.events.models import EventSegment, FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData
+from watchtower.scheduler.models import JobHeartbeat, JobRun, SchedulerLease
 
 __all__ = [
     "ActionItem",
@@ -28,6 +29,8 @@ __all__ = [
     "IncidentDocument",
     "IncidentTag",
     "IngestRejection",
+    "JobHeartbeat",
+    "JobRun",
     "Label",
     "MetricPoint",
     "ModelVersion",
@@ -36,6 +39,7 @@ __all__ = [
     "OutboxMessage",
     "Pipeline",
     "ReferenceData",
+    "SchedulerLease",
     "ServingEvent",
     "SimilarLink",
     "Taxonomy",
