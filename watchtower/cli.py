@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("monitor", help="run every monitor once, now")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "httpx"):
+    for noisy in ("alembic", "httpx", "apscheduler"):  # APScheduler logs every run of every job at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
 

@@ -1,0 +1,78 @@
+"""Real `watchtower serve` processes for replica, crash and fault tests."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from tests.conftest import TOKEN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Server:
+    """One `watchtower serve` process and where it answers."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+    log: Path
+
+    def kill(self) -> None:
+        """kill -9: no shutdown hooks, no lease release."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def database_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def start_serve(url: str, log: Path, **env: str) -> Server:
+    """Start `watchtower serve` on a free port with WATCHTOWER_* settings `env`; wait for /healthz."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = {"DATABASE_URL": url, "API_TOKEN": TOKEN, "SCHEDULER_ENABLED": "false"} | env
+    environ = os.environ | {f"WATCHTOWER_{k}": v for k, v in settings.items()} | {"PYTHONPATH": str(ROOT)}
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "watchtower.cli", "serve", "--port", str(port)],
+                                   env=environ, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, f"watchtower serve exited:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"watchtower serve did not come up:\n{log.read_text()[-3000:]}"
+        try:
+            if httpx.get(f"{server.base}/healthz").status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    """The sum of one metric's samples that carry `labels`, from the server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"{server.base}/metrics", timeout=30).text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
