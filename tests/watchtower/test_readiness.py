@@ -61,6 +61,8 @@ def test_an_unreachable_database_is_named(tmp_path: Path, settings: Settings) ->
     gone = make_engine(f"sqlite:///{tmp_path}/no/such/dir/watchtower.db")
     with TestClient(create_app(settings, engine=gone)) as client:
         response = client.get("/readyz")
+        alive = client.get("/healthz")
     assert response.status_code == 503
     [error] = response.json()["errors"]
     assert error["field"] == "database" and "unreachable" in error["reason"]
+    assert alive.status_code == 200  # liveness does not depend on the database
