@@ -4,14 +4,27 @@ from typing import Any
 
 import httpx
 
+from alerts.outbox import RetryLater
+from alerts.outbox.backoff import parse_retry_after
+from watchtower.clock import utcnow
+
 
 class WebhookSender:
-    """POSTs the payload's body as JSON to its URL; any non-2xx raises, so the outbox retries."""
+    """POSTs the payload's body as JSON to its URL with the message's Idempotency-Key header.
+
+    Any non-2xx raises, so the outbox retries; a 429 or 503 with Retry-After raises RetryLater, so the
+    outbox waits as long as the receiver asked.
+    """
 
     def __init__(self, timeout_s: float) -> None:
         self._timeout = timeout_s
 
-    def __call__(self, payload: dict[str, Any]) -> str:
-        response = httpx.post(payload["url"], json=payload["body"], timeout=self._timeout)
+    def __call__(self, payload: dict[str, Any], idempotency_key: str) -> str:
+        response = httpx.post(payload["url"], json=payload["body"], timeout=self._timeout,
+                              headers={"Idempotency-Key": idempotency_key})
+        if response.status_code in (429, 503):
+            after = parse_retry_after(response.headers.get("Retry-After"), utcnow())
+            if after is not None:
+                raise RetryLater(f"{payload['url']} answered {response.status_code}, retry after {after:g} s", after)
         response.raise_for_status()
         return f"{payload['url']} answered {response.status_code}"
