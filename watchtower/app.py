@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from alerts.outbox import api as outbox_api
 from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower.checks import api as checks_api
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.include_router(module.router)
     app.include_router(incidents_api.writes)
     app.include_router(checks_api.writes)
+    app.include_router(outbox_api.router)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:
