@@ -53,6 +53,7 @@ class Outcome:
     sent_at: datetime | None = None
 
     def values(self) -> dict[str, Any]:
+        """The columns to set; a success keeps the last error (a crash note stays readable)."""
         values: dict[str, Any] = {"status": self.status.value}
         if self.status == OutboxStatus.SENT:
             values |= {"result": self.result, "sent_at": self.sent_at}

@@ -38,6 +38,8 @@ class OutboxMessageRead(BaseModel):
 
 
 class OutboxPage(BaseModel):
+    """One page of messages and how many match in all."""
+
     total: int
     limit: int
     offset: int
