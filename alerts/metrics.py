@@ -66,6 +66,9 @@ STATE_GAUGES = {
     "watchtower_incidents_by_category": "Incidents per taxonomy category (a tag and its parents)",
     "watchtower_incident_mean_seconds": "Mean time to detect/acknowledge/mitigate/resolve per taxonomy category",
     "watchtower_incidents_by_ml_axis": "Incidents whose tags say ML, non-ML, or unknown",
+    "watchtower_outbox_messages": "Outbox messages per kind and status (failed: gave up; GET /outbox?status=failed)",
+    "watchtower_outbox_oldest_pending_age_seconds": "Age of the oldest message not delivered yet (pending or "
+                                                    "sending); 0 when there is none",
 }
 
 

@@ -3,8 +3,11 @@
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-from alerts.outbox import Skipped
+from alerts.outbox import RetryLater, Skipped
+from alerts.outbox.backoff import parse_retry_after
+from watchtower.clock import utcnow
 
 
 def incident_message(*, channel: str, incident_id: int, severity: str, title: str, summary: str,
@@ -27,13 +30,26 @@ def incident_message(*, channel: str, incident_id: int, severity: str, title: st
 
 
 class SlackSender:
-    """Posts outbox payloads with slack-sdk; without a token it refuses, and the outbox logs the alert."""
+    """Posts outbox payloads with slack-sdk; without a token it refuses, and the outbox logs the alert.
+
+    Slack takes no idempotency key, so the outbox's claim is what keeps a message from being posted twice;
+    slack-sdk's own retries are off (its default retries a reset connection, which may post twice), and a
+    429 or 503 with Retry-After becomes RetryLater, so the outbox waits as long as Slack asked.
+    """
 
     def __init__(self, token: str | None, base_url: str, timeout_s: float = 10) -> None:
-        self._client = WebClient(token=token, base_url=base_url, timeout=int(timeout_s)) if token else None
+        self._client = WebClient(token=token, base_url=base_url, timeout=max(int(timeout_s), 1),
+                                 retry_handlers=[]) if token else None
 
-    def __call__(self, payload: dict[str, Any]) -> str:
+    def __call__(self, payload: dict[str, Any], idempotency_key: str) -> str:
         if self._client is None:
             raise Skipped(f"no WATCHTOWER_SLACK_TOKEN; alert was: {payload.get('text')}")
-        response = self._client.chat_postMessage(**payload)
+        try:
+            response = self._client.chat_postMessage(**payload)
+        except SlackApiError as exc:
+            headers = {k.lower(): v for k, v in (exc.response.headers or {}).items()}
+            after = parse_retry_after(headers.get("retry-after"), utcnow())
+            if exc.response.status_code in (429, 503) and after is not None:
+                raise RetryLater(f"Slack answered {exc.response.status_code}, retry after {after:g} s", after) from exc
+            raise
         return f"posted to {response.get('channel')} at ts {response.get('ts')}"

@@ -11,10 +11,12 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from alerts.outbox import service as outbox
 from postmortems import search as search_module
 from postmortems import similar, writeup
 from postmortems.analytics import summarize
@@ -34,6 +36,7 @@ from postmortems.service import (
 )
 from postmortems.taxonomy import load_index
 from postmortems.web_session import COOKIE, check_token, cookie_for, csrf_token, current_user, require_user
+from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import WatchtowerError
 
@@ -114,6 +117,7 @@ def incident_page(incident_id: int, request: Request, session: SessionDep) -> HT
     return render(request, "incident.html", {
         "incident": incident, "writeup": document, "tree": _tree(index),
         "moves": ["reopen" if m == "open" else m for m in moves],
+        "undelivered": outbox.undelivered(session, incident_id),  # alerts that never went out, with a Retry
         "revisions": writeup.history(session, incident_id), "statuses": [s.value for s in Status]})
 
 
@@ -225,6 +229,18 @@ def dismiss_from_page(incident_id: int, other_id: int, request: Request, session
         similar.dismiss(session, incident_id, other_id, require_user(request, csrf))
         session.commit()
         return back_to(incident_id, "#similar")
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/outbox/{message_id}/retry")
+def retry_alert_from_page(incident_id: int, message_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
+                          request: Request, session: SessionDep, *, csrf: CsrfField = "") -> Response:
+    def act() -> Response:
+        outbox.retry_message(session, message_id, author=require_user(request, csrf), reason=None, now=utcnow(),
+                             incident_id=incident_id)
+        session.commit()
+        return back_to(incident_id, "#alerts")
 
     return guarded(request, act)
 

@@ -142,22 +142,37 @@ def live_server(app: FastAPI) -> Iterator[str]:
 
 
 class SlackRecorder:
-    """A local stand-in for slack.com/api that records every call; `fail` makes it answer 500."""
+    """A local stand-in for slack.com/api that records every call; `fail` makes it answer 500.
+
+    `script` holds answers to give first, one per call, as (status, headers, JSON body); `delay_s` makes
+    every answer slow, so concurrent senders overlap.
+    """
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.fail = False
+        self.script: list[tuple[int, dict[str, str], dict[str, Any]]] = []
+        self.delay_s = 0.0
+        self._lock = threading.Lock()
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                recorder.calls.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                       "body": json.loads(body or b"{}")})
+                with recorder._lock:  # the server is threaded; answers are taken from the script in call order
+                    recorder.calls.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                           "body": json.loads(body or b"{}"), "headers": dict(self.headers)})
+                    scripted = recorder.script.pop(0) if recorder.script else None
+                time.sleep(recorder.delay_s)
                 status, reply = (500, {"ok": False, "error": "internal_error"}) if recorder.fail else (
                     200, {"ok": True, "channel": "C0TEST", "ts": "1700000000.000100"})
+                headers: dict[str, str] = {}
+                if scripted is not None:
+                    status, headers, reply = scripted
                 data = json.dumps(reply).encode()
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

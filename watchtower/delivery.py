@@ -1,6 +1,9 @@
-"""Send what the outbox holds, with the senders the settings configure."""
+"""Send what the outbox holds, with the senders and retry policy the settings configure."""
 
-from alerts.outbox import Sender, deliver_pending
+from datetime import datetime
+
+from alerts.outbox import Sender
+from alerts.outbox.delivery import RetryPolicy, deliver_pending
 from alerts.slack import SlackSender
 from alerts.webhook import WebhookSender
 from watchtower.runtime import Runtime
@@ -14,8 +17,15 @@ def senders(runtime: Runtime) -> dict[str, Sender]:
             "webhook": WebhookSender(settings.webhook_timeout_s)}
 
 
-def deliver_outbox(runtime: Runtime) -> int:
-    """Deliver due messages once; failures stay pending, counted in watchtower_delivery_failures."""
+def retry_policy(runtime: Runtime) -> RetryPolicy:
+    """WATCHTOWER_OUTBOX_RETRY_FOR_S, _MAX_BACKOFF_S and _CLAIM_TTL_S."""
+    settings = runtime.settings
+    return RetryPolicy(retry_for_s=settings.outbox_retry_for_s, max_backoff_s=settings.outbox_max_backoff_s,
+                       claim_ttl_s=settings.outbox_claim_ttl_s)
+
+
+def deliver_outbox(runtime: Runtime, *, now: datetime | None = None) -> int:
+    """Deliver due messages once each; failures are retried later and counted in watchtower_delivery_failures."""
     return deliver_pending(
-        runtime.engine, senders(runtime), max_attempts=runtime.settings.outbox_max_attempts,
+        runtime.engine, senders(runtime), policy=retry_policy(runtime), now=now,
         on_failure=lambda kind: runtime.metrics.delivery_failures.labels(kind).inc())

@@ -1,6 +1,7 @@
 """Database state read at scrape time for the gauges in alerts.metrics.STATE_GAUGES."""
 
 import threading
+from datetime import datetime
 from time import monotonic
 
 from sqlalchemy import func
@@ -8,10 +9,12 @@ from sqlalchemy import select as sa_select  # sqlmodel's select types at most fo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts.outbox.models import KINDS, OutboxMessage, OutboxStatus
 from postmortems.analytics import summarize
 from postmortems.models import ACTIVE, Incident
 from postmortems.taxonomy import load_index
 from watchtower.checks.models import CheckResult, CheckRun
+from watchtower.clock import utcnow
 from watchtower.registry.models import Monitor, MonitoredModel, Pipeline, Role
 from watchtower.scheduler.models import JobHeartbeat
 
@@ -43,12 +46,13 @@ class StateReader:
             return self._analytics
 
 
-def read_operational(engine: Engine) -> Samples:
-    """What is serving, paused, open and breached now."""
+def read_operational(engine: Engine, now: datetime | None = None) -> Samples:
+    """What is serving, paused, open, breached and undelivered now."""
     with Session(engine) as session:
+        state = read_outbox(session, now or utcnow())
         models = session.exec(select(MonitoredModel.id, MonitoredModel.name, MonitoredModel.active_role)).all()
         names = {model_id: name for model_id, name, _ in models}
-        state: Samples = {
+        state |= {
             "watchtower_active_version": [({"model": name, "role": role.value}, float(active == role.value))
                                           for _, name, active in models for role in Role],
             "watchtower_pipeline_paused": [({"pipeline": name}, float(paused)) for name, paused in
@@ -86,6 +90,25 @@ def _heartbeats(session: Session) -> Samples:
             ({"job": b.job}, b.last_error_at.timestamp()) for b in beats if b.last_error_at],
         "watchtower_job_interval_seconds": [({"job": b.job}, float(b.interval_s)) for b in beats],
         "watchtower_job_consecutive_failures": [({"job": b.job}, float(b.consecutive_failures)) for b in beats],
+    }
+
+
+def read_outbox(session: Session, now: datetime) -> Samples:
+    """Messages per kind and status (every known pair, zeros included, so alert rules see 0, not nothing),
+    and how long the oldest undelivered one has waited."""
+    counts = {(kind, status): n for kind, status, n in session.exec(
+        select(OutboxMessage.kind, OutboxMessage.status, func.count())
+        .group_by(col(OutboxMessage.kind), col(OutboxMessage.status))).all()}
+    kinds = sorted(set(KINDS) | {kind for kind, _ in counts})
+    waiting = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
+    oldest = session.exec(select(func.min(OutboxMessage.created_at))
+                          .where(col(OutboxMessage.status).in_(waiting))).one()
+    return {
+        "watchtower_outbox_messages": [({"kind": kind, "status": status.value},
+                                        float(counts.get((kind, status.value), 0)))
+                                       for kind in kinds for status in OutboxStatus],
+        "watchtower_outbox_oldest_pending_age_seconds": [
+            ({}, max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0)],
     }
 
 

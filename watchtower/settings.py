@@ -1,6 +1,8 @@
 """Settings, read from environment variables prefixed WATCHTOWER_ (and an optional .env file)."""
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,5 +38,19 @@ class Settings(BaseSettings):
     slack_channel: str = "#ml-incidents"
     slack_base_url: str = "https://slack.com/api/"
     oncall_slack_user: str | None = None
-    outbox_max_attempts: int = Field(default=8, gt=0)
+    outbox_retry_for_s: int = Field(
+        default=86400, ge=0, description="How long a failing message is retried (from its first attempt) before it "
+        "is marked failed")
+    outbox_max_backoff_s: int = Field(default=300, gt=0, description="Longest wait between two retries")
+    outbox_claim_ttl_s: int = Field(
+        default=300, gt=0, description="How long a deliverer owns a message it is sending; after that a crashed "
+        "deliverer's message is sent again")
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _claim_outlasts_a_send(self) -> Self:
+        # A claim that expires while its send is still under way would let another deliverer send it too.
+        if self.outbox_claim_ttl_s <= 2 * self.webhook_timeout_s:
+            raise ValueError(f"WATCHTOWER_OUTBOX_CLAIM_TTL_S ({self.outbox_claim_ttl_s}) must be more than twice "
+                             f"WATCHTOWER_WEBHOOK_TIMEOUT_S ({self.webhook_timeout_s})")
+        return self

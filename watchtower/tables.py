@@ -1,6 +1,6 @@
 """Imports every table so SQLModel.metadata (create_all, Alembic) sees them all."""
 
-from alerts.outbox import OutboxMessage
+from alerts.outbox.models import OutboxMessage
 from postmortems.models import (
     ActionItem,
     Incident,

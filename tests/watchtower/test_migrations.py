@@ -1,5 +1,5 @@
-"""Migrations: the schema they build is the models' schema, 0004 carries stored events into segments and 0005
-copies search facets onto incident documents."""
+"""Migrations: the schema they build is the models' schema, 0004 carries stored events into segments, 0005
+copies search facets onto incident documents and 0007 gives queued outbox messages an idempotency key."""
 
 import os
 from collections.abc import Iterator
@@ -12,9 +12,10 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 import watchtower.tables  # noqa: F401 (registers every table on SQLModel.metadata)
+from alerts.outbox import OutboxMessage
 from detectors.base import ID, LABEL, PREDICTION
 from postmortems.models import IncidentDocument
 from tests.conftest import POSTGRES_URL
@@ -123,6 +124,23 @@ def test_0005_copies_search_facets_onto_documents(empty: Engine) -> None:
     assert (documents[1].severity, documents[1].status, documents[1].model_id) == ("SEV1", "resolved", None)
     assert (documents[2].severity, documents[2].status) == ("SEV3", "open")
     assert documents[2].opened_at == opened + timedelta(days=2)
+
+
+def test_0007_gives_queued_outbox_messages_their_own_key(empty: Engine) -> None:
+    _upgrade(empty, "0005")
+    queued = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    with empty.begin() as conn:
+        for status in ("pending", "failed"):
+            conn.execute(text("INSERT INTO outbox_message (kind, payload, status, attempts, next_attempt_at, "
+                              "created_at) VALUES ('slack', '{\"text\": \"x\"}', :s, 1, :t, :t)"),
+                         {"s": status, "t": queued})
+    migrate(empty)
+    with Session(empty) as session:
+        messages = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
+    assert [m.status for m in messages] == ["pending", "failed"]
+    keys = [m.idempotency_key for m in messages]
+    assert len(set(keys)) == 2 and all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
+    assert all(m.claimed_by is None and m.first_attempt_at is None for m in messages)
 
 
 def test_full_text_and_tag_indexes_are_in_place(db: Engine) -> None:
