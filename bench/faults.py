@@ -305,7 +305,7 @@ def slack_outage(kind: str, workdir: Path, _: float) -> Row:
     slack.mode = "fail"
     with database(kind, workdir) as (url, engine):
         server = start_serve(url, workdir / "slack_outage.log",
-                             **scheduler_env(slack, OUTBOX_RETRY_FOR_S="8", OUTBOX_MAX_ATTEMPTS="3"))
+                             **scheduler_env(slack, OUTBOX_RETRY_FOR_S="8"))
         try:
             with Session(engine) as session:
                 from alerts.outbox import OutboxMessage, enqueue
@@ -315,7 +315,7 @@ def slack_outage(kind: str, workdir: Path, _: float) -> Row:
 
             def failed() -> list[dict[str, Any]]:
                 response = httpx.get(f"{server.base}/outbox", params={"status": "failed"}, headers=HEADERS)
-                return list(response.json()) if response.status_code == 200 else []
+                return list(response.json()["items"]) if response.status_code == 200 else []
 
             gave_up = wait(lambda: bool(failed()), 120)
             attempts = len(slack.calls)
