@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from pydantic import Field
 
-from detectors.base import Detector, FeatureType, Finding, InsufficientData, Window
+from detectors.base import Detector, DetectorKind, FeatureType, Finding, InsufficientData, Window
 from detectors.evidently_compat import DATASET
 from detectors.registry import register
 
@@ -110,6 +110,7 @@ class AlibiDrift(Detector):
     """alibi-detect's TabularDrift: KS per numeric and chi-square per categorical feature, Bonferroni or FDR."""
 
     name: ClassVar[str] = "alibi_drift"
+    kind: ClassVar[DetectorKind] = DetectorKind.INPUT_DRIFT
     engine: ClassVar[str] = "alibi-detect"
     p_value: float = Field(default=0.05, gt=0, lt=1,
                            description="alibi's p_val: FWER for bonferroni, the q-value for fdr")
@@ -147,6 +148,7 @@ class AlibiMMDDrift(Detector):
     """alibi-detect's MMD permutation test on all features at once (PyTorch backend, Gaussian RBF kernel)."""
 
     name: ClassVar[str] = "alibi_mmd_drift"
+    kind: ClassVar[DetectorKind] = DetectorKind.INPUT_DRIFT
     engine: ClassVar[str] = "alibi-detect"
     p_value: float = Field(default=0.05, gt=0, lt=1, description="Significance of the permutation test")
     n_permutations: int = Field(default=100, ge=10, le=10_000)

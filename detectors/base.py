@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -106,11 +107,26 @@ class InsufficientData(Exception):
     """The window cannot support a verdict (too few rows, no labels yet)."""
 
 
+class DetectorKind(StrEnum):
+    """What a detector watches; response policies match on it (a new detector must declare one)."""
+
+    INPUT_DRIFT = "input_drift"
+    PREDICTION_DRIFT = "prediction_drift"
+    DATA_QUALITY = "data_quality"  # missing values, schema mismatch, out of range, unseen categories
+    SKEW = "skew"  # the same entities' features differ between a pipeline stage and serving
+    KPI = "kpi"  # measured from labels
+    ESTIMATED_KPI = "estimated_kpi"  # estimated without labels (CBPE)
+    OPERATIONAL = "operational"  # latency, serving errors
+    BUSINESS_KPI = "business_kpi"  # pushed business metrics
+    VOLUME = "volume"  # how many events arrive
+
+
 class Detector(BaseModel, ABC):
     """One check. Fields are validated params, stored with every finding."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: ClassVar[str]
+    kind: ClassVar[DetectorKind]
     engine: ClassVar[str] = "native"
     # False for checks that must run on an empty or tiny window (a dead feed, refused events, pushed KPIs):
     # the monitor's min_events gate does not apply to them.

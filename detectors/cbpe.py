@@ -19,7 +19,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from detectors import kpi_metrics as m
-from detectors.base import LABEL, PREDICTION, Detector, Finding, InsufficientData, Window
+from detectors.base import LABEL, PREDICTION, Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.kpi import classifier_only, floor, usable
 from detectors.registry import register
 
@@ -97,6 +97,7 @@ class EstimatedAccuracy(Detector):
     """
 
     name: ClassVar[str] = "estimated_accuracy"
+    kind: ClassVar[DetectorKind] = DetectorKind.ESTIMATED_KPI
     min_rows: int = Field(default=100, gt=0, description="Current rows with probabilities needed for an estimate")
     min_reference_labels: int = Field(default=100, gt=0)
     calibration: Calibration = "auto"

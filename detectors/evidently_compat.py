@@ -20,7 +20,7 @@ from pydantic import Field
 from scipy import stats
 
 from detectors import numeric_stats as num
-from detectors.base import Detector, Finding, InsufficientData, Window
+from detectors.base import Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.categorical_stats import align
 from detectors.profile import (
     CategoricalProfile,
@@ -146,6 +146,7 @@ class EvidentlyCompatibleDrift(Detector):
     """Evidently's DataDriftPreset numbers (test choice, statistics, verdicts, dataset share) on the native engine."""
 
     name: ClassVar[str] = "evidently_compatible_drift"
+    kind: ClassVar[DetectorKind] = DetectorKind.INPUT_DRIFT
     engine: ClassVar[str] = "native"
     mode: ClassVar[str] = "evidently-compatible"
     numeric_method: NumericMethod = "auto"

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 import pandas as pd
 from pydantic import Field
 
-from detectors.base import Detector, Finding, Window, per_test_alpha
+from detectors.base import Detector, DetectorKind, Finding, Window, per_test_alpha
 from detectors.registry import register
 
 # Evidently methods whose value is a p-value (drift when below the threshold).
@@ -20,6 +20,7 @@ class EvidentlyDrift(Detector):
     """Evidently's statistical tests per feature, chosen by type, with one p-value threshold."""
 
     name: ClassVar[str] = "evidently_drift"
+    kind: ClassVar[DetectorKind] = DetectorKind.INPUT_DRIFT
     engine: ClassVar[str] = "evidently"
     numeric_method: PValueMethod = "ks"
     categorical_method: PValueMethod = "chisquare"

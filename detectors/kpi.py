@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from detectors import kpi_metrics as m
-from detectors.base import LABEL, PREDICTION, TS, Detector, Finding, InsufficientData, Window
+from detectors.base import LABEL, PREDICTION, TS, Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.registry import register
 
 NO_BASELINE = "the reference rows cannot give this KPI (no labels or probabilities); set a fixed bound"
@@ -105,6 +105,7 @@ class Accuracy(Detector):
     """Classifier accuracy on labelled serving rows; breach below a floor or after a drop from reference."""
 
     name: ClassVar[str] = "accuracy"
+    kind: ClassVar[DetectorKind] = DetectorKind.KPI
     min_labels: int = Field(default=30, gt=0)
     label_delay_s: float = Field(default=0, ge=0, description="Only rows served this long before the end count")
     min_accuracy: float | None = Field(default=None, ge=0, le=1)
@@ -135,6 +136,7 @@ class ClassificationKPI(Detector):
     """
 
     name: ClassVar[str] = "classification_kpi"
+    kind: ClassVar[DetectorKind] = DetectorKind.KPI
     metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
     average: m.Average = "binary"
     positive_class: str = Field(default="1", min_length=1, description="Compared with labels as a string")
@@ -188,6 +190,7 @@ class LogLoss(Detector):
     """
 
     name: ClassVar[str] = "log_loss"
+    kind: ClassVar[DetectorKind] = DetectorKind.KPI
     min_labels: int = Field(default=30, gt=0)
     label_delay_s: float = Field(default=0, ge=0, description="Only rows served this long before the end count")
     max_value: float | None = Field(default=None, gt=0)
@@ -225,6 +228,7 @@ class RegressionKPI(Detector):
     """
 
     name: ClassVar[str] = "regression_kpi"
+    kind: ClassVar[DetectorKind] = DetectorKind.KPI
     metric: Literal["mae", "rmse", "mape"]
     min_labels: int = Field(default=30, gt=0)
     label_delay_s: float = Field(default=0, ge=0, description="Only rows served this long before the end count")

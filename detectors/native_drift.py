@@ -17,7 +17,7 @@ from pydantic import Field, PositiveFloat
 
 from detectors import categorical_stats as cat
 from detectors import numeric_stats as num
-from detectors.base import Detector, Finding, InsufficientData, Window
+from detectors.base import Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.multiple_testing import Correction, decide
 from detectors.profile import (
     CategoricalProfile,
@@ -127,6 +127,7 @@ class NativeDrift(Detector):
     """Per-feature drift tests on the native engine, p-values corrected across features, with an effect floor."""
 
     name: ClassVar[str] = "native_drift"
+    kind: ClassVar[DetectorKind] = DetectorKind.INPUT_DRIFT
     engine: ClassVar[str] = "native"
     numeric_tests: tuple[NumericTest, ...] = Field(default=("ks",), min_length=1)
     categorical_tests: tuple[CategoricalTest, ...] = Field(default=("chi2",), min_length=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from detectors.base import Detector, Finding, Window
+from detectors.base import Detector, DetectorKind, Finding, Window
 from detectors.registry import register
 
 
@@ -21,6 +21,7 @@ class NonFinite(Detector):
     """Share of a numeric feature's serving values that are +inf or -inf, one finding per numeric feature."""
 
     name: ClassVar[str] = "non_finite"
+    kind: ClassVar[DetectorKind] = DetectorKind.DATA_QUALITY
     max_share: float = Field(default=0.0, ge=0, le=1, description="Breach above this share of infinite values")
 
     def run(self, window: Window) -> list[Finding]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from detectors.base import ERROR, LATENCY, Detector, Finding, InsufficientData, Window
+from detectors.base import ERROR, LATENCY, Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.registry import register
 
 
@@ -18,6 +18,7 @@ class Latency(Detector):
     """
 
     name: ClassVar[str] = "latency"
+    kind: ClassVar[DetectorKind] = DetectorKind.OPERATIONAL
     max_ms: float = Field(gt=0, description="Breach when the chosen percentile is above this many milliseconds")
     percentile: float = Field(default=95, gt=0, le=100)
     min_events: int = Field(default=30, gt=0)
@@ -42,6 +43,7 @@ class ErrorRate(Detector):
     """Share of events whose prediction failed (ERROR is set), against `max_rate`."""
 
     name: ClassVar[str] = "error_rate"
+    kind: ClassVar[DetectorKind] = DetectorKind.OPERATIONAL
     max_rate: float = Field(default=0.01, ge=0, le=1)
     min_events: int = Field(default=30, gt=0)
 
@@ -67,6 +69,7 @@ class BusinessKPI(Detector):
     """
 
     name: ClassVar[str] = "business_kpi"
+    kind: ClassVar[DetectorKind] = DetectorKind.BUSINESS_KPI
     needs_events: ClassVar[bool] = False  # pushed points, not serving events: a quiet window still has them
     metric: str = Field(min_length=1, max_length=200)
     aggregate: Literal["mean", "sum", "last", "count"] = "mean"

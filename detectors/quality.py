@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from detectors.base import Detector, Finding, Window
+from detectors.base import Detector, DetectorKind, Finding, Window
 from detectors.registry import register
 
 
@@ -15,6 +15,7 @@ class MissingValues(Detector):
     """Breach when a feature's missing share in serving exceeds its reference share by more than `max_increase`."""
 
     name: ClassVar[str] = "missing_values"
+    kind: ClassVar[DetectorKind] = DetectorKind.DATA_QUALITY
     max_increase: float = Field(default=0.05, ge=0, le=1)
 
     def run(self, window: Window) -> list[Finding]:
@@ -34,6 +35,7 @@ class OutOfRange(Detector):
     """Share of a numeric feature's serving values outside the reference's [min, max] (NaN and ±inf count too)."""
 
     name: ClassVar[str] = "out_of_range"
+    kind: ClassVar[DetectorKind] = DetectorKind.DATA_QUALITY
     max_share: float = Field(default=0.01, ge=0, le=1, description="Breach above this share of out-of-range values")
 
     def run(self, window: Window) -> list[Finding]:
@@ -57,6 +59,7 @@ class UnseenCategories(Detector):
     """Share of a categorical feature's serving values never seen in the reference (a renamed or broken feed)."""
 
     name: ClassVar[str] = "unseen_categories"
+    kind: ClassVar[DetectorKind] = DetectorKind.DATA_QUALITY
     max_share: float = Field(default=0.01, ge=0, le=1, description="Breach above this share of unseen values")
 
     def run(self, window: Window) -> list[Finding]:

@@ -3,14 +3,16 @@
 import importlib
 from typing import Any, TypeVar
 
-from detectors.base import Detector
+from detectors.base import Detector, DetectorKind
 
 _DETECTORS: dict[str, type[Detector]] = {}
 D = TypeVar("D", bound=type[Detector])
 
 
 def register(cls: D) -> D:
-    """Class decorator: make a detector reachable by its `name`."""
+    """Class decorator: make a detector reachable by its `name`; it must say what kind of detector it is."""
+    if not isinstance(getattr(cls, "kind", None), DetectorKind):
+        raise TypeError(f"detector {cls.__name__} declares no `kind: ClassVar[DetectorKind]`")
     _DETECTORS[cls.name] = cls
     return cls
 
@@ -31,6 +33,12 @@ def needs_events(name: str) -> bool:
     """Whether the detector needs the monitor's min_events in the window (True for an unknown name)."""
     _load_builtins()
     return _DETECTORS[name].needs_events if name in _DETECTORS else True
+
+
+def kind_of(name: str) -> DetectorKind | None:
+    """The kind of a registered detector (None for an unknown name)."""
+    _load_builtins()
+    return _DETECTORS[name].kind if name in _DETECTORS else None
 
 
 def names() -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from detectors.base import Detector, FeatureType, Finding, Window
+from detectors.base import Detector, DetectorKind, FeatureType, Finding, Window
 from detectors.evidently_compat import DATASET
 from detectors.registry import register
 
@@ -67,6 +67,7 @@ class SchemaMismatch(Detector):
     """
 
     name: ClassVar[str] = "schema_mismatch"
+    kind: ClassVar[DetectorKind] = DetectorKind.DATA_QUALITY
     needs_events: ClassVar[bool] = False  # every event refused at ingest leaves an empty window
     max_share: float = Field(default=0.0, ge=0, le=1, description="Breach above this share of affected events")
 

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from detectors import categorical_stats as cat
 from detectors import numeric_stats as num
-from detectors.base import ID, Detector, FeatureType, Finding, InsufficientData, Window
+from detectors.base import ID, Detector, DetectorKind, FeatureType, Finding, InsufficientData, Window
 from detectors.profile import category_counts, finite_values, profile_categorical, profile_numeric
 from detectors.registry import register
 
@@ -75,6 +75,7 @@ class FeatureSkew(Detector):
     """Per feature, mismatch rate and distance between two stages' values for the same ids (last logged wins)."""
 
     name: ClassVar[str] = "feature_skew"
+    kind: ClassVar[DetectorKind] = DetectorKind.SKEW
     baseline_stage: str = Field(default="training", min_length=1, description="A key of window.stages")
     compare_stage: str = Field(default=SERVING, min_length=1,
                                description="'serving' for the window's current rows, else a key of window.stages")

@@ -7,7 +7,7 @@ import pandas as pd
 from pydantic import Field
 from scipy import stats
 
-from detectors.base import PREDICTION, Detector, Finding, Window, per_test_alpha
+from detectors.base import PREDICTION, Detector, DetectorKind, Finding, Window, per_test_alpha
 from detectors.registry import register
 
 
@@ -34,6 +34,7 @@ class StatDrift(Detector):
     """KS (numeric) and chi-square (categorical) per feature, p-value against a threshold."""
 
     name: ClassVar[str] = "stat_drift"
+    kind: ClassVar[DetectorKind] = DetectorKind.INPUT_DRIFT
     p_value: float = Field(default=0.05, gt=0, lt=1, description="Family-wise significance level")
     correction: Literal["bonferroni", "none"] = "bonferroni"
 
@@ -53,6 +54,7 @@ class PredictionDrift(Detector):
     """Drift of the model's own output: chi-square for class labels, KS for regression values."""
 
     name: ClassVar[str] = "prediction_drift"
+    kind: ClassVar[DetectorKind] = DetectorKind.PREDICTION_DRIFT
     p_value: float = Field(default=0.05, gt=0, lt=1)
 
     def run(self, window: Window) -> list[Finding]:

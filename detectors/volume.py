@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from detectors.base import Detector, Finding, InsufficientData, Window
+from detectors.base import Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.evidently_compat import DATASET
 from detectors.registry import register
 
@@ -20,6 +20,7 @@ class Volume(Detector):
     """
 
     name: ClassVar[str] = "volume"
+    kind: ClassVar[DetectorKind] = DetectorKind.VOLUME
     needs_events: ClassVar[bool] = False  # an empty window is the dead feed this catches
     expected_per_hour: float | None = Field(default=None, gt=0, description="Static rate; None learns it from history")
     min_history: int = Field(default=3, ge=1, description="Fewer previous windows: insufficient data")

@@ -1,5 +1,7 @@
 """Detectors are pure: DataFrames in, Findings out. Checked against scipy and on known shifts."""
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,7 @@ from pydantic import ValidationError
 from scipy import stats
 
 from detectors import registry
-from detectors.base import LABEL, PREDICTION, Detector, InsufficientData, Window
+from detectors.base import LABEL, PREDICTION, Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.kpi import Accuracy
 from detectors.quality import MissingValues
 from detectors.stat_drift import PredictionDrift, StatDrift, chi2_test
@@ -27,9 +29,26 @@ def _window(shift: float = 0.0, n: int = 800, seed: int = 0, colors: tuple[float
 
 def test_every_detector_subclass_is_registered() -> None:
     registry.names()  # loads the built-in modules
-    subclasses = {cls.name for cls in _all_subclasses(Detector)}
+    subclasses = {cls.name for cls in _all_subclasses(Detector) if cls.__module__.startswith("detectors.")}
     assert subclasses == set(registry.names())
     assert {"evidently_drift", "stat_drift", "prediction_drift", "accuracy", "missing_values"} <= subclasses
+
+
+def test_every_detector_declares_its_kind_and_registration_refuses_one_without() -> None:
+    kinds = {name: registry.kind_of(name) for name in registry.names()}
+    assert all(isinstance(kind, DetectorKind) for kind in kinds.values()), kinds
+    assert kinds["missing_values"] == DetectorKind.DATA_QUALITY and kinds["accuracy"] == DetectorKind.KPI
+    assert kinds["native_drift"] == DetectorKind.INPUT_DRIFT and kinds["estimated_accuracy"] == "estimated_kpi"
+
+    class Kindless(Detector):
+        name: ClassVar[str] = "kindless"
+
+        def run(self, window: Window) -> list[Finding]:
+            return []
+
+    with pytest.raises(TypeError, match="declares no `kind"):
+        registry.register(Kindless)
+    assert "kindless" not in registry.names()
 
 
 def _all_subclasses(cls: type) -> list[type]:
