@@ -45,6 +45,8 @@ class Metrics:
                                           "replaced", registry=r)
         self.lease_failures = Counter("watchtower_scheduler_lease_failures", "Lease renewals that failed (database "
                                       "unreachable)", registry=r)
+        self.dry_run_actions = Counter("watchtower_policy_dry_run_actions", "Actions a dry-run rule would have taken",
+                                       ["model", "rule", "action"], registry=r)
         self.delivery_failures = Counter("watchtower_delivery_failures", "Slack/webhook deliveries that failed",
                                          ["kind"], registry=r)
 

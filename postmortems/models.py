@@ -46,15 +46,18 @@ class Incident(SQLModel, table=True):
     owner: str | None = Field(default=None, max_length=200)
     model_id: int | None = Field(default=None, foreign_key="monitored_model.id", index=True)
     monitor_id: int | None = Field(default=None, foreign_key="monitor.id")
-    # "<model>:<monitor>" while active, NULL after: a unique column both databases enforce,
-    # so two concurrent breaches cannot open two incidents for the same monitor.
+    # The grouping key of a detector incident ("model:1", or "model:1:monitor:2" when the policy groups by
+    # monitor); open_key holds it while the incident is active and is NULL after: a unique column both
+    # databases enforce, so two concurrent breaches cannot open two incidents for one failure.
+    group_key: str | None = Field(default=None, max_length=100)
     open_key: str | None = Field(default=None, max_length=100, unique=True)
     affected_models: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     affected_pipelines: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     impact: str = Field(default="", sa_column=Column(Text, nullable=False))
     impact_numbers: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    impact_started_at: datetime | None = None  # start of the first breaching window: time to detect counts from here
+    # When the earliest event of the first breaching window was served: time to detect counts from here.
+    impact_started_at: datetime | None = None
     opened_at: datetime = Field(default_factory=utcnow, index=True)
     acknowledged_at: datetime | None = None
     mitigated_at: datetime | None = None

@@ -38,37 +38,38 @@ from watchtower.errors import Conflict, Invalid, NotFound, field_error
 ACTIVE_VALUES = [s.value for s in ACTIVE]
 
 
-def open_key(model_id: int, monitor_id: int) -> str:
-    """The value of Incident.open_key while an incident of this model+monitor is active."""
-    return f"{model_id}:{monitor_id}"
-
-
-def find_open(session: Session, model_id: int, monitor_id: int) -> Incident | None:
-    """The active incident of a model+monitor, if any."""
-    return session.exec(select(Incident).where(Incident.open_key == open_key(model_id, monitor_id))).first()
+def find_open(session: Session, key: str) -> Incident | None:
+    """The active incident of a grouping key (`model:1`, or `model:1:monitor:2`), if any."""
+    found = session.exec(select(Incident).where(Incident.open_key == key)).first()
+    if found is None and key.count(":") == 1:  # opened under per-monitor grouping, before the model's policy changed
+        found = session.exec(select(Incident).where(col(Incident.open_key).startswith(f"{key}:monitor:"))
+                             .order_by(col(Incident.id))).first()
+    return found
 
 
 def open_or_append(
-    session: Session, *, model_id: int, monitor_id: int, model_name: str, pipeline: str, title: str, summary: str,
-    severity: str, severity_rule: str, evidence: dict[str, Any], tags: list[str], window_start: datetime,
-    at: datetime,
+    session: Session, *, key: str, model_id: int, monitor_id: int, model_name: str, pipeline: str, title: str,
+    summary: str, severity: str, severity_rule: str, evidence: dict[str, Any], tags: list[str],
+    impact_started_at: datetime, at: datetime,
 ) -> tuple[Incident, bool]:
-    """Open an incident for this model+monitor, or add the breach to the active one. Returns (incident, created).
+    """Open an incident for the grouping key, or add the breach to its active one. Returns (incident, created).
 
-    The unique open_key makes a concurrent second opener fail inside its savepoint and append instead.
+    An appended breach merges into the incident: the latest result of each monitor's detectors replaces the
+    earlier one in the evidence (which stays on the timeline), the title, summary and tags follow, and the
+    severity only goes up. The unique open_key makes a concurrent second opener append instead.
     """
-    existing = find_open(session, model_id, monitor_id)
+    existing = find_open(session, key)
     if existing is None:
         incident = Incident(title=title, summary=summary, severity=severity, severity_rule=severity_rule,
-                            model_id=model_id, monitor_id=monitor_id, open_key=open_key(model_id, monitor_id),
+                            model_id=model_id, monitor_id=monitor_id, open_key=key, group_key=key,
                             affected_models=[model_name], affected_pipelines=[pipeline], evidence=evidence,
-                            impact_started_at=window_start, opened_at=at, updated_at=at)
+                            impact_started_at=impact_started_at, opened_at=at, updated_at=at)
         try:
             with session.begin_nested():
                 session.add(incident)
                 session.flush()
         except IntegrityError:
-            existing = find_open(session, model_id, monitor_id)
+            existing = find_open(session, key)
             assert existing is not None, "open_key conflict without an active incident"
         else:
             assert incident.id is not None
@@ -83,10 +84,28 @@ def open_or_append(
         add_entry(session, existing.id, "severity", f"Severity raised from {existing.severity} to {severity}",
                   details={"rule": severity_rule}, at=at)
         existing.severity, existing.severity_rule = severity, severity_rule
+    existing.evidence = merge_evidence(existing.evidence, evidence)
+    existing.title, existing.summary = title, summary
+    have = set(session.exec(select(IncidentTag.tag).where(IncidentTag.incident_id == existing.id)).all())
+    for tag in tags:
+        if tag not in have:
+            session.add(IncidentTag(incident_id=existing.id, tag=tag))
     existing.updated_at = at
     session.add(existing)
+    session.flush()
     refresh_document(session, existing)
     return existing, False
+
+
+def merge_evidence(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The newest result of each (monitor, detector) wins; results only the old evidence has are kept."""
+    def key(check: dict[str, Any], monitor: str) -> tuple[str, str]:
+        return check.get("monitor", monitor), check["detector"]
+
+    checks = {key(c, old.get("monitor", "")): c for c in old.get("checks", [])}
+    checks |= {key(c, new.get("monitor", "")): c for c in new.get("checks", [])}
+    monitors = sorted({m for m, _ in checks if m})
+    return new | {"checks": list(checks.values()), "monitors": monitors}
 
 
 def file_incident(session: Session, body: IncidentCreate, source: str = "manual") -> Incident:
@@ -142,10 +161,11 @@ def transition(session: Session, incident: Incident, to: Status | str, author: s
     before = incident.status
     tags = list(session.exec(select(IncidentTag).where(IncidentTag.incident_id == incident.id)).all())
     lifecycle.apply_transition(incident, target, tags, load_index(session))
-    if target == Status.open and incident.model_id is not None and incident.monitor_id is not None:
-        if find_open(session, incident.model_id, incident.monitor_id) is not None:
-            raise Conflict("another incident of this model and monitor is active; resolve it before reopening")
-        incident.open_key = open_key(incident.model_id, incident.monitor_id)
+    if target == Status.open and incident.group_key is not None:
+        if find_open(session, incident.group_key) is not None:
+            raise Conflict("another incident of this model (or model and monitor) is active; resolve it before "
+                           "reopening this one")
+        incident.open_key = incident.group_key
     session.add(incident)
     text = f"{before} → {incident.status}" + (f": {reason}" if reason else "")
     add_entry(session, incident.id, "status", text, source="human", author=author,

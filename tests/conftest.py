@@ -111,6 +111,22 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield client
 
 
+# Every breach acts at once (pause, swap, incident, page; KPIs at SEV2), one incident per model and monitor:
+# for tests of the actions themselves rather than of the response policy.
+ACT_ON_ANY_BREACH = {"grouping": "model_monitor", "rules": [
+    {"name": "kpi", "match": {"kinds": ["kpi", "estimated_kpi"]}, "severity": "SEV2",
+     "actions": ["pause_pipeline", "swap_model", "open_incident", "notify"]},
+    {"name": "any-breach", "severity": "SEV3", "actions": ["pause_pipeline", "swap_model", "open_incident", "notify"]},
+]}
+
+
+@pytest.fixture
+def act_on_any_breach(client: TestClient) -> None:
+    """The default policy acts on any breach at once (see ACT_ON_ANY_BREACH)."""
+    response = client.put("/policy", json=ACT_ON_ANY_BREACH)
+    assert response.status_code == 200, response.text
+
+
 @pytest.fixture
 def runtime(app: FastAPI) -> Runtime:
     runtime: Runtime = app.state.runtime

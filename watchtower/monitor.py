@@ -6,31 +6,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
+import pandas as pd
 from sqlmodel import Session, col, select
 
 from detectors import registry
-from detectors.base import Finding, InsufficientData, Window
+from detectors.base import TS, Finding, InsufficientData, Window
 from detectors.thresholds import FittedThreshold, Key, apply
 from watchtower import learned_thresholds
-from watchtower.actions.base import Action, ActionContext, run_actions
-from watchtower.actions.notify import NotifySlack
-from watchtower.actions.open_incident import OpenIncident
-from watchtower.actions.pause_pipeline import PausePipeline
-from watchtower.actions.swap_model import SwapToFallback
 from watchtower.checks.models import CheckResult, CheckRun
 from watchtower.clock import utcnow
 from watchtower.db import writer
-from watchtower.policy import Breach, DetectorOutcome, evaluate
+from watchtower.policy import decide, store
+from watchtower.policy.breach import Breach, DetectorOutcome, group_key
+from watchtower.policy.decide import Plan
+from watchtower.policy.respond import respond
+from watchtower.policy.rules import Policy
 from watchtower.registry.models import Monitor, MonitoredModel
 from watchtower.runtime import Runtime
 from watchtower.windows import TICK, build_window
 
 log = logging.getLogger(__name__)
-
-
-def breach_actions() -> list[Action]:
-    """Mitigate first (pause, swap), then record and tell people."""
-    return [PausePipeline(), SwapToFallback(), OpenIncident(), NotifySlack()]
 
 
 @dataclass(frozen=True)
@@ -42,7 +37,8 @@ class PassResult:
     status: str  # ok | breached | insufficient_data | error
     outcomes: list[DetectorOutcome]
     breach: Breach | None = None
-    incident_id: int | None = None
+    incident_id: int | None = None  # the incident this pass opened or added to
+    plan: Plan | None = None  # what the response policy made of it
 
 
 def run_monitor_pass(runtime: Runtime, now: datetime | None = None) -> list[PassResult]:
@@ -91,7 +87,7 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
                for spec in monitor.detectors]
 
     with Session(writer(runtime.engine)) as session:
-        outcomes = []
+        outcomes, runs = [], []
         for spec, status, findings, error in results:
             engine = findings[0].engine if findings else registry.engine_of(str(spec["name"]))
             run = CheckRun(model_id=model.id, monitor_id=monitor.id, detector=spec["name"], engine=engine,
@@ -101,6 +97,7 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
                            n_current=len(window.current), error=error, created_at=now)
             session.add(run)
             session.flush()
+            runs.append(run)
             assert run.id is not None
             session.add_all([_result(run.id, f) for f in findings])
             outcomes.append(DetectorOutcome(run.id, spec["name"], status, findings))
@@ -109,17 +106,23 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
             assert stored is not None
             stored.cursor_ts = end - TICK
             session.add(stored)
-        breach = evaluate(model.id, model.name, monitor.id, monitor.name, (start, min(end, now)), outcomes)
-        incident_id = None
-        if breach is not None:
+        if any(o.status == "breached" for o in outcomes):
             runtime.metrics.breaches.labels(model.name, monitor.name).inc()
-            ctx = ActionContext(breach, runtime)
-            run_actions(breach_actions(), ctx, session)
-            incident_id = ctx.incident_id
+        policy, scope = store.effective_policy(session, model.id)
+        plan = decide.plan(policy, outcomes, store.history(session, monitor.id, _history_needed(policy)))
+        breach = Breach(model.id, model.name, monitor.id, monitor.name, start, min(end, now), outcomes,
+                        first_event_at=_first_served(window), plan=plan,
+                        group_key=group_key(policy.grouping, model.id, monitor.id))
+        decision = respond(session, runtime, breach, policy, scope, now)
+        for run in runs:
+            run.decision_id = decision.id
+            session.add(run)
         session.commit()
+        incident_id = decision.incident_id if "open_incident" in plan.actions else None
     waiting = all(status == "insufficient_data" for _, status, _, _ in results)
-    status = "breached" if breach else ("insufficient_data" if waiting else "ok")
-    return PassResult(model.name, monitor.name, status, outcomes, breach, incident_id)
+    breached = any(o.status == "breached" for o in outcomes)
+    status = "breached" if breached else ("insufficient_data" if waiting else "ok")
+    return PassResult(model.name, monitor.name, status, outcomes, breach if breached else None, incident_id, plan)
 
 
 Detected = tuple[dict[str, object], str, list[Finding], str | None]
@@ -139,6 +142,19 @@ def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: 
         runtime.metrics.monitor_failures.labels(model_name).inc()
         return spec, "error", [], f"{type(exc).__name__}: {exc}"[:2000]
     return spec, "breached" if any(f.breached for f in findings) else "ok", findings, None
+
+
+def _history_needed(policy: Policy) -> int:
+    """How many earlier passes confirmation looks at: the largest n of any rule, minus this pass."""
+    return max((rule.confirm.n for rule in policy.rules), default=1) - 1
+
+
+def _first_served(window: Window) -> datetime | None:
+    """When the window's earliest event was served (None for an empty window)."""
+    if TS not in window.current.columns or window.current.empty:
+        return None
+    first = window.current[TS].min()
+    return None if pd.isna(first) else pd.Timestamp(first).to_pydatetime()
 
 
 def _result(run_id: int, f: Finding) -> CheckResult:

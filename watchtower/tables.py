@@ -14,6 +14,7 @@ from postmortems.models import (
 from watchtower.actions.models import ActionRun
 from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.events.models import EventSegment, FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
+from watchtower.policy.models import PolicyDecision, ResponsePolicy
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData
 from watchtower.scheduler.models import JobHeartbeat, JobRun, SchedulerLease
 
@@ -38,7 +39,9 @@ __all__ = [
     "MonitoredModel",
     "OutboxMessage",
     "Pipeline",
+    "PolicyDecision",
     "ReferenceData",
+    "ResponsePolicy",
     "SchedulerLease",
     "ServingEvent",
     "SimilarLink",

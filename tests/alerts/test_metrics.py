@@ -21,6 +21,7 @@ def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]]
             for family in text_string_to_metric_families(response.text) for s in family.samples}
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_metrics_follow_a_breach(client: TestClient, runtime: Runtime, models: BuiltModels) -> None:
     factories.register_tensor(client, models, monitors=[{"detectors": [{"name": "stat_drift"}], "min_events": 100}])
     factories.serve(client, "churn", factories.make_frame(150, seed=5, shift=1.0))

@@ -2,11 +2,13 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests import factories
 from tests.factories import BuiltModels
 from tests.postmortems.helpers import file, move
+from watchtower.clock import utcnow
 from watchtower.monitor import run_monitor
 from watchtower.runtime import Runtime
 
@@ -57,14 +59,21 @@ def test_invalid_transitions_and_completion_without_root_cause(client: TestClien
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.status"
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_detector_incident_durations_and_reopen_rules(client: TestClient, runtime: Runtime,
                                                       models: BuiltModels) -> None:
     factories.register_tensor(client, models, monitors=[{"detectors": [{"name": "stat_drift"}], "min_events": 100,
                                                          "window_s": 600}])
+    before = utcnow()
     factories.serve(client, "churn", factories.make_frame(150, seed=5, shift=1.0))
+    served = utcnow()
     result = run_monitor(runtime, "churn", "default")
     incident = client.get(f"/incidents/{result.incident_id}").json()
-    assert incident["durations"]["time_to_detect"] == 600  # from the first breaching window's start
+    # From when the window's earliest event was served, not from the window's nominal start 600 s earlier.
+    first = datetime.fromisoformat(incident["impact_started_at"])
+    assert before <= first <= served
+    assert incident["durations"]["time_to_detect"] == pytest.approx(
+        (datetime.fromisoformat(incident["opened_at"]) - first).total_seconds())
     assert incident["durations"]["time_to_mitigate"] == 0  # pause and swap ran in the same pass
     assert incident["affected_models"] == ["churn"] and incident["affected_pipelines"] == ["churn"]
     assert incident["impact_numbers"] == {"predictions_served_by_fallback": 0}

@@ -53,6 +53,7 @@ def test_builtin_and_custom_taxonomies(client: TestClient) -> None:
     assert bad_key.status_code == 422 and bad_key.json()["errors"][0]["field"] == "body.nodes.0.key"
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_writeup_is_prefilled_then_revised(client: TestClient, runtime: Runtime, models: BuiltModels) -> None:
     factories.register_tensor(client, models, monitors=[{"detectors": [{"name": "stat_drift"}], "min_events": 100}])
     factories.serve(client, "churn", factories.make_frame(150, seed=5, shift=1.0))
@@ -80,6 +81,7 @@ def test_writeup_is_prefilled_then_revised(client: TestClient, runtime: Runtime,
     assert exported["id"] == iid and exported["writeup"]["revision"] == 2 and exported["timeline"]
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_similar_incidents_are_linked_alerted_and_dismissable(client: TestClient, runtime: Runtime,
                                                               models: BuiltModels, slack: SlackRecorder) -> None:
     runtime.settings.slack_token = __import__("pydantic").SecretStr("xoxb-test")

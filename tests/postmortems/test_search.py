@@ -1,6 +1,7 @@
 """Incidents are found by words and tags, over the JSON API and on the server-rendered page."""
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from tests import factories
@@ -19,6 +20,7 @@ def _incident(client: TestClient, runtime: Runtime, models: BuiltModels, name: s
     return result.incident_id
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_search_api_by_words_and_tag(client: TestClient, runtime: Runtime, models: BuiltModels) -> None:
     churn = _incident(client, runtime, models, "churn")
     fraud = _incident(client, runtime, models, "fraud-score")
@@ -41,6 +43,7 @@ def test_search_api_by_words_and_tag(client: TestClient, runtime: Runtime, model
     assert client.get("/incidents/999999").status_code == 404
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_search_page_over_http(client: TestClient, runtime: Runtime, models: BuiltModels, live_server: str) -> None:
     incident = _incident(client, runtime, models, "churn")
     page = httpx.get(f"{live_server}/postmortems", params={"q": "churn", "tag": "feature-distribution-shift"})

@@ -92,6 +92,7 @@ def test_accuracy_waits_for_labels_then_breaches(client: TestClient, runtime: Ru
     assert result.status == "breached" and finding.score < 0.5 and finding.threshold == 0.8
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_breach_sequence_pause_swap_incident_alert(client: TestClient, runtime: Runtime, models: BuiltModels,
                                                    db: Engine, slack: SlackRecorder) -> None:
     runtime.settings.slack_token = __import__("pydantic").SecretStr("xoxb-test")
@@ -124,6 +125,7 @@ def test_breach_sequence_pause_swap_incident_alert(client: TestClient, runtime: 
                                    ("notify", True)])
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_predictions_during_the_swap_all_succeed(client: TestClient, runtime: Runtime, models: BuiltModels) -> None:
     factories.register_tensor(client, models, monitors=DRIFT_ONLY)
     factories.serve(client, "churn", factories.make_frame(300, seed=5, shift=1.0))
@@ -148,6 +150,7 @@ def test_predictions_during_the_swap_all_succeed(client: TestClient, runtime: Ru
     assert client.post("/models/churn/predict", json=row).json()["role"] == "fallback"
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_repeated_breaches_extend_one_open_incident(client: TestClient, runtime: Runtime, models: BuiltModels,
                                                     db: Engine) -> None:
     first = _breach(client, runtime, models)
@@ -162,6 +165,7 @@ def test_repeated_breaches_extend_one_open_incident(client: TestClient, runtime:
     assert third.incident_id not in (None, first) and _count(db, Incident) == 2
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_restore_and_resume_are_recorded_decisions(client: TestClient, runtime: Runtime, models: BuiltModels,
                                                    db: Engine) -> None:
     incident_id = _breach(client, runtime, models)
@@ -185,6 +189,7 @@ def test_restore_and_resume_are_recorded_decisions(client: TestClient, runtime: 
     assert sorted(audit) == [("restore", "ana", "upstream unit bug fixed"), ("resume", "bo", "backfill verified")]
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_slack_down_does_not_break_the_pass(client: TestClient, runtime: Runtime, models: BuiltModels,
                                             db: Engine, slack: SlackRecorder) -> None:
     runtime.settings.slack_token = __import__("pydantic").SecretStr("xoxb-test")
@@ -204,6 +209,7 @@ def test_slack_down_does_not_break_the_pass(client: TestClient, runtime: Runtime
     assert client.get(f"/incidents/{incident_id}").json()["status"] == "open"
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_no_slack_token_logs_the_alert_and_goes_on(client: TestClient, runtime: Runtime, models: BuiltModels,
                                                    db: Engine) -> None:
     _breach(client, runtime, models)
@@ -213,6 +219,7 @@ def test_no_slack_token_logs_the_alert_and_goes_on(client: TestClient, runtime: 
     assert message.status == "skipped" and "no WATCHTOWER_SLACK_TOKEN" in (message.last_error or "")
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_a_crashing_detector_is_recorded_and_others_still_run(client: TestClient, runtime: Runtime,
                                                               models: BuiltModels, db: Engine,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,6 +241,7 @@ def test_a_crashing_detector_is_recorded_and_others_still_run(client: TestClient
     assert error == "RuntimeError: detector bug"
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_a_failing_action_does_not_stop_the_others(client: TestClient, runtime: Runtime, models: BuiltModels,
                                                    db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from watchtower.actions.swap_model import SwapToFallback
@@ -252,6 +260,7 @@ def test_a_failing_action_does_not_stop_the_others(client: TestClient, runtime: 
                                                      {"action": "swap_model"}) == 1
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_a_worse_second_breach_raises_the_open_incidents_severity(client: TestClient, runtime: Runtime,
                                                                   models: BuiltModels,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,6 +296,7 @@ def test_a_pass_over_every_model_survives_one_broken_model(client: TestClient, r
     assert results == {"churn": "error", "other": "breached"}
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_pause_calls_the_pipeline_webhook_and_retries_it(client: TestClient, runtime: Runtime, models: BuiltModels,
                                                          db: Engine, webhook: SlackRecorder) -> None:
     hook = webhook.base_url.removesuffix("api/") + "hooks/pause"
@@ -329,6 +339,7 @@ def test_categorical_drift_goes_through_evidently_chi_square(client: TestClient,
     assert {f.feature for f in evidently.findings if f.breached} == {"color"}
 
 
+@pytest.mark.usefixtures("act_on_any_breach")
 def test_native_engine_runs_from_the_stored_profile(client: TestClient, runtime: Runtime, models: BuiltModels,
                                                     db: Engine) -> None:
     from watchtower.registry.models import ReferenceData

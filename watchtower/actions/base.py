@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from postmortems.service import add_entry
 from watchtower.actions.models import ActionRun
-from watchtower.policy import Breach
+from watchtower.policy.breach import Breach
 from watchtower.runtime import Runtime
 
 log = logging.getLogger(__name__)

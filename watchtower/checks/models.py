@@ -26,6 +26,8 @@ class CheckRun(SQLModel, table=True):
     n_current: int
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
+    # What the response policy made of the pass this run belongs to (rules fired, actions done or dry-run).
+    decision_id: int | None = Field(default=None, foreign_key="policy_decision.id", index=True)
 
 
 class CheckResult(SQLModel, table=True):

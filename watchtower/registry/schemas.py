@@ -110,6 +110,7 @@ class ModelRead(BaseModel):
     reference_rows: int
     versions: list[VersionRead]
     monitors: list[MonitorRead]
+    policy: dict[str, Any] = Field(description="The response policy that applies: {scope, policy}")
     created_at: datetime
 
 

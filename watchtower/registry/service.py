@@ -15,6 +15,7 @@ from detectors.base import LABEL, PREDICTION, PROBA_PREFIX
 from detectors.profile import profile_reference
 from detectors.thresholds import parse_spec
 from watchtower.errors import Conflict, Invalid, NotFound, field_error
+from watchtower.policy.store import effective_policy
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData, Role
 from watchtower.registry.schemas import (
     ModelRead,
@@ -153,8 +154,13 @@ def model_read(session: Session, model: MonitoredModel) -> ModelRead:
                   for v in versions],
         monitors=[MonitorRead(name=m.name, detectors=m.detectors, interval_s=m.interval_s, window_s=m.window_s,
                               window_events=m.window_events, min_events=m.min_events) for m in monitors],
-        created_at=model.created_at,
+        policy=_policy_summary(session, model.id), created_at=model.created_at,
     )
+
+
+def _policy_summary(session: Session, model_id: int) -> dict[str, Any]:
+    policy, scope = effective_policy(session, model_id)
+    return {"scope": scope, "policy": policy.model_dump(mode="json")}
 
 
 def pipeline_read(session: Session, pipeline: Pipeline) -> PipelineRead:

@@ -2,9 +2,13 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from detectors.base import Finding
 from detectors.evidently_compat import DATASET
+
+if TYPE_CHECKING:  # decide.py imports DetectorOutcome from here
+    from watchtower.policy.decide import Plan
 
 
 def is_feature_drift(detector: str) -> bool:
@@ -33,6 +37,11 @@ class Breach:
     window_start: datetime
     window_end: datetime
     outcomes: list[DetectorOutcome]
+    # When the earliest event of the window was served (a count window: its block's first event). Time to
+    # detect counts from here, never from the window's nominal start.
+    first_event_at: datetime | None = None
+    plan: "Plan | None" = None  # what the response policy decided about this pass
+    group_key: str = ""  # breaches with the same key join one open incident
 
     @property
     def breached(self) -> list[DetectorOutcome]:
@@ -48,9 +57,6 @@ class Breach:
                 for f in o.findings if f.breached and f.feature != DATASET]
 
 
-def evaluate(model_id: int, model_name: str, monitor_id: int, monitor_name: str,
-             window: tuple[datetime, datetime], outcomes: list[DetectorOutcome]) -> Breach | None:
-    """Any detector that breached makes the pass a breach; errors and insufficient data never do."""
-    if not any(o.status == "breached" for o in outcomes):
-        return None
-    return Breach(model_id, model_name, monitor_id, monitor_name, window[0], window[1], outcomes)
+def group_key(grouping: str, model_id: int, monitor_id: int) -> str:
+    """The open-incident key of a breach: the model (default), or the model and its monitor."""
+    return f"model:{model_id}" if grouping == "model" else f"model:{model_id}:monitor:{monitor_id}"

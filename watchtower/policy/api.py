@@ -1,0 +1,82 @@
+"""The response policy over JSON: per model, and the default for every model without its own."""
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from watchtower.auth import WriteAccess
+from watchtower.db import SessionDep
+from watchtower.errors import NotFound, problem_responses
+from watchtower.policy import store
+from watchtower.policy.models import ResponsePolicy
+from watchtower.policy.rules import Policy
+from watchtower.registry.service import get_model
+
+router = APIRouter(tags=["policy"], responses=problem_responses(404))
+writes = APIRouter(tags=["policy"], dependencies=WriteAccess, responses=problem_responses(401, 404, 422))
+
+
+class PolicyRead(BaseModel):
+    """A policy and where it comes from: the model's own, the stored default, or the built-in default."""
+
+    scope: store.Scope
+    policy: Policy
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+def policy_read(session: Session, model_id: int | None) -> PolicyRead:
+    """The policy that applies to a model (model_id None: to models without their own)."""
+    policy, scope = store.default_policy(session) if model_id is None else store.effective_policy(session, model_id)
+    row = None
+    if scope != "builtin":
+        owner = None if scope == "default" else model_id
+        row = session.exec(select(ResponsePolicy).where(
+            col(ResponsePolicy.model_id).is_(None) if owner is None else ResponsePolicy.model_id == owner)).first()
+    return PolicyRead(scope=scope, policy=policy, updated_by=row.updated_by if row else None,
+                      updated_at=row.updated_at if row else None)
+
+
+@router.get("/policy", response_model=PolicyRead)
+def read_default(session: SessionDep) -> PolicyRead:
+    """The policy of every model without its own (the built-in default until one is stored)."""
+    return policy_read(session, None)
+
+
+@writes.put("/policy", response_model=PolicyRead)
+def put_default(body: Policy, session: SessionDep) -> PolicyRead:
+    """Replace the default policy; models with their own policy keep it."""
+    store.put_policy(session, None, body, "api")
+    session.commit()
+    return policy_read(session, None)
+
+
+@router.get("/models/{name}/policy", response_model=PolicyRead)
+def read_model_policy(name: str, session: SessionDep) -> PolicyRead:
+    """The policy that applies to the model, and whether it is its own or the default."""
+    model = get_model(session, name)
+    return policy_read(session, model.id)
+
+
+@writes.put("/models/{name}/policy", response_model=PolicyRead)
+def put_model_policy(name: str, body: Policy, session: SessionDep) -> PolicyRead:
+    """Give the model a policy of its own (validated: a 422 names the field)."""
+    model = get_model(session, name)
+    store.put_policy(session, model.id, body, "api")
+    session.commit()
+    return policy_read(session, model.id)
+
+
+@writes.delete("/models/{name}/policy", response_model=PolicyRead)
+def delete_model_policy(name: str, session: SessionDep) -> PolicyRead:
+    """Drop the model's own policy: the default applies again."""
+    model = get_model(session, name)
+    if not store.delete_policy(session, model.id or 0):
+        raise NotFound(f"model '{name}' has no policy of its own; the default applies")
+    session.commit()
+    return policy_read(session, model.id)
+
+
+router.include_router(writes)
