@@ -56,6 +56,7 @@ class CheckRunRead(BaseModel):
     n_current: int
     error: str | None
     created_at: datetime
+    decision_id: int | None = None  # what the response policy made of this pass: GET /models/{name}/decisions
     results: list[CheckResultRead]
 
 

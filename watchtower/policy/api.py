@@ -1,8 +1,9 @@
 """The response policy over JSON: per model, and the default for every model without its own."""
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
@@ -10,8 +11,9 @@ from watchtower.auth import WriteAccess
 from watchtower.db import SessionDep
 from watchtower.errors import NotFound, problem_responses
 from watchtower.policy import store
-from watchtower.policy.models import ResponsePolicy
+from watchtower.policy.models import PolicyDecision, ResponsePolicy
 from watchtower.policy.rules import Policy
+from watchtower.registry.models import Monitor
 from watchtower.registry.service import get_model
 
 router = APIRouter(tags=["policy"], responses=problem_responses(404))
@@ -77,6 +79,33 @@ def delete_model_policy(name: str, session: SessionDep) -> PolicyRead:
         raise NotFound(f"model '{name}' has no policy of its own; the default applies")
     session.commit()
     return policy_read(session, model.id)
+
+
+class DecisionRead(BaseModel):
+    """What the policy made of one monitor pass."""
+
+    id: int
+    monitor: str
+    at: datetime
+    verdict: bool
+    matched: list[str]
+    fired: list[str]
+    actions: list[dict[str, Any]]
+    severity: str | None
+    explanation: str
+    policy_scope: str
+    incident_id: int | None
+
+
+@router.get("/models/{name}/decisions", response_model=list[DecisionRead])
+def list_decisions(name: str, session: SessionDep,
+                   limit: Annotated[int, Query(gt=0, le=500)] = 50) -> list[DecisionRead]:
+    """The newest policy decisions of a model: rules matched and fired, and what was done, held or dry-run."""
+    model = get_model(session, name)
+    rows = session.exec(select(PolicyDecision, Monitor.name).join(Monitor, col(Monitor.id) == PolicyDecision.monitor_id)
+                        .where(PolicyDecision.model_id == model.id)
+                        .order_by(col(PolicyDecision.at).desc(), col(PolicyDecision.id).desc()).limit(limit)).all()
+    return [DecisionRead(**d.model_dump(exclude={"model_id", "monitor_id"}), monitor=monitor) for d, monitor in rows]
 
 
 router.include_router(writes)

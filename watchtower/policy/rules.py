@@ -114,9 +114,8 @@ class Policy(BaseModel):
 DEFAULT_POLICY = Policy(rules=[
     Rule(name="data-quality", match=Match(kinds=[DetectorKind.DATA_QUALITY, DetectorKind.SKEW, DetectorKind.VOLUME]),
          actions=["pause_pipeline", "open_incident", "notify"], severity="SEV2"),
-    Rule(name="model-kpi", match=Match(kinds=[DetectorKind.KPI]),
-         actions=["swap_model", "open_incident", "notify"], severity="SEV2"),
-    Rule(name="estimated-kpi", match=Match(kinds=[DetectorKind.ESTIMATED_KPI]),
+    # A KPI measured on one small window is noisy too (1 false alarm in 10 windows of 500 healthy events).
+    Rule(name="model-kpi", match=Match(kinds=[DetectorKind.KPI, DetectorKind.ESTIMATED_KPI]),
          actions=["swap_model", "open_incident", "notify"], severity="SEV2", confirm=Confirm(k=2, n=3)),
     Rule(name="operational", match=Match(kinds=[DetectorKind.OPERATIONAL, DetectorKind.BUSINESS_KPI]),
          actions=["open_incident", "notify"], severity="SEV3", confirm=Confirm(k=2, n=3)),
