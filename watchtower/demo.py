@@ -85,24 +85,31 @@ def _story(api: httpx.Client, runtime: Any) -> None:
     for feature, (op, amount) in SHIFT.items():
         shifted[feature] = shifted[feature] * amount if op == "×" else shifted[feature] + amount
     shifted = shifted + rng.normal(0, 1e-6, shifted.shape)
-    _serve(api, name, shifted, y_live.loc[shifted.index])
     changes = ", ".join(f"{f} {op}{amount:g}" for f, (op, amount) in SHIFT.items())
-    say(f"5. Served {len(shifted)} shifted predictions ({changes}), labels sent.")
-
-    result = run_monitor(runtime, name, "default")
-    say(f"6. Monitor pass on shifted traffic: {result.status.upper()}. " + _drift_line(result))
-    for outcome in result.outcomes:
-        if outcome.detector == "accuracy" and outcome.findings:
-            f = outcome.findings[0]
-            say(f"   accuracy {f.score:.3f} vs floor {f.threshold:.3f} "
-                f"(reference {f.extra.get('reference_accuracy', float('nan')):.3f}): "
-                f"{'BREACHED' if f.breached else 'ok'}")
+    policy = api.get(f"/models/{name}/policy").json()
+    say(f"5. The response policy ({policy['scope']} default): "
+        + "; ".join(f"{r['name']} -> {', '.join(r['actions'])} after {r['confirm']['k']} of "
+                    f"{r['confirm']['n']} passes" for r in policy["policy"]["rules"]) + ".")
+    for step, half in ((6, shifted.iloc[:200]), (7, shifted.iloc[200:])):
+        _serve(api, name, half, y_live.loc[half.index])
+        result = run_monitor(runtime, name, "default")
+        say(f"{step}. Served {len(half)} shifted predictions ({changes}), labels sent. Monitor pass: "
+            f"{result.status.upper()}. " + _drift_line(result))
+        for outcome in result.outcomes:
+            if outcome.detector == "accuracy" and outcome.findings:
+                f = outcome.findings[0]
+                say(f"   accuracy {f.score:.3f} vs floor {f.threshold:.3f} "
+                    f"(reference {f.extra.get('reference_accuracy', float('nan')):.3f}): "
+                    f"{'BREACHED' if f.breached else 'ok'}")
+        say(f"   Policy: {result.plan.explain() if result.plan else 'no decision'}.")
+        if result.plan and not result.plan.actions:
+            say("   Nothing done yet: one window is not proof.")
     if result.incident_id is None:
-        say("   No breach: nothing was done.")
+        say("   No rule fired: nothing was done.")
         return
 
     incident = api.get(f"/incidents/{result.incident_id}").json()
-    say("7. What Watchtower did:")
+    say("8. What Watchtower did:")
     for entry in incident["timeline"]:
         say(f"   - [{entry['kind']}] {entry['text']}")
     pipeline = api.get(f"/pipelines/{name}").json()
@@ -111,15 +118,17 @@ def _story(api: httpx.Client, runtime: Any) -> None:
     say(f"   The next prediction was served by {after['version']} ({after['role']}).")
     sent = deliver_outbox(runtime)
     slack = "sent to Slack" if sent else "logged (no WATCHTOWER_SLACK_TOKEN set, so Slack was not called)"
-    say(f"8. Alert {slack}.")
+    say(f"9. Alert {slack}.")
     say(f"\nIncident #{incident['id']} [{incident['severity']}]: {incident['title']}")
     say(f"   suggested tags: {', '.join(t['tag'] for t in incident['tags'])}")
     spans = incident["durations"]
-    say(f"   time to detect {spans['time_to_detect'] / 60:.0f} min (from the breaching window's start), "
+    say(f"   time to detect {spans['time_to_detect']:.0f} s (from when the window's first event was served), "
         f"time to mitigate {spans['time_to_mitigate']:.0f} s")
     say(f"   page: {incident['url']}  (run `watchtower serve` to open it)")
-    say(f"   restore when fixed: POST /models/{name}/restore and POST /pipelines/{name}/resume "
-        "with {\"author\", \"reason\"}")
+    undo = [f"POST /models/{name}/restore"] if after["role"] == "fallback" else []
+    undo += [f"POST /pipelines/{name}/resume"] if pipeline["paused"] else []
+    say(f"   restore when fixed: {' and '.join(undo)} with {{\"author\", \"reason\"}}; automatic swaps are then "
+        "held until the incident is resolved")
 
 
 def _serve(api: httpx.Client, name: str, rows: pd.DataFrame, labels: pd.Series) -> None:

@@ -14,7 +14,12 @@ def test_demo_detects_mitigates_and_opens_an_incident(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
     assert "4. Monitor pass on healthy traffic: ok." in out
-    assert "6. Monitor pass on shifted traffic: BREACHED." in out
-    assert "mean_radius (KS p=" in out and "[pause_pipeline] paused pipeline 'cancer-screening'" in out
+    assert "5. The response policy (builtin default): data-quality -> pause_pipeline" in out
+    assert "Monitor pass: BREACHED." in out and "mean_radius (KS p=" in out
+    # One shifted window waits for confirmation; the second fires the KPI rule: swap, incident, page; no pause.
+    assert "rule 'model-kpi' waits for confirmation: accuracy breached; matched 1 of the last 3 passes" in out
+    assert "Nothing done yet: one window is not proof." in out
+    assert "rule 'model-kpi' fired (SEV2: swap to the fallback, open an incident, page)" in out
+    assert "[swap_model] serving switched to fallback-v1" in out and "[pause_pipeline]" not in out
     assert "The next prediction was served by fallback-v1 (fallback)." in out
     assert "Incident #1 [SEV2]" in out and "/postmortems/incidents/1" in out

@@ -31,8 +31,10 @@ class Hit:
         return self.seen >= self.rule.confirm.k
 
     def why(self) -> str:
-        shown = ", ".join(self.features[:5]) + (f" and {len(self.features) - 5} more" if len(self.features) > 5 else "")
-        where = f" on {shown}" if shown and self.features != (DATASET,) else ""
+        # A KPI's finding is about the metric itself ("accuracy"), not a feature: no "on accuracy".
+        named = [f for f in self.features if f not in self.detectors and f != DATASET]
+        shown = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
+        where = f" on {shown}" if shown else ""
         confirm = self.rule.confirm
         return (f"{', '.join(self.detectors)} breached{where}; matched {self.seen} of the last {confirm.n} "
                 f"pass{'es' if confirm.n > 1 else ''} (needs {confirm.k})")
