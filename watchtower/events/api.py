@@ -40,7 +40,7 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
 def ingest_events(name: str, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
     """Store serving events reported by a model served elsewhere; resent ids are ignored."""
     model = get_model(session, name)
-    features = checked_features(session, model, [e.features for e in body.events], "body.events.*.features")
+    features = checked_features(session, model, [e.features for e in body.events], "body.events.{i}.features")
     now = utcnow()
     rows = [
         {"event_id": e.id, "ts": to_utc(e.ts) if e.ts else now, "features": f, "prediction": e.prediction,
@@ -71,7 +71,7 @@ async def upload_events(name: str, file: Annotated[UploadFile, File(description=
         raise Invalid("the file has no rows", errors=[field_error("file", "no rows")])
     records: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")
     feature_rows = [{k: v for k, v in r.items() if k not in RESERVED} for r in records]
-    features = checked_features(session, model, feature_rows, "file.rows")
+    features = checked_features(session, model, feature_rows, "file.rows.{i}")
     now = utcnow()
     rows = [
         {"event_id": str(r["id"]), "features": f, "prediction": r.get("prediction"),
@@ -112,7 +112,7 @@ def log_stage_features(name: str, stage: Annotated[str, Path(pattern=STAGE_PATTE
     if stage == "serving":
         raise Invalid("'serving' is what the events carry; log other stages",
                       errors=[field_error("path.stage", "'serving' is reserved")])
-    features = checked_features(session, model, [r.features for r in body.rows], "body.rows.*.features")
+    features = checked_features(session, model, [r.features for r in body.rows], "body.rows.{i}.features")
     now = utcnow()
     rows = [{"model_id": model.id, "stage": stage, "entity_id": r.id, "features": f, "logged_at": now}
             for r, f in zip(body.rows, features, strict=True)]

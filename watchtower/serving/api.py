@@ -31,7 +31,7 @@ def predict(name: str, body: PredictRequest, request: Request) -> PredictRespons
     if len(ids) != len(body.instances):
         raise Invalid("ids and instances differ in length",
                       errors=[field_error("body.ids", f"{len(ids)} ids for {len(body.instances)} instances")])
-    rows = check_rows(body.instances, model.features, "body.instances")
+    rows = check_rows(body.instances, model.features, "body.instances.{i}")
     schema = schema_of(model)
     onnx = state.cache.get(state.engine, model.id, version.sha256, schema)
     started = time.perf_counter()
