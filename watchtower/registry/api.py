@@ -93,6 +93,10 @@ def restore(name: str, body: OperatorDecision, session: SessionDep) -> ModelRead
             responses=problem_responses(401, 422))
 def set_monitor(name: str, monitor: str, body: MonitorSpec, request: Request, session: SessionDep) -> ModelRead:
     """Create or replace a monitor: which detectors (engines) run, with which params, how often, on what window."""
+    if "name" in body.model_fields_set and body.name != monitor:
+        raise Invalid(f"the body names monitor '{body.name}' but the path names '{monitor}'",
+                      errors=[field_error("body.name", f"must equal the path's monitor name '{monitor}' "
+                                          "(or be left out); to rename a monitor, PUT it under the new name")])
     model = get_model(session, name)
     put_monitor(session, model, body.model_copy(update={"name": monitor}), request.app.state.settings)
     session.commit()

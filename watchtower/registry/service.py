@@ -216,11 +216,14 @@ def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Setting
             parse_spec(detector.get("threshold"))
         except ValidationError as exc:
             errors += [field_error(f"{where}.threshold.{_threshold_field(e)}", e["msg"]) for e in exc.errors()]
+    if monitor.window_s is not None and monitor.window_events is not None:
+        both = "give either window_s (the last N seconds) or window_events (blocks of N events), not both"
+        errors += [field_error(f"{prefix}.window_s", both), field_error(f"{prefix}.window_events", both)]
     learned = [d["name"] for d in detectors if d.get("threshold")]
     if len(learned) != len(set(learned)):
         errors.append(field_error(f"{prefix}.detectors", "a detector with a learned threshold may appear once"))
     if errors:
-        raise Invalid("invalid detector configuration", errors=errors)
+        raise Invalid("invalid monitor configuration; nothing was stored", errors=errors)
     return Monitor(
         model_id=0, name=monitor.name, detectors=detectors,
         interval_s=monitor.interval_s or settings.monitor_interval_s,

@@ -1,0 +1,91 @@
+"""Nothing wrong is accepted silently, and each refusal says how to fix it (issue 9, point 6)."""
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from tests import factories
+from tests.factories import BuiltModels
+from watchtower.events.models import ServingEvent
+from watchtower.registry.models import Monitor
+
+
+@pytest.fixture
+def model(client: TestClient, models: BuiltModels) -> str:
+    factories.register_tensor(client, models)
+    return "churn"
+
+
+def _fields(response: object) -> list[str]:
+    return [e["field"] for e in response.json()["errors"]]  # type: ignore[attr-defined]
+
+
+def test_a_monitor_with_both_window_kinds_is_refused(client: TestClient, models: BuiltModels, model: str,
+                                                     db: Engine) -> None:
+    both = client.put(f"/models/{model}/monitors/blocks", json={"window_s": 600, "window_events": 500})
+    assert both.status_code == 422 and both.headers["content-type"] == "application/problem+json"
+    assert _fields(both) == ["body.window_s", "body.window_events"]
+    assert "not both" in both.json()["errors"][0]["reason"]
+    spec = factories.tensor_spec("twice", monitors=[{"name": "m", "window_s": 60, "window_events": 100}])
+    registered = factories.register(client, spec, models.tensor_primary, models.tensor_fallback, models.reference)
+    assert registered.status_code == 422
+    assert _fields(registered) == ["spec.monitors.0.window_s", "spec.monitors.0.window_events"]
+    with Session(db) as session:
+        assert session.exec(select(Monitor.name)).all() == ["default"]
+
+
+def test_a_monitor_body_naming_another_monitor_is_refused(client: TestClient, model: str, db: Engine) -> None:
+    other = client.put(f"/models/{model}/monitors/hourly", json={"name": "daily", "window_s": 3600})
+    assert other.status_code == 422 and _fields(other) == ["body.name"]
+    assert "'hourly'" in other.json()["errors"][0]["reason"]
+    same = client.put(f"/models/{model}/monitors/hourly", json={"name": "hourly", "window_s": 3600})
+    unnamed = client.put(f"/models/{model}/monitors/daily", json={"window_s": 86400})
+    assert same.status_code == unnamed.status_code == 200
+    assert [m["name"] for m in unnamed.json()["monitors"]] == ["default", "hourly", "daily"]
+
+
+@pytest.mark.parametrize(("url", "field"), [
+    ("/incidents?qq=drift", "query.qq"),
+    ("/models/churn/checks?state=ok", "query.state"),
+    ("/models?limit=3", "query.limit"),
+    ("/healthz?verbose=1", "query.verbose"),
+])
+def test_an_unknown_query_parameter_is_named(client: TestClient, model: str, url: str, field: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+    assert _fields(response) == [field]
+    assert "unknown query parameter; this endpoint takes" in response.json()["errors"][0]["reason"]
+
+
+def test_unknown_query_parameters_on_writes_and_pages(client: TestClient, model: str, db: Engine) -> None:
+    write = client.post(f"/models/{model}/events?dry_run=1", json={"events": [
+        {"id": "e1", "features": {"f1": 0, "f2": 0, "f3": 0, "f4": 0}}]})
+    assert write.status_code == 422 and _fields(write) == ["query.dry_run"]
+    with Session(db) as session:
+        assert session.exec(select(ServingEvent.id)).all() == []
+    page = client.get("/postmortems?serverity=SEV1")
+    assert page.status_code == 422 and "text/html" in page.headers["content-type"]
+    assert "query.serverity" in page.text
+
+
+def test_a_misspelt_filter_value_lists_the_allowed_ones(client: TestClient, model: str) -> None:
+    response = client.get(f"/models/{model}/checks", params={"status": "breach"})
+    assert response.status_code == 422 and _fields(response) == ["query.status"]
+    assert "'ok', 'breached', 'insufficient_data' or 'error'" in response.json()["errors"][0]["reason"]
+    assert client.get(f"/models/{model}/checks", params={"status": "breached"}).json() == []
+    page = client.get("/postmortems", params={"severity": "SEV9"})
+    assert page.status_code == 422 and "query.severity" in page.text
+    assert client.get("/postmortems", params={"severity": "", "sort": "date"}).status_code == 200
+    assert client.get("/postmortems", params={"sort": "newest"}).status_code == 422
+
+
+def test_onnx_signature_mismatch_reads_in_words(client: TestClient, models: BuiltModels, db: Engine) -> None:
+    spec = factories.named_spec(features=[{"name": "f1", "type": "numeric"}, {"name": "f2", "type": "numeric"}])
+    response = factories.register(client, spec, models.named_primary, models.named_fallback,
+                                  models.reference)
+    assert response.status_code == 422
+    error = response.json()["errors"][0]
+    assert error["field"] == "primary"
+    assert ("the ONNX graph takes inputs 'f1', 'f2', 'color'; the spec's features are 'f1', 'f2'; "
+            "'color' is in the graph but not in the spec.") in error["reason"]

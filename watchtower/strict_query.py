@@ -1,0 +1,33 @@
+"""Refuse query parameters a route does not declare: a misspelt filter is a 422, never a silently ignored one."""
+
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+# Routes live as long as their app; their declared parameters never change, so they are read once.
+_declared: dict[int, frozenset[str]] = {}
+
+
+def declared_query(dependant: Dependant) -> frozenset[str]:
+    """Every query parameter name (alias) a route or any of its dependencies declares."""
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= declared_query(sub)
+    return frozenset(names)
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """App-wide dependency: a 422 naming each query parameter the route does not take, and what it does take."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _declared.get(id(route))
+    if known is None:
+        known = _declared[id(route)] = declared_query(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = f"this endpoint takes {', '.join(sorted(known))}" if known else "this endpoint takes no query parameters"
+        raise RequestValidationError([
+            {"loc": ("query", name), "msg": f"unknown query parameter; {takes}", "type": "extra_forbidden",
+             "input": request.query_params.get(name)} for name in unknown])
