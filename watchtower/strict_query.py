@@ -27,7 +27,8 @@ async def reject_unknown_query(request: Request) -> None:
         known = _declared[id(route)] = declared_query(route.dependant)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
-        takes = f"this endpoint takes {', '.join(sorted(known))}" if known else "this endpoint takes no query parameters"
+        takes = f"takes {', '.join(sorted(known))}" if known else "takes no query parameters"
+        reason = f"unknown query parameter; this endpoint {takes}"
         raise RequestValidationError([
-            {"loc": ("query", name), "msg": f"unknown query parameter; {takes}", "type": "extra_forbidden",
-             "input": request.query_params.get(name)} for name in unknown])
+            {"loc": ("query", name), "msg": reason, "type": "extra_forbidden", "input": request.query_params.get(name)}
+            for name in unknown])

@@ -90,9 +90,9 @@ def test_labels_attach_by_prediction_id(client: TestClient, model: str, db: Engi
     predictions = factories.serve(client, model, factories.make_frame(3))
     ids = [p["id"] for p in predictions]
     response = client.post(f"/models/{model}/labels", json={"labels": [{"id": i, "label": 1} for i in ids]})
-    assert response.json() == {"accepted": 3, "duplicates": 0}
+    assert response.json() == {"accepted": 3, "duplicates": 0, "unserved": 0}
     assert client.post(f"/models/{model}/labels", json={"labels": [{"id": ids[0], "label": 0}]}).json() == {
-        "accepted": 0, "duplicates": 1}
+        "accepted": 0, "duplicates": 1, "unserved": 0}
     null = client.post(f"/models/{model}/labels", json={"labels": [{"id": "x", "label": None}]})
     assert null.status_code == 422 and null.json()["errors"][0]["field"] == "body.labels.0.label"
     with Session(db) as session:

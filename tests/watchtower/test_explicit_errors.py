@@ -1,14 +1,19 @@
 """Nothing wrong is accepted silently, and each refusal says how to fix it (issue 9, point 6)."""
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from detectors.base import LABEL
 from tests import factories
 from tests.factories import BuiltModels
-from watchtower.events.models import ServingEvent
-from watchtower.registry.models import Monitor
+from watchtower.clock import utcnow
+from watchtower.events.models import Label, ServingEvent
+from watchtower.events.store import read_window
+from watchtower.registry.models import Monitor, MonitoredModel
 
 
 @pytest.fixture
@@ -89,3 +94,43 @@ def test_onnx_signature_mismatch_reads_in_words(client: TestClient, models: Buil
     assert error["field"] == "primary"
     assert ("the ONNX graph takes inputs 'f1', 'f2', 'color'; the spec's features are 'f1', 'f2'; "
             "'color' is in the graph but not in the spec.") in error["reason"]
+
+
+def _labels(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return sorted(session.exec(select(Label.event_id)).all())
+
+
+def test_labels_for_ids_never_served_are_refused_by_default(client: TestClient, model: str, db: Engine) -> None:
+    served = [p["id"] for p in factories.serve(client, model, factories.make_frame(2))]
+    batch = [{"id": served[0], "label": 1}, {"id": "ghost-1", "label": 0}, {"id": served[1], "label": 1},
+             {"id": "ghost-2", "label": 1}]
+    refused = client.post(f"/models/{model}/labels", json={"labels": batch})
+    assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+    assert _fields(refused) == ["body.labels.1.id", "body.labels.3.id"]
+    assert "allow_unserved=true" in refused.json()["errors"][0]["reason"]
+    assert refused.json()["detail"].startswith("2 of 4 labels name prediction ids never served by 'churn'")
+    assert _labels(db) == []  # nothing stored, not even the two known ids
+    kept = client.post(f"/models/{model}/labels", params={"allow_unserved": "true"}, json={"labels": batch})
+    assert kept.status_code == 200 and kept.json() == {"accepted": 4, "duplicates": 0, "unserved": 2}
+    assert _labels(db) == sorted([*served, "ghost-1", "ghost-2"])
+
+
+def test_early_labels_join_their_events_when_they_arrive(client: TestClient, model: str, db: Engine) -> None:
+    early = client.post(f"/models/{model}/labels?allow_unserved=true", json={"labels": [{"id": "late", "label": 1}]})
+    assert early.json() == {"accepted": 1, "duplicates": 0, "unserved": 1}
+    event = {"id": "late", "features": {"f1": 0.1, "f2": 0.2, "f3": 0.3, "f4": 0.4}, "prediction": 1}
+    assert client.post(f"/models/{model}/events", json={"events": [event]}).status_code == 200
+    with Session(db) as session:
+        model_row = session.exec(select(MonitoredModel)).one()
+        frame = read_window(session, model_row, utcnow() - timedelta(hours=1), utcnow() + timedelta(seconds=1))
+    assert frame[LABEL].tolist() == ["1"]
+
+
+def test_labels_name_ids_of_this_model_only(client: TestClient, models: BuiltModels, model: str,
+                                           db: Engine) -> None:
+    factories.register_tensor(client, models, name="other")
+    other = [p["id"] for p in factories.serve(client, "other", factories.make_frame(1))]
+    refused = client.post(f"/models/{model}/labels", json={"labels": [{"id": other[0], "label": 1}]})
+    assert refused.status_code == 422 and _fields(refused) == ["body.labels.0.id"]
+    assert client.post("/models/other/labels", json={"labels": [{"id": other[0], "label": 1}]}).status_code == 200

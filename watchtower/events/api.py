@@ -3,7 +3,7 @@
 from typing import Annotated, Any, cast
 
 import pandas as pd
-from fastapi import APIRouter, File, Path, Request, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from sqlmodel import Session
 
 from watchtower.auth import WriteAccess
@@ -11,9 +11,17 @@ from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, PayloadTooLarge, field_error, problem_responses
 from watchtower.events.models import IngestRejection, MetricPoint
-from watchtower.events.schemas import STAGE_PATTERN, EventBatch, FeatureLogBatch, IngestResult, LabelBatch, MetricBatch
-from watchtower.events.store import insert_events, insert_labels, upsert_feature_logs
-from watchtower.events.validation import SchemaMismatch, check_rows
+from watchtower.events.schemas import (
+    STAGE_PATTERN,
+    EventBatch,
+    FeatureLogBatch,
+    IngestResult,
+    LabelBatch,
+    LabelResult,
+    MetricBatch,
+)
+from watchtower.events.store import insert_events, insert_labels, served_ids, upsert_feature_logs
+from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_rows
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import get_model
 from watchtower.registry.tabular import read_table
@@ -86,20 +94,37 @@ async def upload_events(name: str, file: Annotated[UploadFile, File(description=
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-@router.post("/labels", response_model=IngestResult)
-def ingest_labels(name: str, body: LabelBatch, session: SessionDep) -> IngestResult:
-    """Attach ground truth to prediction ids (it may arrive long after the prediction)."""
+@router.post("/labels", response_model=LabelResult)
+def ingest_labels(
+    name: str, body: LabelBatch, session: SessionDep,
+    allow_unserved: Annotated[bool, Query(description=(
+        "Keep labels whose prediction id has no event yet (pipelines where ground truth can arrive first); "
+        "they join their events when these arrive. Default: such a batch is a 422 naming each unknown id."
+    ))] = False,
+) -> LabelResult:
+    """Attach ground truth to prediction ids (it may arrive long after the prediction); every id must name an
+    event of this model unless `allow_unserved=true`."""
     model = get_model(session, name)
+    assert model.id is not None
     errors = [field_error(f"body.labels.{i}.label", "must not be null")
               for i, item in enumerate(body.labels) if item.label is None]
     if errors:
         raise Invalid("labels must not be null; nothing was stored", errors=errors)
+    served = served_ids(session, model.id, [item.id for item in body.labels])
+    unserved = [(i, item.id) for i, item in enumerate(body.labels) if item.id not in served]
+    if unserved and not allow_unserved:
+        reason = (f"no event of model '{model.name}' has this id; send the prediction (POST /models/{model.name}/"
+                  "events or /predict) first, or add ?allow_unserved=true to keep labels that arrive before "
+                  "their events")
+        raise Invalid(f"{len(unserved)} of {len(body.labels)} labels name prediction ids never served by "
+                      f"'{model.name}' (first: {unserved[0][1]!r}); nothing was stored",
+                      errors=[field_error(f"body.labels.{i}.id", reason) for i, _ in unserved[:MAX_REPORTED]])
     now = utcnow()
     rows = [{"model_id": model.id, "event_id": item.id, "label": item.label, "received_at": now}
             for item in body.labels]
     accepted = insert_labels(session, rows)
     session.commit()
-    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+    return LabelResult(accepted=accepted, duplicates=len(rows) - accepted, unserved=len({i for _, i in unserved}))
 
 
 @router.post("/stages/{stage}/features", response_model=IngestResult)

@@ -22,8 +22,8 @@ def check_rows(rows: Sequence[dict[str, Any]], features: list[dict[str, Any]], w
     """Return the rows normalised (numbers as float, categories as str, NaN/missing as None).
 
     `where` names a row, with `{i}` for its index (`body.events.{i}.features`); errors name
-    `<where>.<feature>`, e.g. `body.events.3.features.f1`. Every row is checked so the counts of a refused batch are complete,
-    and the first MAX_REPORTED errors are listed in the SchemaMismatch raised.
+    `<where>.<feature>`, e.g. `body.events.3.features.f1`. Every row is checked so the counts of a refused
+    batch are complete, and the first MAX_REPORTED errors are listed in the SchemaMismatch raised.
     """
     errors: list[dict[str, str]] = []
     counts: Counter[tuple[str, str]] = Counter()
