@@ -134,3 +134,19 @@ def test_labels_name_ids_of_this_model_only(client: TestClient, models: BuiltMod
     refused = client.post(f"/models/{model}/labels", json={"labels": [{"id": other[0], "label": 1}]})
     assert refused.status_code == 422 and _fields(refused) == ["body.labels.0.id"]
     assert client.post("/models/other/labels", json={"labels": [{"id": other[0], "label": 1}]}).status_code == 200
+
+
+def test_a_json_body_to_a_multipart_endpoint_names_the_parts(client: TestClient, model: str, db: Engine) -> None:
+    register = client.post("/models", json={"spec": factories.tensor_spec("json")})
+    assert register.status_code == 415 and register.headers["content-type"] == "application/problem+json"
+    assert "multipart/form-data with the parts spec, primary, fallback, reference" in register.json()["detail"]
+    assert _fields(register) == ["header.content-type", "body.spec", "body.primary", "body.fallback",
+                                 "body.reference"]
+    version = client.post(f"/models/{model}/versions", json={"primary": "..."})
+    assert version.status_code == 415 and "body.primary" in _fields(version)
+    upload = client.post(f"/models/{model}/events/upload", content=b"id,f1\n1,2\n",
+                         headers={"Content-Type": "text/csv"})
+    assert upload.status_code == 415 and _fields(upload) == ["header.content-type", "body.file"]
+    with Session(db) as session:
+        assert session.exec(select(MonitoredModel.name)).all() == [model]
+    assert "415" in client.get("/openapi.json").json()["paths"]["/models"]["post"]["responses"]

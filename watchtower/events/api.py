@@ -9,7 +9,7 @@ from sqlmodel import Session
 from watchtower.auth import WriteAccess
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
-from watchtower.errors import Invalid, PayloadTooLarge, field_error, problem_responses
+from watchtower.errors import Invalid, PayloadTooLarge, field_error, multipart, problem_responses
 from watchtower.events.models import IngestRejection, MetricPoint
 from watchtower.events.schemas import (
     STAGE_PATTERN,
@@ -62,7 +62,8 @@ def ingest_events(name: str, body: EventBatch, session: SessionDep, request: Req
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-@router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413))
+@router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413, 415),
+             dependencies=[multipart({"file": "the events as CSV or Parquet"})])
 async def upload_events(name: str, file: Annotated[UploadFile, File(description="CSV or Parquet: id, "
                         "features..., optional ts, prediction, latency_ms, version")],
                         session: SessionDep, request: Request) -> IngestResult:

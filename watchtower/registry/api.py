@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from watchtower.actions.restore import restore_primary, resume_pipeline
 from watchtower.auth import WriteAccess
 from watchtower.db import SessionDep
-from watchtower.errors import Invalid, PayloadTooLarge, field_error, problem_responses
+from watchtower.errors import Invalid, PayloadTooLarge, field_error, multipart, problem_responses
 from watchtower.registry.models import MonitoredModel, Pipeline
 from watchtower.registry.schemas import ModelRead, ModelSpec, MonitorSpec, OperatorDecision, PipelineRead
 from watchtower.registry.service import (
@@ -28,8 +28,16 @@ SPEC_HELP = ('JSON: {"name", "task": classification|regression, "features": [{"n
              'numeric|categorical, "nullable"}], "target", "pipeline": {"name", "webhook_url"}, "monitors": [...]}')
 
 
-@router.post("/models", status_code=201, response_model=ModelRead, dependencies=WriteAccess,
-             responses=problem_responses(401, 409, 413, 422))
+REGISTER_PARTS = {"spec": "the model spec as JSON (a form field)", "primary": "the primary ONNX file",
+                  "fallback": "the fallback ONNX file", "reference": "the reference data, CSV or Parquet"}
+VERSION_PARTS = {"primary": "the new primary ONNX file", "fallback": "optional: a new fallback ONNX file",
+                 "spec": 'optional: {"features", "target"} as JSON, when the version changes the schema',
+                 "reference": "optional (required with spec): new reference data, CSV or Parquet"}
+
+
+@router.post("/models", status_code=201, response_model=ModelRead,
+             dependencies=[*WriteAccess, multipart(REGISTER_PARTS)],
+             responses=problem_responses(401, 409, 413, 415, 422))
 async def register(
     request: Request, session: SessionDep,
     spec: Annotated[str, Form(description=SPEC_HELP)],
@@ -51,8 +59,9 @@ async def register(
     return model_read(session, model)
 
 
-@router.post("/models/{name}/versions", status_code=201, response_model=ModelRead, dependencies=WriteAccess,
-             responses=problem_responses(401, 409, 413, 422))
+@router.post("/models/{name}/versions", status_code=201, response_model=ModelRead,
+             dependencies=[*WriteAccess, multipart(VERSION_PARTS)],
+             responses=problem_responses(401, 409, 413, 415, 422))
 async def upload_version(
     name: str, request: Request, session: SessionDep,
     primary: Annotated[UploadFile, File(description="New primary ONNX model")],
