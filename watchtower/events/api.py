@@ -22,13 +22,21 @@ from watchtower.events.schemas import (
 )
 from watchtower.events.store import insert_events, insert_labels, served_ids, upsert_feature_logs
 from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_rows
+from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import get_model
 from watchtower.registry.tabular import read_table
 
 router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteAccess,
-                   responses=problem_responses(401, 404, 422))
+                   responses=problem_responses(401, 404, 409, 422))
 RESERVED = ("id", "ts", "prediction", "latency_ms", "error", "version")
+
+
+def active_model(session: Session, name: str) -> MonitoredModel:
+    """The model, or 404; 409 when it is archived (an archived model takes no new data)."""
+    model = get_model(session, name)
+    require_active(model)
+    return model
 
 
 def checked_features(session: Session, model: MonitoredModel, rows: list[dict[str, Any]],
@@ -47,7 +55,7 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
 @router.post("/events", response_model=IngestResult)
 def ingest_events(name: str, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
     """Store serving events reported by a model served elsewhere; resent ids are ignored."""
-    model = get_model(session, name)
+    model = active_model(session, name)
     features = checked_features(session, model, [e.features for e in body.events], "body.events.{i}.features")
     now = utcnow()
     rows = [
@@ -68,7 +76,7 @@ async def upload_events(name: str, file: Annotated[UploadFile, File(description=
                         "features..., optional ts, prediction, latency_ms, version")],
                         session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
-    model = get_model(session, name)
+    model = active_model(session, name)
     data = await _read_limited(file, request.app.state.settings.max_upload_bytes)
     try:
         frame = read_table(data, file.filename)
@@ -105,7 +113,7 @@ def ingest_labels(
 ) -> LabelResult:
     """Attach ground truth to prediction ids (it may arrive long after the prediction); every id must name an
     event of this model unless `allow_unserved=true`."""
-    model = get_model(session, name)
+    model = active_model(session, name)
     assert model.id is not None
     errors = [field_error(f"body.labels.{i}.label", "must not be null")
               for i, item in enumerate(body.labels) if item.label is None]
@@ -134,7 +142,7 @@ def log_stage_features(name: str, stage: Annotated[str, Path(pattern=STAGE_PATTE
     """Log feature values per entity id as a pipeline stage produced them (e.g. `training`: as generated for
     training). Skew checks join them with what serving received under the same ids; a resent id replaces
     its values."""
-    model = get_model(session, name)
+    model = active_model(session, name)
     if stage == "serving":
         raise Invalid("'serving' is what the events carry; log other stages",
                       errors=[field_error("path.stage", "'serving' is reserved")])
@@ -150,7 +158,7 @@ def log_stage_features(name: str, stage: Annotated[str, Path(pattern=STAGE_PATTE
 @router.post("/metrics", response_model=IngestResult)
 def push_metrics(name: str, body: MetricBatch, session: SessionDep) -> IngestResult:
     """Push business KPI values (click-through, conversion...) for the model; `business_kpi` checks them."""
-    model = get_model(session, name)
+    model = active_model(session, name)
     now = utcnow()
     session.add_all([MetricPoint(model_id=cast(int, model.id), name=p.name, value=p.value,
                                  ts=to_utc(p.ts) if p.ts else now) for p in body.points])
