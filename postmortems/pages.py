@@ -87,7 +87,7 @@ def search_page(request: Request, session: SessionDep, q: str = "", tag: Annotat
     results = search(session, q, filters, index, sort=sort,
                      limit=PAGE, offset=(page - 1) * PAGE)
     url = request.app.state.settings.public_url
-    hits = [(incident_read(session, h.incident, url, index), h.snippet, h.score) for h in results.hits]
+    hits = [(incident_read(session, h.incident, url, index), h.snippet.html(), h.score) for h in results.hits]
     def link(add_tag: str = "", **changes: str) -> str:
         """This search narrowed by a tag or with parameters replaced; every other filter is kept."""
         kept = [(k, v) for k, v in request.query_params.multi_items()
