@@ -1,12 +1,14 @@
 """Refuse query parameters a route does not declare: a misspelt filter is a 422, never a silently ignored one."""
 
+from weakref import WeakKeyDictionary
+
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-# Routes live as long as their app; their declared parameters never change, so they are read once.
-_declared: dict[int, frozenset[str]] = {}
+# A route's declared parameters never change, so they are read once per route (weakly: tests build many apps).
+_declared: WeakKeyDictionary[APIRoute, frozenset[str]] = WeakKeyDictionary()
 
 
 def declared_query(dependant: Dependant) -> frozenset[str]:
@@ -22,9 +24,9 @@ async def reject_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    known = _declared.get(id(route))
+    known = _declared.get(route)
     if known is None:
-        known = _declared[id(route)] = declared_query(route.dependant)
+        known = _declared[route] = declared_query(route.dependant)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = f"takes {', '.join(sorted(known))}" if known else "takes no query parameters"
