@@ -1,4 +1,4 @@
-"""Models and pipelines: register, upload versions, read, restore, resume."""
+"""Models and pipelines: register, upload versions, read, restore, resume, archive."""
 
 import json
 from typing import Annotated, TypeVar
@@ -37,13 +37,11 @@ Spec = TypeVar("Spec", bound=BaseModel)
 router = APIRouter(tags=["models"], responses=problem_responses(404))
 SPEC_HELP = ('JSON: {"name", "task": classification|regression, "features": [{"name", "type": '
              'numeric|categorical, "nullable"}], "target", "pipeline": {"name", "webhook_url"}, "monitors": [...]}')
-
-
 REGISTER_PARTS = {"spec": "the model spec as JSON (a form field)", "primary": "the primary ONNX file",
                   "fallback": "the fallback ONNX file", "reference": "the reference data, CSV or Parquet"}
 VERSION_PARTS = {"primary": "the new primary ONNX file", "fallback": "optional: a new fallback ONNX file",
                  "spec": 'optional: {"features", "target"} as JSON, when the version changes the schema',
-                 "reference": "optional (required with spec): new reference data, CSV or Parquet"}
+                 "reference": "optional (required with a changed schema): new reference data, CSV or Parquet"}
 
 
 @router.post("/models", status_code=201, response_model=ModelRead,
