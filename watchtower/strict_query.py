@@ -1,14 +1,13 @@
 """Refuse query parameters a route does not declare: a misspelt filter is a 422, never a silently ignored one."""
 
-from weakref import WeakKeyDictionary
-
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-# A route's declared parameters never change, so they are read once per route (weakly: tests build many apps).
-_declared: WeakKeyDictionary[APIRoute, frozenset[str]] = WeakKeyDictionary()
+# A route's declared parameters never change: they are read once and kept on the route itself (routes are
+# unhashable, and an id() could be reused by a later app's route).
+CACHED = "_watchtower_declared_query"
 
 
 def declared_query(dependant: Dependant) -> frozenset[str]:
@@ -24,9 +23,10 @@ async def reject_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    known = _declared.get(route)
+    known: frozenset[str] | None = getattr(route, CACHED, None)
     if known is None:
-        known = _declared[route] = declared_query(route.dependant)
+        known = declared_query(route.dependant)
+        setattr(route, CACHED, known)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = f"takes {', '.join(sorted(known))}" if known else "takes no query parameters"
