@@ -43,6 +43,8 @@ QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("phrase", '"feature store"', {}),
     ("rare word", "daylight", {}),
     ("word, exclusion", "latency -timeout", {}),
+    ("exclusion only", "-drift", {}),
+    ("rare exclusion only", "-daylight", {}),
     ("three words", "label join late", {}),
     ("word + tag facet", "drift", {"tags": ["static-model-failure"]}),
     ("word + severity", "rollback", {"severities": ["SEV1"]}),
@@ -164,6 +166,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--db", choices=["both", "postgresql", "sqlite"], default="both")
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--pg-database", default="watchtower_bench", help="created on the admin URL's server")
     parser.add_argument("--reuse", action="store_true", help="keep bench databases that hold --rows incidents")
     parser.add_argument("--sqlite-path", help="SQLite file to load (or reuse); a new temporary one by default")
     args = parser.parse_args()
@@ -172,9 +175,9 @@ def main() -> None:
         admin = create_engine(args.pg_admin_url.replace("postgresql://", "postgresql+psycopg://"),
                               isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = 'watchtower_bench'")).first():
-                conn.execute(text("CREATE DATABASE watchtower_bench"))
-        targets.append(("PostgreSQL", args.pg_admin_url.rsplit("/", 1)[0] + "/watchtower_bench"))
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": args.pg_database}).first():
+                conn.execute(text(f'CREATE DATABASE "{args.pg_database}"'))
+        targets.append(("PostgreSQL", args.pg_admin_url.rsplit("/", 1)[0] + "/" + args.pg_database))
     if args.db in ("both", "sqlite"):
         targets.append(("SQLite", f"sqlite:///{args.sqlite_path or tempfile.mkdtemp() + '/bench.db'}"))
     print(f"{args.rows:,} incidents, {args.repeats} timed runs per query (after 2 warm-ups), page of 20 with facets")

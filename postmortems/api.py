@@ -59,7 +59,9 @@ class Hit(BaseModel):
     opened_at: datetime
     url: str
     score: float | None
-    snippet: str
+    snippet: str = Field(description="HTML: the passage escaped, each match in <mark>")
+    snippet_text: str = Field(description="The same passage as written (unescaped), for clients that render it")
+    highlights: list[tuple[int, int]] = Field(description="[start, end) offsets of the matches in snippet_text")
 
 
 class SearchResponse(BaseModel):
@@ -274,7 +276,8 @@ def _hit(session: Session, hit: search_module.Hit, url: str) -> Hit:
     model = session.get(MonitoredModel, incident.model_id) if incident.model_id else None
     return Hit(id=incident.id, title=incident.title, severity=incident.severity, status=incident.status,
                model=model.name if model else None, tags=hit.tags, opened_at=incident.opened_at,
-               url=incident_url(url, incident.id), score=hit.score, snippet=str(hit.snippet))
+               url=incident_url(url, incident.id), score=hit.score, snippet=str(hit.snippet.html()),
+               snippet_text=hit.snippet.text, highlights=list(hit.snippet.marks))
 
 
 def observe_durations(request: Request, incident: Incident) -> None:

@@ -5,12 +5,6 @@ from sqlmodel import Session, col, select
 from postmortems.models import ActionItem, Incident, IncidentDocument, IncidentTag, TimelineEntry, WriteupRevision
 
 
-def plain(text: str) -> str:
-    """Angle brackets as spaces: PostgreSQL's parser would drop `<...>` as HTML tags and FTS5 would not,
-    so both engines index the same words only if neither sees markup."""
-    return text.replace("<", " ").replace(">", " ")
-
-
 def refresh_document(session: Session, incident: Incident) -> None:
     """Rebuild the text the full-text index sees and the copies search filters on (status, severity, tags...);
     called after every change to an incident or its tags."""
@@ -29,6 +23,8 @@ def refresh_document(session: Session, incident: Incident) -> None:
     ])
     # merge: insert the document, or overwrite the stored one with the same incident_id.
     session.merge(IncidentDocument(
-        incident_id=incident.id, title=plain(incident.title), body=plain(body), opened_at=incident.opened_at,
+        # As written, angle brackets included: the indexes split words at them (see migration 0008), and the
+        # snippets quote them.
+        incident_id=incident.id, title=incident.title, body=body, opened_at=incident.opened_at,
         severity=incident.severity, status=incident.status, model_id=incident.model_id, tags=sorted(tags)))
     session.flush()

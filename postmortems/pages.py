@@ -7,7 +7,7 @@ then redirects back (POST/redirect/GET). Jinja2 autoescapes all user text.
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -76,21 +76,21 @@ def error_page(request: Request, status: int, title: str, detail: str, errors: l
 
 @router.get("", response_class=HTMLResponse)
 def search_page(request: Request, session: SessionDep, q: str = "", tag: Annotated[list[str], Query()] = [],  # noqa: B006
-                severity: str = "", status: str = "", model: str = "", opened_from: str = "", opened_to: str = "",
-                sort: str = "relevance", page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
+                severity: Severity | Literal[""] = "", status: Status | Literal[""] = "", model: str = "",
+                opened_from: str = "", opened_to: str = "", sort: Literal["relevance", "date"] = "relevance",
+                page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
     """Search with facets and highlighted snippets."""
     from postmortems.api import filters_for
 
     index = load_index(session)
     tags = [t for t in tag if t in index.nodes]
     filters = filters_for(session, tags, [model] if model else [],
-                          [Severity(severity)] if severity in Severity._value2member_map_ else [],
-                          [Status(status)] if status in Status._value2member_map_ else [],
+                          [severity] if severity else [], [status] if status else [],
                           _date(opened_from), _date(opened_to))
-    results = search(session, q, filters, index, sort="date" if sort == "date" else "relevance",
+    results = search(session, q, filters, index, sort=sort,
                      limit=PAGE, offset=(page - 1) * PAGE)
     url = request.app.state.settings.public_url
-    hits = [(incident_read(session, h.incident, url, index), h.snippet, h.score) for h in results.hits]
+    hits = [(incident_read(session, h.incident, url, index), h.snippet.html(), h.score) for h in results.hits]
     def link(add_tag: str = "", **changes: str) -> str:
         """This search narrowed by a tag or with parameters replaced; every other filter is kept."""
         kept = [(k, v) for k, v in request.query_params.multi_items()

@@ -13,14 +13,14 @@ from datetime import datetime
 from itertools import chain
 from typing import Any, Literal
 
-from markupsafe import Markup, escape
-from sqlalchemy import Text, bindparam, column, exists, func, literal, literal_column, null, table, text
+from sqlalchemy import Text, column, exists, func, literal, literal_column, not_, null, table, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from postmortems.models import Incident, IncidentDocument, IncidentTag
+from postmortems.snippets import Snippet, passages
 from postmortems.taxonomy import TaxonomyIndex
 
 STOPWORDS = frozenset("""a about above after again against all am an and any are as at be because been before being
@@ -31,7 +31,6 @@ them themselves then there these they this those through to too under until up v
 which while who whom why will with you your yours yourself yourselves""".split())
 _TOKEN = re.compile(r"-?\"[^\"]*\"|\S+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-START, STOP = "\x02", "\x03"
 # The bound that keeps a query's cost independent of how many incidents it matches: the WINDOW newest
 # matches are found once, and give the total (exact up to WINDOW), the facet counts and the ranking.
 # 500, not 1,000: at 1,000 a broad word with a tag filter took p95 67.5 ms on PostgreSQL (bench/README.md).
@@ -66,11 +65,16 @@ def parse(query: str) -> list[Clause]:
 
 
 def fts5_query(clauses: list[Clause]) -> str | None:
+    """FTS5 MATCH text for the positive terms minus the negated ones; None without a positive term."""
     positive = [c for c in clauses if not c.negated]
     if not positive:
         return None
     match = " AND ".join(f'"{" ".join(c.words)}"' for c in positive)
     return match + "".join(f' NOT "{" ".join(c.words)}"' for c in clauses if c.negated)
+
+
+def _pg_term(c: Clause) -> str:
+    return "(" + " <-> ".join(f"'{w}'" for w in c.words) + ")"
 
 
 def tsquery(clauses: list[Clause], any_term: bool = False) -> str | None:
@@ -79,13 +83,25 @@ def tsquery(clauses: list[Clause], any_term: bool = False) -> str | None:
     positive = [c for c in clauses if not c.negated]
     if not positive:
         return None
-
-    def term(c: Clause) -> str:
-        return "(" + " <-> ".join(f"'{w}'" for w in c.words) + ")"
-
     if any_term:
-        return " | ".join(term(c) for c in positive)
-    return " & ".join([term(c) for c in positive] + [f"!{term(c)}" for c in clauses if c.negated])
+        return " | ".join(_pg_term(c) for c in positive)
+    return " & ".join([_pg_term(c) for c in positive] + [f"!{_pg_term(c)}" for c in clauses if c.negated])
+
+
+def excluded(session: Session, dialect: str, negated: list[Clause]) -> ColumnElement[bool]:
+    """The condition that a document matches none of `negated`: a query of -exclusions only (`-temp`) means
+    every incident without those words, not every incident.
+
+    Both engines keep walking the newest-first index and drop the matches: SQLite reads the excluded ids
+    from FTS5 once, PostgreSQL tests each row's tsvector.
+    """
+    if dialect == "postgresql":
+        matches: ColumnElement[bool] = _TSV.op("@@")(_tsquery(" | ".join(_pg_term(c) for c in negated)))
+        return not_(matches)
+    match = " OR ".join(f'"{" ".join(c.words)}"' for c in negated)
+    ids = sa_select(_FTS.c.rowid).where(literal_column("incident_fts").op("MATCH")(match))
+    condition: ColumnElement[bool] = col(DOC.incident_id).not_in(ids)
+    return condition
 
 
 @dataclass
@@ -104,7 +120,7 @@ class Filters:
 class Hit:
     incident: Incident
     score: float | None
-    snippet: Markup
+    snippet: Snippet
     tags: list[str]  # not rejected, sorted: the search document's copy
 
 
@@ -137,6 +153,8 @@ def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
     conditions = _conditions(session, dialect, filters, index)
     if match is not None:
         conditions.append(_full_text(session, dialect, match))
+    elif any(c.negated for c in clauses):
+        conditions.append(excluded(session, dialect, [c for c in clauses if c.negated]))
     ranked = match is not None and sort == "relevance"
     rows = _newest(session, dialect, match, conditions, ranked=ranked)
     capped = len(rows) > WINDOW
@@ -158,8 +176,8 @@ def search(session: Session, q: str, filters: Filters, index: TaxonomyIndex, *,
         ids = list(tags)
     incidents = {i.id: i for i in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()} if ids else {}
     highlight = tsquery(clauses, any_term=True) if dialect == "postgresql" else match
-    snippets = _snippets(session, dialect, highlight, ids) if highlight is not None else {}
-    hits = [Hit(incidents[i], scores.get(i), snippets.get(i) or Markup(escape(incidents[i].summary[:240])), tags[i])
+    snippets = passages(session, dialect, highlight, ids) if highlight is not None else {}
+    hits = [Hit(incidents[i], scores.get(i), snippets.get(i) or Snippet(incidents[i].summary[:240]), tags[i])
             for i in ids if i in incidents]
     facets = _facets(session, window) if with_facets else {}
     return Results(hits, len(window), facets, capped=capped)
@@ -262,21 +280,6 @@ def _conditions(session: Session, dialect: str, filters: Filters,
     if filters.opened_to:
         conditions.append(col(DOC.opened_at) < filters.opened_to)
     return conditions
-
-
-def _snippets(session: Session, dialect: str, match: str, ids: list[int]) -> dict[int, Markup]:
-    if not ids:
-        return {}
-    if dialect == "postgresql":
-        statement = text(f"SELECT incident_id, ts_headline('english', body, to_tsquery('english', :m), "
-                         f"'StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=10, MaxFragments=2') "
-                         "FROM incident_document WHERE incident_id IN :ids")
-    else:
-        statement = text(f"SELECT rowid, snippet(incident_fts, 1, '{START}', '{STOP}', '…', 20) "
-                         "FROM incident_fts WHERE incident_fts MATCH :m AND rowid IN :ids")
-    rows = session.execute(statement.bindparams(bindparam("ids", expanding=True)), {"m": match, "ids": ids}).all()
-    # Escape everything people wrote, then turn the engine's markers into <mark>.
-    return {r[0]: Markup(str(escape(r[1])).replace(START, "<mark>").replace(STOP, "</mark>")) for r in rows}
 
 
 def _facets(session: Session, window: list[Any]) -> dict[str, list[tuple[str, int]]]:

@@ -4,7 +4,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
@@ -24,6 +24,7 @@ from watchtower.registry import api as registry_api
 from watchtower.runtime import Runtime
 from watchtower.serving import api as serving_api
 from watchtower.settings import Settings
+from watchtower.strict_query import reject_unknown_query
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             app.state.scheduler.shutdown()
 
     app = FastAPI(title="Watchtower", version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(reject_unknown_query)],  # a misspelt query parameter is a 422
                   description="Watches production ML models, acts when they break, remembers every failure.")
     app.state.settings, app.state.engine, app.state.runtime = settings, runtime.engine, runtime
     app.state.metrics, app.state.cache, app.state.scheduler = runtime.metrics, runtime.cache, None

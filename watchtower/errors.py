@@ -3,7 +3,7 @@
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
@@ -46,9 +46,30 @@ class PayloadTooLarge(WatchtowerError):
     status, title = 413, "Payload too large"
 
 
+class UnsupportedMediaType(WatchtowerError):
+    status, title = 415, "Unsupported media type"
+
+
 def field_error(field: str, reason: str) -> dict[str, str]:
     """One entry of a problem's `errors` list."""
     return {"field": field, "reason": reason}
+
+
+def multipart(parts: dict[str, str]) -> Any:
+    """A dependency refusing any body but multipart/form-data with a 415 naming the parts the endpoint takes
+    (run before the form is parsed, so a JSON body is not reported as 'spec: Field required')."""
+
+    def check(request: Request) -> None:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "multipart/form-data":
+            listed = ", ".join(parts)
+            raise UnsupportedMediaType(
+                f"this endpoint takes multipart/form-data with the parts {listed}, not "
+                f"{content_type or 'a body without a content type'} (with curl: one -F name=@file per part)",
+                errors=[field_error("header.content-type", "must be multipart/form-data")]
+                + [field_error(f"body.{name}", what) for name, what in parts.items()])
+
+    return Depends(check)
 
 
 def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None,
@@ -109,6 +130,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the problem statuses a route can return."""
     descriptions = {
         400: "Bad request", 401: "Missing or wrong bearer token", 404: "Not found", 409: "Conflict",
-        413: "Upload too large", 422: "Invalid input; `errors` names each field and reason",
+        413: "Upload too large", 415: "Wrong content type; `errors` names the parts the endpoint takes",
+        422: "Invalid input; `errors` names each field and reason",
     }
     return {s: {"description": descriptions.get(s, "Error"), **PROBLEM_RESPONSE} for s in statuses}

@@ -33,7 +33,8 @@ def learned_detectors(monitor: Monitor) -> list[str]:
 def refit_all(runtime: Runtime, now: datetime | None = None) -> int:
     """Re-fit every learned threshold of every monitor; one monitor failing does not stop the others."""
     with Session(runtime.engine) as session:
-        pairs = session.exec(select(MonitoredModel.name, Monitor.name).join(Monitor)).all()
+        pairs = session.exec(select(MonitoredModel.name, Monitor.name).join(Monitor)
+                             .where(col(MonitoredModel.archived_at).is_(None))).all()  # archived: not monitored
     fitted = 0
     for model, monitor in pairs:
         try:
@@ -64,7 +65,8 @@ def refit(runtime: Runtime, model_name: str, monitor_name: str, now: datetime | 
                 continue
             name = str(spec["name"])
             history = (None if threshold.source == "reference_chunks"
-                       else healthy_history(session, monitor.id, name, threshold.max_history or HISTORY_RUNS))
+                       else healthy_history(session, monitor.id, name, threshold.max_history or HISTORY_RUNS,
+                                            since=monitor.reprofiled_at))
             try:
                 fitted = learn(threshold, registry.build(name, dict(spec.get("params") or {})), window, history)
             except InsufficientData as exc:
@@ -84,11 +86,15 @@ def refit(runtime: Runtime, model_name: str, monitor_name: str, now: datetime | 
     return len(rows)
 
 
-def healthy_history(session: Session, monitor_id: int, detector: str, runs: int) -> dict[Key, ScoreHistory]:
-    """Scores of the detector's newest `runs` runs that did not breach, oldest first, by (test, feature)."""
+def healthy_history(session: Session, monitor_id: int, detector: str, runs: int,
+                    since: datetime | None = None) -> dict[Key, ScoreHistory]:
+    """Scores of the detector's newest `runs` runs that did not breach, oldest first, by (test, feature);
+    only runs from `since` on (scores against an earlier reference do not count)."""
     newest = (select(CheckRun.id).where(CheckRun.monitor_id == monitor_id, CheckRun.detector == detector,
                                         CheckRun.status == "ok")
               .order_by(col(CheckRun.created_at).desc(), col(CheckRun.id).desc()).limit(runs))
+    if since is not None:
+        newest = newest.where(col(CheckRun.created_at) >= since)
     rows = session.exec(
         select(CheckResult.test, CheckResult.feature, CheckResult.score, CheckResult.direction)
         .join(CheckRun, col(CheckRun.id) == col(CheckResult.check_run_id))

@@ -34,7 +34,7 @@ class PassResult:
 
     model: str
     monitor: str
-    status: str  # ok | breached | insufficient_data | error
+    status: str  # ok | breached | insufficient_data | error | archived
     outcomes: list[DetectorOutcome]
     breach: Breach | None = None
     incident_id: int | None = None  # the incident this pass opened or added to
@@ -45,6 +45,7 @@ def run_monitor_pass(runtime: Runtime, now: datetime | None = None) -> list[Pass
     """Run every monitor of every model once."""
     with Session(runtime.engine) as session:
         pairs = session.exec(select(MonitoredModel.name, Monitor.name).join(Monitor)
+                             .where(col(MonitoredModel.archived_at).is_(None))  # archived: not monitored
                              .order_by(col(MonitoredModel.id), col(Monitor.id))).all()
     return [run_monitor(runtime, model, monitor, now) for model, monitor in pairs]
 
@@ -65,8 +66,10 @@ def run_monitor(runtime: Runtime, model_name: str, monitor_name: str, now: datet
 
 def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) -> PassResult:
     with Session(runtime.engine) as session:
-        monitor = session.exec(select(Monitor).join(MonitoredModel).where(
+        monitor, archived = session.exec(select(Monitor, MonitoredModel.archived_at).join(MonitoredModel).where(
             MonitoredModel.name == model_name, Monitor.name == monitor_name)).one()
+        if archived is not None:  # a job scheduled before the model was archived: nothing to check
+            return PassResult(model_name, monitor_name, "archived", [])
         unfitted = learned_thresholds.missing(session, monitor)
     if unfitted:  # the first pass fits; afterwards the schedule re-fits
         learned_thresholds.refit(runtime, model_name, monitor_name, now)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from watchtower.errors import field_error
 from watchtower.registry.models import Monitor, MonitoredModel
@@ -24,7 +24,7 @@ def problems(engine: Engine, now: datetime, stale_intervals: float) -> list[dict
         with Session(engine) as session:
             session.exec(text("SELECT 1"))  # type: ignore[call-overload]
             monitors = session.exec(select(MonitoredModel.name, Monitor.name, Monitor.interval_s, Monitor.created_at)
-                                    .join(Monitor)).all()
+                                    .join(Monitor).where(col(MonitoredModel.archived_at).is_(None))).all()
             beats = {b.job: b for b in session.exec(select(JobHeartbeat)).all()}
     except Exception as exc:  # any failure to read is the answer: the database is not usable
         return [field_error("database", f"unreachable: {type(exc).__name__}: {str(exc)[:300]}")]

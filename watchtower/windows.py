@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pandas as pd
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from detectors.base import LABEL, PREDICTION, Window
 from detectors.profile import ReferenceProfile
@@ -31,7 +31,7 @@ class ReferenceCache:
 
     def get(self, session: Session, model: MonitoredModel) -> tuple[pd.DataFrame, ReferenceProfile | None]:
         """The reference frame (classes spelled as in the event store) and its stored profile."""
-        ref_id = session.exec(select(ReferenceData.id).where(ReferenceData.model_id == model.id)).one()
+        ref_id = session.exec(select(func.max(ReferenceData.id)).where(ReferenceData.model_id == model.id)).one()
         key = (cast(int, model.id), cast(int, ref_id))
         with self._lock:
             if key not in self._frames:

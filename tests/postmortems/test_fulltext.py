@@ -100,3 +100,33 @@ def test_query_translation_is_the_same_for_both_engines() -> None:
 
 def _hits(body: dict[str, Any]) -> list[int]:
     return [h["id"] for h in body["hits"]]
+
+
+def test_a_query_of_exclusions_only_excludes(client: TestClient) -> None:
+    store, config, drift, labels = _corpus(client)
+    temp = file(client, "Temp files filled the disk", summary="The temp directory grew until writes failed.")["id"]
+    assert set(search_ids(client, q="-temp")) == {store, config, drift, labels}  # was: every incident
+    assert set(search_ids(client, q="-temp -embeddings")) == {config, drift, labels}
+    assert set(search_ids(client, q='-"stale cache" -temp')) == {config, drift, labels}
+    assert search_ids(client, q="-temp", tag="hmb", sort="date") == [labels, store]
+    assert search_ids(client, q="-temps") == search_ids(client, sort="date")[1:]  # stems: temps -> temp
+    assert search_ids(client, q="disk -temp") == []
+    assert temp in search_ids(client, q="-embeddings")
+    assert client.get("/incidents", params={"q": "-temp"}).json()["total"] == 4
+
+
+def test_snippets_keep_angle_brackets(client: TestClient) -> None:
+    iid = file(client, "Threshold <= 0 after deploy",
+               summary="Alert fired when p < 0.05 and latency > 200ms; the <b>bold</b> tag is text.")["id"]
+    hit = client.get("/incidents", params={"q": "latency"}).json()["hits"][0]
+    assert hit["id"] == iid
+    # JSON: the text as written, with where the match is; HTML: escaped, the match in <mark>.
+    assert "p < 0.05 and latency > 200ms; the <b>bold</b> tag" in hit["snippet_text"]
+    start, end = hit["highlights"][0]
+    assert hit["snippet_text"][start:end].lower() == "latency"
+    assert "p &lt; 0.05 and <mark>latency</mark> &gt; 200ms; the &lt;b&gt;bold&lt;/b&gt; tag" in hit["snippet"]
+    page = client.get("/postmortems", params={"q": "latency"}).text
+    assert "p &lt; 0.05 and <mark>latency</mark> &gt; 200ms" in page and "<b>bold</b>" not in page
+    # Words next to brackets are still words, on both engines.
+    assert search_ids(client, q="b bold") == [iid]
+    assert search_ids(client, q="200ms") == [iid]

@@ -22,7 +22,7 @@ from tests.conftest import POSTGRES_URL
 from watchtower.db import MIGRATIONS, make_engine, migrate
 from watchtower.events.models import ServingEvent
 from watchtower.events.store import read_window
-from watchtower.registry.models import MonitoredModel
+from watchtower.registry.models import ModelVersion, MonitoredModel, ReferenceData
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -156,3 +156,37 @@ def test_full_text_and_tag_indexes_are_in_place(db: Engine) -> None:
         else:
             names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE name LIKE 'incident_%'")).scalars())
             assert {"incident_fts", "incident_document_ai", "incident_document_ad", "incident_document_au"} <= names
+
+
+def test_0008_records_each_versions_schema_and_keeps_reference_history(empty: Engine) -> None:
+    _upgrade(empty, "0005")
+    at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    features = '[{"name": "x", "type": "numeric"}]'
+    with empty.begin() as conn:
+        conn.execute(text("INSERT INTO pipeline (id, name, paused, updated_at) VALUES (1, 'p', false, :t)"), {"t": at})
+        conn.execute(text(
+            "INSERT INTO monitored_model (id, name, task, features, input_style, output_kind, target, pipeline_id, "
+            "active_role, created_at) VALUES (1, 'legacy', 'classification', :f, 'tensor', 'tensor(int64)', 'y', "
+            "1, 'primary', :t)"), {"f": features, "t": at})
+        for role in ("primary", "fallback"):
+            conn.execute(text("INSERT INTO model_version (model_id, role, version, sha256, onnx, created_at) "
+                              "VALUES (1, :r, 1, 'abc', :b, :t)"), {"r": role, "b": b"onnx", "t": at})
+        conn.execute(text("INSERT INTO reference_data (model_id, n_rows, parquet, created_at) "
+                          "VALUES (1, 3, :b, :t)"), {"b": b"pq", "t": at})
+        conn.execute(text(
+            "INSERT INTO incident (id, title, summary, severity, severity_rule, status, source, "
+            "affected_models, affected_pipelines, impact, impact_numbers, evidence, opened_at, updated_at) "
+            "VALUES (7, 't', 's', 'SEV3', '', 'open', 'manual', '[]', '[]', '', '{}', '{}', :at, :at)"), {"at": at})
+        conn.execute(text("INSERT INTO incident_document (incident_id, title, body, opened_at, severity, status, "
+                          "tags) VALUES (7, 'a<b>x', 'when p<0.05 and <b>bold</b>', :t, 'SEV3', 'open', :tags)"),
+                     {"t": at, "tags": "{}" if empty.dialect.name == "postgresql" else "[]"})
+    migrate(empty)
+    with Session(empty) as session:
+        versions = session.exec(select(ModelVersion)).all()
+        assert [(v.features, v.target) for v in versions] == [([{"name": "x", "type": "numeric"}], "y")] * 2
+        session.add(ReferenceData(model_id=1, n_rows=4, parquet=b"pq2"))  # a second reference: history is kept
+        session.commit()
+        assert len(session.exec(select(ReferenceData)).all()) == 2
+        if empty.dialect.name == "postgresql":  # the index sees the words next to angle brackets
+            words = session.execute(text("SELECT tsv::text FROM incident_document")).scalar_one()
+            assert "'bold'" in words and "'b'" in words and "'0.05'" in words

@@ -68,7 +68,11 @@ def test_fallback_with_different_inputs_is_rejected(client: TestClient, models: 
                                   models.reference)
     assert response.status_code == 422
     error = response.json()["errors"][0]
-    assert error["field"] == "fallback" and "missing" in error["reason"]
+    assert error["field"] == "fallback"
+    assert error["reason"].startswith("the ONNX graph takes inputs 'f1', 'f2', 'color'; the spec's features are "
+                                      "'f1', 'f2', 'f3', 'f4'; 'color' is in the graph but not in the spec; "
+                                      "'f3' is in the spec but not in the graph; 'f4' is in the spec but not in "
+                                      "the graph. Name one spec feature per graph input")
     _nothing_stored(db)
 
 

@@ -1,7 +1,7 @@
 """Read stored check runs (every statistic, threshold and verdict of every pass) and learned thresholds."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
@@ -15,6 +15,7 @@ from watchtower.errors import NotFound, problem_responses
 from watchtower.registry.models import Monitor
 from watchtower.registry.service import get_model
 
+CheckStatus = Literal["ok", "breached", "insufficient_data", "error"]  # what monitor._run stores
 router = APIRouter(tags=["checks"], responses=problem_responses(404, 422))
 writes = APIRouter(tags=["checks"], dependencies=WriteAccess, responses=problem_responses(401, 404, 422))
 
@@ -62,7 +63,7 @@ class CheckRunRead(BaseModel):
 
 @router.get("/models/{name}/checks", response_model=list[CheckRunRead])
 def list_checks(name: str, session: SessionDep, limit: Annotated[int, Query(gt=0, le=500)] = 50,
-                status: str | None = None) -> list[CheckRunRead]:
+                status: CheckStatus | None = None) -> list[CheckRunRead]:
     """The newest check runs of a model, with per-feature results."""
     model = get_model(session, name)
     query = select(CheckRun, Monitor.name).join(Monitor).where(CheckRun.model_id == model.id)

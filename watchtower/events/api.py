@@ -3,24 +3,40 @@
 from typing import Annotated, Any, cast
 
 import pandas as pd
-from fastapi import APIRouter, File, Path, Request, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from sqlmodel import Session
 
 from watchtower.auth import WriteAccess
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
-from watchtower.errors import Invalid, PayloadTooLarge, field_error, problem_responses
+from watchtower.errors import Invalid, PayloadTooLarge, field_error, multipart, problem_responses
 from watchtower.events.models import IngestRejection, MetricPoint
-from watchtower.events.schemas import STAGE_PATTERN, EventBatch, FeatureLogBatch, IngestResult, LabelBatch, MetricBatch
-from watchtower.events.store import insert_events, insert_labels, upsert_feature_logs
-from watchtower.events.validation import SchemaMismatch, check_rows
+from watchtower.events.schemas import (
+    STAGE_PATTERN,
+    EventBatch,
+    FeatureLogBatch,
+    IngestResult,
+    LabelBatch,
+    LabelResult,
+    MetricBatch,
+)
+from watchtower.events.store import insert_events, insert_labels, served_ids, upsert_feature_logs
+from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_rows
+from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import get_model
 from watchtower.registry.tabular import read_table
 
 router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteAccess,
-                   responses=problem_responses(401, 404, 422))
+                   responses=problem_responses(401, 404, 409, 422))
 RESERVED = ("id", "ts", "prediction", "latency_ms", "error", "version")
+
+
+def active_model(session: Session, name: str) -> MonitoredModel:
+    """The model, or 404; 409 when it is archived (an archived model takes no new data)."""
+    model = get_model(session, name)
+    require_active(model)
+    return model
 
 
 def checked_features(session: Session, model: MonitoredModel, rows: list[dict[str, Any]],
@@ -39,8 +55,8 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
 @router.post("/events", response_model=IngestResult)
 def ingest_events(name: str, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
     """Store serving events reported by a model served elsewhere; resent ids are ignored."""
-    model = get_model(session, name)
-    features = checked_features(session, model, [e.features for e in body.events], "body.events.*.features")
+    model = active_model(session, name)
+    features = checked_features(session, model, [e.features for e in body.events], "body.events.{i}.features")
     now = utcnow()
     rows = [
         {"event_id": e.id, "ts": to_utc(e.ts) if e.ts else now, "features": f, "prediction": e.prediction,
@@ -54,12 +70,13 @@ def ingest_events(name: str, body: EventBatch, session: SessionDep, request: Req
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-@router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413))
+@router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413, 415),
+             dependencies=[multipart({"file": "the events as CSV or Parquet"})])
 async def upload_events(name: str, file: Annotated[UploadFile, File(description="CSV or Parquet: id, "
                         "features..., optional ts, prediction, latency_ms, version")],
                         session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
-    model = get_model(session, name)
+    model = active_model(session, name)
     data = await _read_limited(file, request.app.state.settings.max_upload_bytes)
     try:
         frame = read_table(data, file.filename)
@@ -71,7 +88,7 @@ async def upload_events(name: str, file: Annotated[UploadFile, File(description=
         raise Invalid("the file has no rows", errors=[field_error("file", "no rows")])
     records: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")
     feature_rows = [{k: v for k, v in r.items() if k not in RESERVED} for r in records]
-    features = checked_features(session, model, feature_rows, "file.rows")
+    features = checked_features(session, model, feature_rows, "file.rows.{i}")
     now = utcnow()
     rows = [
         {"event_id": str(r["id"]), "features": f, "prediction": r.get("prediction"),
@@ -86,20 +103,37 @@ async def upload_events(name: str, file: Annotated[UploadFile, File(description=
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-@router.post("/labels", response_model=IngestResult)
-def ingest_labels(name: str, body: LabelBatch, session: SessionDep) -> IngestResult:
-    """Attach ground truth to prediction ids (it may arrive long after the prediction)."""
-    model = get_model(session, name)
+@router.post("/labels", response_model=LabelResult)
+def ingest_labels(
+    name: str, body: LabelBatch, session: SessionDep,
+    allow_unserved: Annotated[bool, Query(description=(
+        "Keep labels whose prediction id has no event yet (pipelines where ground truth can arrive first); "
+        "they join their events when these arrive. Default: such a batch is a 422 naming each unknown id."
+    ))] = False,
+) -> LabelResult:
+    """Attach ground truth to prediction ids (it may arrive long after the prediction); every id must name an
+    event of this model unless `allow_unserved=true`."""
+    model = active_model(session, name)
+    assert model.id is not None
     errors = [field_error(f"body.labels.{i}.label", "must not be null")
               for i, item in enumerate(body.labels) if item.label is None]
     if errors:
         raise Invalid("labels must not be null; nothing was stored", errors=errors)
+    served = served_ids(session, model.id, [item.id for item in body.labels])
+    unserved = [(i, item.id) for i, item in enumerate(body.labels) if item.id not in served]
+    if unserved and not allow_unserved:
+        reason = (f"no event of model '{model.name}' has this id; send the prediction (POST /models/{model.name}/"
+                  "events or /predict) first, or add ?allow_unserved=true to keep labels that arrive before "
+                  "their events")
+        raise Invalid(f"{len(unserved)} of {len(body.labels)} labels name prediction ids never served by "
+                      f"'{model.name}' (first: {unserved[0][1]!r}); nothing was stored",
+                      errors=[field_error(f"body.labels.{i}.id", reason) for i, _ in unserved[:MAX_REPORTED]])
     now = utcnow()
     rows = [{"model_id": model.id, "event_id": item.id, "label": item.label, "received_at": now}
             for item in body.labels]
     accepted = insert_labels(session, rows)
     session.commit()
-    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+    return LabelResult(accepted=accepted, duplicates=len(rows) - accepted, unserved=len({i for _, i in unserved}))
 
 
 @router.post("/stages/{stage}/features", response_model=IngestResult)
@@ -108,11 +142,11 @@ def log_stage_features(name: str, stage: Annotated[str, Path(pattern=STAGE_PATTE
     """Log feature values per entity id as a pipeline stage produced them (e.g. `training`: as generated for
     training). Skew checks join them with what serving received under the same ids; a resent id replaces
     its values."""
-    model = get_model(session, name)
+    model = active_model(session, name)
     if stage == "serving":
         raise Invalid("'serving' is what the events carry; log other stages",
                       errors=[field_error("path.stage", "'serving' is reserved")])
-    features = checked_features(session, model, [r.features for r in body.rows], "body.rows.*.features")
+    features = checked_features(session, model, [r.features for r in body.rows], "body.rows.{i}.features")
     now = utcnow()
     rows = [{"model_id": model.id, "stage": stage, "entity_id": r.id, "features": f, "logged_at": now}
             for r, f in zip(body.rows, features, strict=True)]
@@ -124,7 +158,7 @@ def log_stage_features(name: str, stage: Annotated[str, Path(pattern=STAGE_PATTE
 @router.post("/metrics", response_model=IngestResult)
 def push_metrics(name: str, body: MetricBatch, session: SessionDep) -> IngestResult:
     """Push business KPI values (click-through, conversion...) for the model; `business_kpi` checks them."""
-    model = get_model(session, name)
+    model = active_model(session, name)
     now = utcnow()
     session.add_all([MetricPoint(model_id=cast(int, model.id), name=p.name, value=p.value,
                                  ts=to_utc(p.ts) if p.ts else now) for p in body.points])

@@ -83,6 +83,12 @@ class IngestResult(BaseModel):
     duplicates: int
 
 
+class LabelResult(IngestResult):
+    """A label ingest: `unserved` counts labels kept for ids no event has yet (only with allow_unserved)."""
+
+    unserved: int = 0
+
+
 class PredictRequest(BaseModel):
     """Rows to score with the model's active ONNX graph."""
 

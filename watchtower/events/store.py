@@ -47,6 +47,16 @@ def insert_labels(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     return len(_insert_ignoring_duplicates(session, Label.__table__, rows))  # type: ignore[attr-defined]
 
 
+def served_ids(session: Session, model_id: int, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` are events of the model (served or reported); an index lookup per chunk."""
+    found: set[str] = set()
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), CHUNK):
+        found.update(session.exec(select(ServingEvent.event_id).where(
+            ServingEvent.model_id == model_id, col(ServingEvent.event_id).in_(unique[start:start + CHUNK]))).all())
+    return found
+
+
 def _insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
     """Insert, skipping (model_id, event_id) pairs already stored; return the event ids really inserted."""
     dialect = session.get_bind().dialect.name

@@ -21,24 +21,26 @@ class SchemaMismatch(Invalid):
 def check_rows(rows: Sequence[dict[str, Any]], features: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
     """Return the rows normalised (numbers as float, categories as str, NaN/missing as None).
 
-    Errors name `<where>.<i>.<feature>`; every row is checked so the counts of a refused batch are complete,
-    and the first MAX_REPORTED errors are listed in the SchemaMismatch raised.
+    `where` names a row, with `{i}` for its index (`body.events.{i}.features`); errors name
+    `<where>.<feature>`, e.g. `body.events.3.features.f1`. Every row is checked so the counts of a refused
+    batch are complete, and the first MAX_REPORTED errors are listed in the SchemaMismatch raised.
     """
     errors: list[dict[str, str]] = []
     counts: Counter[tuple[str, str]] = Counter()
     known = {f["name"] for f in features}
     clean = []
     for i, row in enumerate(rows):
+        at = where.format(i=i)
         out: dict[str, Any] = {}
         for name in sorted(row.keys() - known):
             counts["extra", name] += 1
-            errors.append(field_error(f"{where}.{i}.{name}", "unknown feature"))
+            errors.append(field_error(f"{at}.{name}", "unknown feature"))
         for feature in features:
             name, value = feature["name"], row.get(feature["name"])
             value, kind, reason = _normalise(value, feature["type"], feature.get("nullable", False))
             if kind:
                 counts[kind, name] += 1
-                errors.append(field_error(f"{where}.{i}.{name}", reason))
+                errors.append(field_error(f"{at}.{name}", reason))
             out[name] = value
         clean.append(out)
     if errors:

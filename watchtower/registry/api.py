@@ -1,20 +1,28 @@
-"""Models and pipelines: register, upload versions, read, restore, resume."""
+"""Models and pipelines: register, upload versions, read, restore, resume, archive."""
 
 import json
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel import col, select
 
 from watchtower.actions.restore import restore_primary, resume_pipeline
 from watchtower.auth import WriteAccess
+from watchtower.clock import utcnow
 from watchtower.db import SessionDep
-from watchtower.errors import Invalid, PayloadTooLarge, field_error, problem_responses
+from watchtower.errors import Invalid, PayloadTooLarge, field_error, multipart, problem_responses
+from watchtower.registry.archive import archive, require_active, unarchive
 from watchtower.registry.models import MonitoredModel, Pipeline
-from watchtower.registry.schemas import ModelRead, ModelSpec, MonitorSpec, OperatorDecision, PipelineRead
+from watchtower.registry.schemas import (
+    ModelRead,
+    ModelSpec,
+    MonitorSpec,
+    OperatorDecision,
+    PipelineRead,
+    VersionSpec,
+)
 from watchtower.registry.service import (
-    add_versions,
     get_model,
     get_pipeline,
     model_read,
@@ -22,14 +30,23 @@ from watchtower.registry.service import (
     put_monitor,
     register_model,
 )
+from watchtower.registry.versions import add_versions
+
+Spec = TypeVar("Spec", bound=BaseModel)
 
 router = APIRouter(tags=["models"], responses=problem_responses(404))
 SPEC_HELP = ('JSON: {"name", "task": classification|regression, "features": [{"name", "type": '
              'numeric|categorical, "nullable"}], "target", "pipeline": {"name", "webhook_url"}, "monitors": [...]}')
+REGISTER_PARTS = {"spec": "the model spec as JSON (a form field)", "primary": "the primary ONNX file",
+                  "fallback": "the fallback ONNX file", "reference": "the reference data, CSV or Parquet"}
+VERSION_PARTS = {"primary": "the new primary ONNX file", "fallback": "optional: a new fallback ONNX file",
+                 "spec": 'optional: {"features", "target"} as JSON, when the version changes the schema',
+                 "reference": "optional (required with a changed schema): new reference data, CSV or Parquet"}
 
 
-@router.post("/models", status_code=201, response_model=ModelRead, dependencies=WriteAccess,
-             responses=problem_responses(401, 409, 413, 422))
+@router.post("/models", status_code=201, response_model=ModelRead,
+             dependencies=[*WriteAccess, multipart(REGISTER_PARTS)],
+             responses=problem_responses(401, 409, 413, 415, 422))
 async def register(
     request: Request, session: SessionDep,
     spec: Annotated[str, Form(description=SPEC_HELP)],
@@ -38,7 +55,7 @@ async def register(
     reference: Annotated[UploadFile, File(description="Reference (training) data, CSV or Parquet")],
 ) -> ModelRead:
     """Register a model with its primary and fallback ONNX graphs and reference data; all checked, or nothing stored."""
-    parsed = _parse_spec(spec)
+    parsed = _parse(ModelSpec, spec)
     limit = request.app.state.settings.max_upload_bytes
     files = {name: await _read(upload, name, limit)
              for name, upload in (("primary", primary), ("fallback", fallback), ("reference", reference))}
@@ -51,18 +68,28 @@ async def register(
     return model_read(session, model)
 
 
-@router.post("/models/{name}/versions", status_code=201, response_model=ModelRead, dependencies=WriteAccess,
-             responses=problem_responses(401, 409, 413, 422))
+@router.post("/models/{name}/versions", status_code=201, response_model=ModelRead,
+             dependencies=[*WriteAccess, multipart(VERSION_PARTS)],
+             responses=problem_responses(401, 409, 413, 415, 422))
 async def upload_version(
     name: str, request: Request, session: SessionDep,
     primary: Annotated[UploadFile, File(description="New primary ONNX model")],
     fallback: Annotated[UploadFile | None, File(description="Optional new fallback")] = None,
+    spec: Annotated[str | None, Form(description='Optional JSON {"features": [...], "target"}: the schema this '
+                                     "version takes; a changed schema needs `reference`")] = None,
+    reference: Annotated[UploadFile | None, File(description="Reference data (CSV or Parquet) for this version; "
+                                                 "required with a changed schema")] = None,
 ) -> ModelRead:
-    """A new version from the model's pipeline; 409 while the pipeline is paused."""
+    """A new version from the model's pipeline, optionally with a new schema and reference (the old reference
+    is kept; monitors are re-profiled); 409 while the pipeline is paused or the model is archived."""
     model = get_model(session, name)
     limit = request.app.state.settings.max_upload_bytes
+    parsed = _parse(VersionSpec, spec) if spec is not None else None
     new_fallback = await _read(fallback, "fallback", limit) if fallback is not None else None
-    add_versions(session, model, await _read(primary, "primary", limit), new_fallback, request.app.state.cache)
+    new_reference = await _read(reference, "reference", limit) if reference is not None else None
+    add_versions(session, model, await _read(primary, "primary", limit), new_fallback, request.app.state.cache,
+                 now=utcnow(), spec=parsed, reference=new_reference,
+                 reference_name=reference.filename if reference is not None else None)
     session.commit()
     return model_read(session, model)
 
@@ -89,11 +116,43 @@ def restore(name: str, body: OperatorDecision, session: SessionDep) -> ModelRead
     return model_read(session, model)
 
 
+@router.post("/models/{name}/archive", response_model=ModelRead, dependencies=WriteAccess,
+             responses=problem_responses(401, 409, 422))
+def archive_model(name: str, body: OperatorDecision, request: Request, session: SessionDep) -> ModelRead:
+    """Stop serving and monitoring a model (predict and ingest answer 409); its incidents, checks and versions
+    stay readable and its name stays taken. Recorded with who and why."""
+    model = get_model(session, name)
+    archive(model, body.author, body.reason, utcnow())
+    session.add(model)
+    session.commit()
+    if request.app.state.scheduler is not None:
+        request.app.state.scheduler.sync_jobs()
+    return model_read(session, model)
+
+
+@router.post("/models/{name}/unarchive", response_model=ModelRead, dependencies=WriteAccess,
+             responses=problem_responses(401, 409, 422))
+def unarchive_model(name: str, body: OperatorDecision, request: Request, session: SessionDep) -> ModelRead:
+    """Serve and monitor an archived model again."""
+    model = get_model(session, name)
+    unarchive(model, body.author, body.reason)
+    session.add(model)
+    session.commit()
+    if request.app.state.scheduler is not None:
+        request.app.state.scheduler.sync_jobs()
+    return model_read(session, model)
+
+
 @router.put("/models/{name}/monitors/{monitor}", response_model=ModelRead, dependencies=WriteAccess,
             responses=problem_responses(401, 422))
 def set_monitor(name: str, monitor: str, body: MonitorSpec, request: Request, session: SessionDep) -> ModelRead:
     """Create or replace a monitor: which detectors (engines) run, with which params, how often, on what window."""
+    if "name" in body.model_fields_set and body.name != monitor:
+        raise Invalid(f"the body names monitor '{body.name}' but the path names '{monitor}'",
+                      errors=[field_error("body.name", f"must equal the path's monitor name '{monitor}' "
+                                          "(or be left out); to rename a monitor, PUT it under the new name")])
     model = get_model(session, name)
+    require_active(model)
     put_monitor(session, model, body.model_copy(update={"name": monitor}), request.app.state.settings)
     session.commit()
     if request.app.state.scheduler is not None:
@@ -123,14 +182,15 @@ def resume(name: str, body: OperatorDecision, session: SessionDep) -> PipelineRe
     return pipeline_read(session, pipeline)
 
 
-def _parse_spec(raw: str) -> ModelSpec:
+def _parse(schema: type[Spec], raw: str) -> Spec:
+    """The JSON `spec` form part as `schema`; errors name `spec.<field>`."""
     try:
-        return ModelSpec.model_validate(json.loads(raw))
+        return schema.model_validate(json.loads(raw))
     except json.JSONDecodeError as exc:
         raise Invalid(f"spec is not JSON: {exc}", errors=[field_error("spec", f"not JSON: {exc}")]) from exc
     except ValidationError as exc:
         errors = [field_error(".".join(["spec", *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]
-        raise Invalid("invalid model spec; nothing was stored", errors=errors) from exc
+        raise Invalid("invalid spec; nothing was stored", errors=errors) from exc
 
 
 async def _read(upload: UploadFile, field: str, limit: int) -> bytes:

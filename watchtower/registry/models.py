@@ -44,6 +44,10 @@ class MonitoredModel(SQLModel, table=True):
     active_role: str = Field(default=Role.primary.value, max_length=20)
     swapped_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    # Archived: not served, not monitored; its incidents, checks and history stay readable and its name taken.
+    archived_at: datetime | None = None
+    archived_by: str | None = Field(default=None, max_length=200)
+    archived_reason: str | None = Field(default=None, max_length=2000)
 
 
 class ModelVersion(SQLModel, table=True):
@@ -57,15 +61,22 @@ class ModelVersion(SQLModel, table=True):
     version: int
     sha256: str = Field(max_length=64)
     onnx: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The schema this version was registered with (a version may bring a new one, with a new reference).
+    features: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    target: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class ReferenceData(SQLModel, table=True):
-    """The training (reference) dataset as Parquet, with the primary model's predictions on it."""
+    """The training (reference) dataset as Parquet, with the primary model's predictions on it.
+
+    The newest row of a model is its reference; older ones are kept as history (a version that changes the
+    schema brings a new one).
+    """
 
     __tablename__ = "reference_data"
     id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="monitored_model.id", unique=True)
+    model_id: int = Field(foreign_key="monitored_model.id", index=True)
     n_rows: int
     parquet: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # detectors.profile.ReferenceProfile, computed once at registration so checks touch only the current window.
@@ -89,4 +100,6 @@ class Monitor(SQLModel, table=True):
     window_events: int | None = None
     cursor_ts: datetime | None = None
     cursor_event_id: str | None = Field(default=None, max_length=200)
+    # When a new reference re-profiled the monitor: learned thresholds re-fit from check runs after it only.
+    reprofiled_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

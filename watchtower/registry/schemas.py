@@ -49,6 +49,29 @@ class PipelineSpec(BaseModel):
     webhook_url: HttpUrl | None = None
 
 
+def unique_features(features: list[FeatureSpec]) -> list[FeatureSpec]:
+    """Refuse a schema naming a feature twice."""
+    seen: set[str] = set()
+    for feature in features:
+        if feature.name in seen:
+            raise ValueError(f"feature '{feature.name}' appears twice")
+        seen.add(feature.name)
+    return features
+
+
+class VersionSpec(BaseModel):
+    """The optional JSON `spec` part of a version upload: the schema the new version takes.
+
+    `target` left out keeps the model's; a changed schema needs a new `reference` upload.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    features: list[FeatureSpec] = Field(min_length=1)
+    target: str | None = None
+
+    _unique = field_validator("features")(unique_features)
+
+
 class ModelSpec(BaseModel):
     """The JSON `spec` part of a registration upload."""
 
@@ -60,15 +83,7 @@ class ModelSpec(BaseModel):
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
     monitors: list[MonitorSpec] = Field(default_factory=lambda: [MonitorSpec()], min_length=1)
 
-    @field_validator("features")
-    @classmethod
-    def _unique_features(cls, features: list[FeatureSpec]) -> list[FeatureSpec]:
-        seen: set[str] = set()
-        for feature in features:
-            if feature.name in seen:
-                raise ValueError(f"feature '{feature.name}' appears twice")
-            seen.add(feature.name)
-        return features
+    _unique = field_validator("features")(unique_features)
 
     @field_validator("monitors")
     @classmethod
@@ -82,6 +97,8 @@ class VersionRead(BaseModel):
     role: str
     version: int
     sha256: str
+    features: list[dict[str, Any]] = Field(description="The schema this version was registered with")
+    target: str | None
     created_at: datetime
 
 
@@ -112,6 +129,9 @@ class ModelRead(BaseModel):
     monitors: list[MonitorRead]
     policy: dict[str, Any] = Field(description="The response policy that applies: {scope, policy}")
     created_at: datetime
+    archived_at: datetime | None = Field(default=None, description="Set while archived: not served, not monitored")
+    archived_by: str | None = None
+    archived_reason: str | None = None
 
 
 class OperatorDecision(BaseModel):

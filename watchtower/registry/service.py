@@ -1,14 +1,13 @@
 """Register models (validated end to end before anything is stored) and look them up."""
 
 import hashlib
-import io
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy.orm import defer
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from detectors import registry as detector_registry
 from detectors.base import LABEL, PREDICTION, PROBA_PREFIX
@@ -18,6 +17,7 @@ from watchtower.errors import Conflict, Invalid, NotFound, field_error
 from watchtower.policy.store import effective_policy
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData, Role
 from watchtower.registry.schemas import (
+    FeatureSpec,
     ModelRead,
     ModelSpec,
     MonitorRead,
@@ -44,6 +44,14 @@ def get_model(session: Session, name: str) -> MonitoredModel:
     if model is None:
         raise NotFound(f"no model named '{name}'")
     return model
+
+
+def scheduled_monitors(session: Session) -> list[tuple[str, str, int]]:
+    """(model name, monitor name, interval_s) of every monitor the scheduler runs: archived models' excluded."""
+    rows = session.exec(select(MonitoredModel.name, Monitor.name, Monitor.interval_s).join(Monitor)
+                        .where(col(MonitoredModel.archived_at).is_(None))
+                        .order_by(col(MonitoredModel.name), col(Monitor.name))).all()
+    return [(model, monitor, interval) for model, monitor, interval in rows]
 
 
 def get_pipeline(session: Session, name: str) -> Pipeline:
@@ -74,10 +82,10 @@ def register_model(
         raise Conflict(f"a model named '{spec.name}' exists; upload a new version to it instead")
     schema: dict[str, str] = {f.name: f.type for f in spec.features}
     monitors = [_monitor_row(spec.task, f"spec.monitors.{i}", m, settings) for i, m in enumerate(spec.monitors)]
-    models = _load_pair(primary, fallback, schema, spec.task)
-    frame = _reference_frame(reference, reference_name, spec)
-    _trial_run(models, frame)
-    _add_predictions(models[Role.primary], frame)
+    models = load_pair(primary, fallback, schema, spec.task)
+    frame = reference_frame(reference, reference_name, spec.features, spec.target)
+    trial_run(models, frame)
+    add_predictions(models[Role.primary], frame)
 
     pipeline_name = spec.pipeline.name or spec.name
     pipeline = session.exec(select(Pipeline).where(Pipeline.name == pipeline_name)).first()
@@ -99,9 +107,8 @@ def register_model(
     session.flush()
     assert model.id is not None
     for role, data in ((Role.primary, primary), (Role.fallback, fallback)):
-        _add_version(session, model.id, role, 1, data, models[role], cache)
-    profile = profile_reference(frame, schema).to_bytes()  # type: ignore[arg-type]
-    session.add(ReferenceData(model_id=model.id, n_rows=len(frame), parquet=to_parquet(frame), profile=profile))
+        add_version(session, model, role, 1, data, models[role], cache)
+    add_reference(session, model.id, frame, schema)
     for monitor in monitors:
         monitor.model_id = model.id
         session.add(monitor)
@@ -109,30 +116,20 @@ def register_model(
     return model
 
 
-def add_versions(
-    session: Session, model: MonitoredModel, primary: bytes, fallback: bytes | None, cache: SessionCache,
-) -> list[ModelVersion]:
-    """A new primary (and optionally fallback) from the model's pipeline; refused while it is paused."""
-    pipeline = session.get(Pipeline, model.pipeline_id)
-    assert pipeline is not None and model.id is not None
-    if pipeline.paused:
-        since = f" since {pipeline.paused_at:%Y-%m-%d %H:%M} UTC" if pipeline.paused_at else ""
-        raise Conflict(f"pipeline '{pipeline.name}' is paused{since} ({pipeline.paused_reason or 'no reason given'}); "
-                       "resume it before registering a new version")
-    schema = schema_of(model)
-    uploads = {Role.primary: primary} | ({Role.fallback: fallback} if fallback is not None else {})
-    added = []
-    for role, data in uploads.items():
-        loaded = _load(role, data, schema)
-        if loaded.output_kind != model.output_kind:
-            raise Invalid(f"{role} outputs {loaded.output_kind}; this model's versions output {model.output_kind}",
-                          errors=[field_error(role, "output type differs from the registered model")])
-        reference = session.exec(select(ReferenceData).where(ReferenceData.model_id == model.id)).one()
-        _trial_run({role: loaded}, pd.read_parquet(io.BytesIO(reference.parquet)))
-        latest = session.exec(select(func.max(ModelVersion.version)).where(
-            ModelVersion.model_id == model.id, ModelVersion.role == role)).one() or 0
-        added.append(_add_version(session, model.id, role, latest + 1, data, loaded, cache))
-    return added
+def current_reference(session: Session, model_id: int) -> ReferenceData:
+    """The model's reference: the newest of its reference rows (older ones are history)."""
+    reference = session.exec(select(ReferenceData).where(ReferenceData.model_id == model_id)
+                             .order_by(col(ReferenceData.id).desc())).first()
+    assert reference is not None, "every model has a reference"
+    return reference
+
+
+def add_reference(session: Session, model_id: int, frame: pd.DataFrame, schema: dict[str, str]) -> ReferenceData:
+    """Store a reference frame with its profile, computed once so checks touch only the current window."""
+    profile = profile_reference(frame, schema).to_bytes()  # type: ignore[arg-type]
+    reference = ReferenceData(model_id=model_id, n_rows=len(frame), parquet=to_parquet(frame), profile=profile)
+    session.add(reference)
+    return reference
 
 
 def model_read(session: Session, model: MonitoredModel) -> ModelRead:
@@ -143,18 +140,20 @@ def model_read(session: Session, model: MonitoredModel) -> ModelRead:
                             .order_by(col(ModelVersion.role), col(ModelVersion.version))).all()
     monitors = session.exec(select(Monitor).where(Monitor.model_id == model.id).order_by(col(Monitor.id))).all()
     pipeline = session.get(Pipeline, model.pipeline_id)
-    reference_rows = session.exec(select(ReferenceData.n_rows).where(ReferenceData.model_id == model.id)).one()
+    reference_rows = session.exec(select(ReferenceData.n_rows).where(ReferenceData.model_id == model.id)
+                                  .order_by(col(ReferenceData.id).desc())).first() or 0
     active = current_version(session, model.id, model.active_role)
     return ModelRead(
         name=model.name, task=model.task, features=model.features, target=model.target,
         input_style=model.input_style, output_kind=model.output_kind,
         pipeline=pipeline.name if pipeline else "", active_role=model.active_role,
         active_version=version_label(active), swapped_at=model.swapped_at, reference_rows=reference_rows,
-        versions=[VersionRead(role=v.role, version=v.version, sha256=v.sha256, created_at=v.created_at)
-                  for v in versions],
+        versions=[VersionRead(role=v.role, version=v.version, sha256=v.sha256, features=v.features, target=v.target,
+                              created_at=v.created_at) for v in versions],
         monitors=[MonitorRead(name=m.name, detectors=m.detectors, interval_s=m.interval_s, window_s=m.window_s,
                               window_events=m.window_events, min_events=m.min_events) for m in monitors],
-        policy=_policy_summary(session, model.id), created_at=model.created_at,
+        policy=_policy_summary(session, model.id), created_at=model.created_at, archived_at=model.archived_at,
+        archived_by=model.archived_by, archived_reason=model.archived_reason,
     )
 
 
@@ -222,11 +221,14 @@ def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Setting
             parse_spec(detector.get("threshold"))
         except ValidationError as exc:
             errors += [field_error(f"{where}.threshold.{_threshold_field(e)}", e["msg"]) for e in exc.errors()]
+    if monitor.window_s is not None and monitor.window_events is not None:
+        both = "give either window_s (the last N seconds) or window_events (blocks of N events), not both"
+        errors += [field_error(f"{prefix}.window_s", both), field_error(f"{prefix}.window_events", both)]
     learned = [d["name"] for d in detectors if d.get("threshold")]
     if len(learned) != len(set(learned)):
         errors.append(field_error(f"{prefix}.detectors", "a detector with a learned threshold may appear once"))
     if errors:
-        raise Invalid("invalid detector configuration", errors=errors)
+        raise Invalid("invalid monitor configuration; nothing was stored", errors=errors)
     return Monitor(
         model_id=0, name=monitor.name, detectors=detectors,
         interval_s=monitor.interval_s or settings.monitor_interval_s,
@@ -244,16 +246,17 @@ def _threshold_field(error: Any) -> str:
     return named if loc and named.isidentifier() else "mode"
 
 
-def _load(role: str, data: bytes, schema: dict[str, str]) -> OnnxModel:
+def load_checked(role: str, data: bytes, schema: dict[str, str]) -> OnnxModel:
+    """Load a graph for `role`; a graph that does not fit the schema is a 422 naming the role."""
     try:
         return load(data, schema)
     except SignatureError as exc:
         raise Invalid(f"{role} model: {exc}", errors=[field_error(role, str(exc))]) from exc
 
 
-def _load_pair(primary: bytes, fallback: bytes, schema: dict[str, str], task: str) -> dict[str, OnnxModel]:
-    models: dict[str, OnnxModel] = {Role.primary: _load(Role.primary, primary, schema),
-                                    Role.fallback: _load(Role.fallback, fallback, schema)}
+def load_pair(primary: bytes, fallback: bytes, schema: dict[str, str], task: str) -> dict[str, OnnxModel]:
+    models: dict[str, OnnxModel] = {Role.primary: load_checked(Role.primary, primary, schema),
+                                    Role.fallback: load_checked(Role.fallback, fallback, schema)}
     p, f = models[Role.primary].output_kind, models[Role.fallback].output_kind
     if p != f:
         raise Invalid(f"the fallback outputs {f} but the primary outputs {p}",
@@ -264,12 +267,14 @@ def _load_pair(primary: bytes, fallback: bytes, schema: dict[str, str], task: st
     return models
 
 
-def _reference_frame(data: bytes, filename: str | None, spec: ModelSpec) -> pd.DataFrame:
+def reference_frame(data: bytes, filename: str | None, features: list[FeatureSpec], target: str | None
+                    ) -> pd.DataFrame:
+    """The reference upload checked against a schema: its feature columns (typed) and the target as LABEL."""
     try:
         frame = read_table(data, filename)
     except ValueError as exc:
         raise Invalid(f"reference: {exc}", errors=[field_error("reference", str(exc))]) from exc
-    wanted = [f.name for f in spec.features] + ([spec.target] if spec.target else [])
+    wanted = [f.name for f in features] + ([target] if target else [])
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise Invalid(f"reference lacks columns {missing}",
@@ -277,7 +282,7 @@ def _reference_frame(data: bytes, filename: str | None, spec: ModelSpec) -> pd.D
     if frame.empty:
         raise Invalid("reference has no rows", errors=[field_error("reference", "no rows")])
     frame = frame[wanted].copy()
-    for feature in spec.features:
+    for feature in features:
         if feature.type == "numeric":
             if not pd.api.types.is_numeric_dtype(frame[feature.name]):
                 raise Invalid(f"reference column '{feature.name}' is not numeric",
@@ -285,12 +290,12 @@ def _reference_frame(data: bytes, filename: str | None, spec: ModelSpec) -> pd.D
             frame[feature.name] = frame[feature.name].astype(float)
         else:
             frame[feature.name] = frame[feature.name].astype(str)
-    if spec.target:
-        frame = frame.rename(columns={spec.target: LABEL})
+    if target:
+        frame = frame.rename(columns={target: LABEL})
     return frame
 
 
-def _trial_run(models: dict[str, OnnxModel], frame: pd.DataFrame) -> None:
+def trial_run(models: dict[str, OnnxModel], frame: pd.DataFrame) -> None:
     sample = frame.head(TRIAL_ROWS)
     for role, model in models.items():
         try:
@@ -300,7 +305,7 @@ def _trial_run(models: dict[str, OnnxModel], frame: pd.DataFrame) -> None:
                           errors=[field_error(role, "fails to run on the reference data")]) from exc
 
 
-def _add_predictions(model: OnnxModel, frame: pd.DataFrame, chunk: int = 100_000) -> None:
+def add_predictions(model: OnnxModel, frame: pd.DataFrame, chunk: int = 100_000) -> None:
     """PREDICTION, and PROBA_<class> columns when the model outputs probabilities, for every reference row."""
     parts = [model.predict_scores(frame.iloc[start:start + chunk]) for start in range(0, len(frame), chunk)]
     frame[PREDICTION] = [p for values, _ in parts for p in values]
@@ -310,11 +315,13 @@ def _add_predictions(model: OnnxModel, frame: pd.DataFrame, chunk: int = 100_000
             frame[f"{PROBA_PREFIX}{label}"] = stacked[:, k]
 
 
-def _add_version(session: Session, model_id: int, role: str, number: int, data: bytes,
-                 loaded: OnnxModel, cache: SessionCache) -> ModelVersion:
-    version = ModelVersion(model_id=model_id, role=role, version=number,
-                           sha256=hashlib.sha256(data).hexdigest(), onnx=data)
+def add_version(session: Session, model: MonitoredModel, role: str, number: int, data: bytes,
+                loaded: OnnxModel, cache: SessionCache) -> ModelVersion:
+    """Store one ONNX graph under the model's current schema, and keep it loaded."""
+    assert model.id is not None
+    version = ModelVersion(model_id=model.id, role=role, version=number, sha256=hashlib.sha256(data).hexdigest(),
+                           onnx=data, features=model.features, target=model.target)
     session.add(version)
     session.flush()
-    cache.put(model_id, version.sha256, loaded)
+    cache.put(model.id, version.sha256, loaded)
     return version

@@ -17,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from watchtower.clock import utcnow
 from watchtower.delivery import deliver_outbox
 from watchtower.events.segments import compact_all
 from watchtower.learned_thresholds import refit_all
 from watchtower.monitor import run_monitor
-from watchtower.registry.models import Monitor, MonitoredModel
+from watchtower.registry.service import scheduled_monitors
 from watchtower.runtime import Runtime
 from watchtower.scheduler import lease, slots
 from watchtower.scheduler.slots import job_id
@@ -55,13 +55,6 @@ class SlotTrigger(BaseTrigger):  # type: ignore[misc]
 
 class JobFailed(Exception):
     """A job body that finished without raising but did not do its work (a monitor pass that crashed)."""
-
-
-def scheduled_monitors(session: Session) -> list[tuple[str, str, int]]:
-    """(model, monitor, interval) of every monitor that should run."""
-    rows = session.exec(select(MonitoredModel.name, Monitor.name, Monitor.interval_s).join(Monitor)
-                        .order_by(MonitoredModel.name, Monitor.name)).all()
-    return [(model, monitor, interval) for model, monitor, interval in rows]
 
 
 class MonitorScheduler:

@@ -14,9 +14,10 @@ from watchtower.errors import Invalid, field_error, problem_responses
 from watchtower.events.schemas import Prediction, PredictRequest, PredictResponse
 from watchtower.events.store import insert_events
 from watchtower.events.validation import check_rows
+from watchtower.registry.archive import require_active
 from watchtower.registry.service import current_version, get_model, schema_of, version_label
 
-router = APIRouter(tags=["serving"], dependencies=WriteAccess, responses=problem_responses(401, 404, 422))
+router = APIRouter(tags=["serving"], dependencies=WriteAccess, responses=problem_responses(401, 404, 409, 422))
 
 
 @router.post("/models/{name}/predict", response_model=PredictResponse)
@@ -26,12 +27,13 @@ def predict(name: str, body: PredictRequest, request: Request) -> PredictRespons
     # Which graph serves is read per request: a swap committed by the monitor takes effect on the next call.
     with Session(state.engine) as session:
         model = get_model(session, name)
+        require_active(model)
         version = current_version(session, model.id, model.active_role)  # type: ignore[arg-type]
     ids = body.ids or [uuid.uuid4().hex for _ in body.instances]
     if len(ids) != len(body.instances):
         raise Invalid("ids and instances differ in length",
                       errors=[field_error("body.ids", f"{len(ids)} ids for {len(body.instances)} instances")])
-    rows = check_rows(body.instances, model.features, "body.instances")
+    rows = check_rows(body.instances, model.features, "body.instances.{i}")
     schema = schema_of(model)
     onnx = state.cache.get(state.engine, model.id, version.sha256, schema)
     started = time.perf_counter()

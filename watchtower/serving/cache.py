@@ -30,10 +30,10 @@ class SessionCache:
         """The loaded graph, read from the database on first use."""
         key = (model_id, sha256)
         model = self._models.get(key)
-        if model is not None:
+        if model is not None and model.schema == schema:
             return model
-        with self._lock:
-            if key not in self._models:
+        with self._lock:  # not loaded yet, or loaded for the schema before a new version changed it
+            if key not in self._models or self._models[key].schema != schema:
                 with Session(engine) as session:
                     data = session.exec(select(ModelVersion.onnx).where(
                         ModelVersion.model_id == model_id, ModelVersion.sha256 == sha256)).first()

@@ -106,10 +106,8 @@ def _check_inputs(inputs: list[Any], schema: dict[str, str]) -> str:
         if categorical:
             raise SignatureError(f"categorical features {categorical} cannot go into numeric tensor '{names[0]}'")
         return "tensor"
-    missing = [n for n in schema if n not in names]
-    extra = [n for n in names if n not in schema]
-    if missing or extra:
-        raise SignatureError(f"inputs {names} do not match the schema: missing {missing}, unexpected {extra}")
+    if set(names) != set(schema):
+        raise SignatureError(_mismatch(names, list(schema)))
     for node in inputs:
         wanted = schema[node.name]
         if wanted == "categorical" and node.type != "tensor(string)":
@@ -117,6 +115,19 @@ def _check_inputs(inputs: list[Any], schema: dict[str, str]) -> str:
         if wanted == "numeric" and node.type not in NUMERIC_TYPES:
             raise SignatureError(f"input '{node.name}' is {node.type}; numeric features need a numeric tensor")
     return "named"
+
+
+def _mismatch(inputs: list[str], features: list[str]) -> str:
+    """Say in words how the graph's named inputs and the spec's features differ, and how to fix it."""
+    parts = [f"the ONNX graph takes inputs {_names(inputs)}", f"the spec's features are {_names(features)}"]
+    parts += [f"'{n}' is in the graph but not in the spec" for n in inputs if n not in features]
+    parts += [f"'{n}' is in the spec but not in the graph" for n in features if n not in inputs]
+    return ("; ".join(parts) + ". Name one spec feature per graph input (or export the graph with a single "
+            "float tensor input [N, F] taking the numeric features in spec order)")
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names) or "(none)"
 
 
 def task_of(output_kind: str) -> str:
