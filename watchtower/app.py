@@ -13,6 +13,7 @@ from alerts.outbox import api as outbox_api
 from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower import readiness
+from watchtower.auth import users as users_api
 from watchtower.checks import api as checks_api
 from watchtower.clock import utcnow
 from watchtower.db import engine_for
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(checks_api.writes)
     app.include_router(outbox_api.router)
     app.include_router(policy_api.router)
+    app.include_router(users_api.router)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

@@ -12,6 +12,7 @@ from postmortems.models import (
     WriteupRevision,
 )
 from watchtower.actions.models import ActionRun
+from watchtower.auth.models import User
 from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.events.models import EventSegment, FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.policy.models import PolicyDecision, ResponsePolicy
@@ -47,5 +48,6 @@ __all__ = [
     "SimilarLink",
     "Taxonomy",
     "TimelineEntry",
+    "User",
     "WriteupRevision",
 ]
