@@ -7,9 +7,12 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from watchtower.auth import WriteAccess
+from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import NotFound, problem_responses
 from watchtower.policy import store
+from watchtower.policy.backtest import BacktestRequest, BacktestResult
+from watchtower.policy.backtest_store import backtest_model
 from watchtower.policy.models import ResponsePolicy
 from watchtower.policy.rules import Policy
 from watchtower.registry.service import get_model
@@ -77,6 +80,12 @@ def delete_model_policy(name: str, session: SessionDep) -> PolicyRead:
         raise NotFound(f"model '{name}' has no policy of its own; the default applies")
     session.commit()
     return policy_read(session, model.id)
+
+
+@router.post("/models/{name}/policy/backtest", response_model=BacktestResult, responses=problem_responses(422))
+def backtest_policy(name: str, body: BacktestRequest, session: SessionDep) -> BacktestResult:
+    """Replay the period's stored passes against a candidate policy, beside the current one and what it did."""
+    return backtest_model(session, get_model(session, name), body.policy, body.since, body.until, utcnow())
 
 
 router.include_router(writes)
