@@ -103,6 +103,10 @@ def test_a_stricter_candidate_pages_less_than_a_looser_one(client: TestClient, r
     assert strict["candidate"]["tally"]["pages"] < loose["candidate"]["tally"]["pages"]
     # Both are compared with the same replay of the current policy and what it really did.
     assert strict["current"] == loose["current"] and strict["actual"] == loose["actual"]
+    # A dry-run candidate costs nothing and shows what it would have done.
+    dry = _backtest(client, POLICY | {"dry_run": True}, since, until)["candidate"]
+    assert _tally(dry) == (0, 0, 0, 0) and [p["actions"] for p in dry["passes"]] == [[], [], [], []]
+    assert dry["passes"][0]["dry_run"] == ["pause_pipeline", "swap_model", "open_incident", "notify"]
 
 
 def test_confirmation_counts_the_passes_before_the_period(client: TestClient, runtime: Runtime,
