@@ -223,6 +223,9 @@ def replicas(kind: str, workdir: Path, _: float) -> Row:
     with database(kind, workdir) as (url, engine):
         servers = [start_serve(url, workdir / f"replica-{i}.log", **scheduler_env(slack)) for i in (0, 1)]
         try:
+            from tests.conftest import ACT_ON_ANY_BREACH
+
+            assert httpx.put(f"{servers[0].base}/policy", json=ACT_ON_ANY_BREACH, headers=HEADERS).status_code == 200
             register(servers[0], interval_s=2, webhook=webhook.url)
             wait(lambda: slack.delivered() >= 1 and webhook.delivered() >= 1, 90)
             settled = len(ok_runs(engine)) + 5

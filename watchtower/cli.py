@@ -1,4 +1,4 @@
-"""`watchtower serve | demo | migrate | monitor`: argparse keeps start-up free of heavy imports."""
+"""`watchtower serve | demo | migrate | monitor | backtest`: argparse keeps start-up free of heavy imports."""
 
 import argparse
 import logging
@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="build real models, break one, and watch Watchtower act")
     commands.add_parser("migrate", help="create or upgrade the database schema")
     commands.add_parser("monitor", help="run every monitor once, now")
+    backtest = commands.add_parser("backtest", help="replay a model's stored passes against a candidate policy")
+    backtest.add_argument("model")
+    backtest.add_argument("--since", default="30d", help="a duration back from now (30d, 12h, 90m) or a datetime")
+    backtest.add_argument("--until", help="a datetime (default: now)")
+    backtest.add_argument("--policy", help="the candidate policy, JSON or YAML (default: the model's current one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx", "apscheduler"):  # APScheduler logs every run of every job at INFO
@@ -53,6 +58,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result.model}/{result.monitor}: {result.status}"
                   + (f" (incident #{result.incident_id})" if result.incident_id else ""))
         deliver_outbox(runtime)
+    elif args.command == "backtest":
+        return _backtest(settings, args.model, args.since, args.until, args.policy)
+    return 0
+
+
+def _backtest(settings: Settings, name: str, since: str, until: str | None, policy_file: str | None) -> int:
+    """Print candidate vs current (replayed) vs what really happened; 2 on bad input, naming what is wrong."""
+    from pathlib import Path
+
+    import yaml
+    from pydantic import ValidationError
+    from sqlmodel import Session
+
+    from watchtower.clock import utcnow
+    from watchtower.db import engine_for
+    from watchtower.errors import WatchtowerError
+    from watchtower.policy.backtest_report import moment, render
+    from watchtower.policy.backtest_store import backtest_model
+    from watchtower.policy.rules import Policy
+    from watchtower.registry.service import get_model
+
+    now = utcnow()
+    try:
+        candidate = Policy.model_validate(yaml.safe_load(Path(policy_file).read_text())) if policy_file else None
+        start, end = moment(since, now), moment(until, now) if until else None
+        with Session(engine_for(settings)) as session:
+            result = backtest_model(session, get_model(session, name), candidate, start, end, now)
+    except ValidationError as exc:
+        for error in exc.errors():
+            print(f"{policy_file}: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}", file=sys.stderr)
+        return 2
+    except (WatchtowerError, ValueError, OSError, yaml.YAMLError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    print(render(result, candidate is not None))
     return 0
 
 

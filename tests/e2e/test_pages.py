@@ -76,8 +76,9 @@ def dialogs(page: Page) -> list[str]:
 
 
 @pytest.fixture
-def incident(client: TestClient, models: factories.BuiltModels, runtime: Runtime) -> dict[str, Any]:
-    """A real incident: model 'churn' serves shifted traffic and its default monitor breaches."""
+def incident(client: TestClient, models: factories.BuiltModels, runtime: Runtime,
+             act_on_any_breach: None) -> dict[str, Any]:
+    """A real incident: model 'churn' serves shifted traffic and its default monitor breaches (acted on at once)."""
     factories.register_tensor(client, models)
     # Seed 6: f1 and f2 drift and nothing else does. (With seed 5, FDR control at 0.05 also flags f4 by
     # chance, p=0.019; three of four features drifting then suggests a handover failure, a root cause.)

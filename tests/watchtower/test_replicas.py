@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -59,6 +60,7 @@ def _assert_acted_once(db: Engine, slack: SlackRecorder, webhook: SlackRecorder)
     assert max(slots_hit.values()) == 1, "two passes of one monitor in one slot"
 
 
+@pytest.mark.usefixtures("act_on_any_breach")  # pause, swap, incident and page on the first breach
 def test_two_replicas_act_once_and_hand_over(client: TestClient, models: BuiltModels, db: Engine,
                                              slack: SlackRecorder, webhook: SlackRecorder, tmp_path: Path) -> None:
     factories.register_tensor(client, models, pipeline={"name": "churn-etl", "webhook_url": webhook.base_url},

@@ -8,9 +8,12 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from watchtower.auth import WriteAccess
+from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import NotFound, problem_responses
 from watchtower.policy import store
+from watchtower.policy.backtest import BacktestRequest, BacktestResult
+from watchtower.policy.backtest_store import backtest_model
 from watchtower.policy.models import PolicyDecision, ResponsePolicy
 from watchtower.policy.rules import Policy
 from watchtower.registry.models import Monitor
@@ -106,6 +109,12 @@ def list_decisions(name: str, session: SessionDep,
                         .where(PolicyDecision.model_id == model.id)
                         .order_by(col(PolicyDecision.at).desc(), col(PolicyDecision.id).desc()).limit(limit)).all()
     return [DecisionRead(**d.model_dump(exclude={"model_id", "monitor_id"}), monitor=monitor) for d, monitor in rows]
+
+
+@router.post("/models/{name}/policy/backtest", response_model=BacktestResult, responses=problem_responses(422))
+def backtest_policy(name: str, body: BacktestRequest, session: SessionDep) -> BacktestResult:
+    """Replay the period's stored passes against a candidate policy, beside the current one and what it did."""
+    return backtest_model(session, get_model(session, name), body.policy, body.since, body.until, utcnow())
 
 
 router.include_router(writes)
