@@ -78,7 +78,9 @@ def test_a_restore_followed_by_more_breaching_passes_neither_reswaps_nor_stays_s
     assert len(held) == 3
     assert held[0].startswith("breach continues; automatic swap held by ana since ")
     assert held[0].endswith(" UTC: upstream unit bug fixed")
-    assert any("Automatic swap held until incident" in t for t in _timeline(client, incident_id, "hold"))
+    [restore] = _timeline(client, incident_id, "restore")
+    assert restore == (f"serving restored to primary-v1; automatic swap held until incident #{incident_id} is "
+                       "resolved or re-armed: upstream unit bug fixed")
 
     assert deliver_outbox(runtime) == 1  # one held-alert for three held passes, not one per pass
     assert len(slack_on.calls) == 2

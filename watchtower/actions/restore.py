@@ -25,9 +25,10 @@ def restore_primary(session: Session, model: MonitoredModel, author: str, reason
         raise Conflict(f"model '{model.name}' is already served by its primary")
     model.active_role, model.swapped_at = Role.primary.value, utcnow()
     session.add(model)
-    detail = f"serving restored to {version_label(current_version(session, model.id, Role.primary))}"
+    hold = holds.take(session, model.id, "swap_model", author, reason, now, hold_until)
+    detail = (f"serving restored to {version_label(current_version(session, model.id, Role.primary))}; "
+              f"automatic swap held {holds.lasts(hold)}")
     _record(session, model.id, "restore", detail, author, reason)
-    holds.take(session, model.id, "swap_model", author, reason, now, hold_until)
     return detail
 
 
@@ -43,8 +44,8 @@ def resume_pipeline(session: Session, pipeline: Pipeline, author: str, reason: s
     detail = f"pipeline '{pipeline.name}' resumed"
     for model_id in session.exec(select(MonitoredModel.id).where(MonitoredModel.pipeline_id == pipeline.id)).all():
         assert model_id is not None
-        _record(session, model_id, "resume", detail, author, reason)
-        holds.take(session, model_id, "pause_pipeline", author, reason, now, hold_until)
+        hold = holds.take(session, model_id, "pause_pipeline", author, reason, now, hold_until)
+        _record(session, model_id, "resume", f"{detail}; automatic pause held {holds.lasts(hold)}", author, reason)
     return detail
 
 

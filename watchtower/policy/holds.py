@@ -62,7 +62,8 @@ def check_until(until: datetime | None, now: datetime, field: str = "body.hold_u
 
 def take(session: Session, model_id: int, action: Holdable, author: str, reason: str, now: datetime,
          until: datetime | None = None) -> ActionHold:
-    """Hold `action` for the model from `now` (replacing any hold of it that still holds); on the timeline."""
+    """Hold `action` for the model from `now`, replacing any hold of it that still holds (the caller's restore or
+    resume entry on the timeline says so: `lasts(hold)`)."""
     incidents = sorted(open_incidents_of(session, model_id), key=lambda i: (i.opened_at, i.id or 0))
     incident = incidents[-1] if incidents else None
     for old, _ in holds_of(session, model_id, now, active_only=True, action=action):
@@ -71,9 +72,6 @@ def take(session: Session, model_id: int, action: Holdable, author: str, reason:
                       incident_id=incident.id if incident else None)
     session.add(hold)
     session.flush()
-    if incident is not None and incident.id is not None:
-        add_entry(session, incident.id, "hold", f"Automatic {WORDS[action]} held {_lasts(hold)}: {reason}",
-                  source="human", author=author, details={"hold_id": hold.id, "action": action}, at=now)
     return hold
 
 
@@ -148,7 +146,7 @@ def hold_read(hold: ActionHold, why_ended: str | None) -> HoldRead:
                     until=hold.until, incident_id=hold.incident_id, active=why_ended is None, ended=why_ended,
                     released_at=hold.released_at, released_by=hold.released_by,
                     release_reason=hold.release_reason, alerted_severity=hold.alerted_severity,
-                    text=describe(hold) + (f" ({_lasts(hold)})" if why_ended is None else f" (ended: {why_ended})"))
+                    text=describe(hold) + (f" ({lasts(hold)})" if why_ended is None else f" (ended: {why_ended})"))
 
 
 def of_incident(session: Session, incident_id: int, model_id: int | None, now: datetime) -> list[HoldRead]:
@@ -157,7 +155,8 @@ def of_incident(session: Session, incident_id: int, model_id: int | None, now: d
     return [hold_read(h, why) for h, why in rows if h.incident_id == incident_id or why is None]
 
 
-def _lasts(hold: ActionHold) -> str:
+def lasts(hold: ActionHold) -> str:
+    """'until incident #3 is resolved or 2026-11-28 10:00 UTC or re-armed'."""
     ends = [f"incident #{hold.incident_id} is resolved"] if hold.incident_id else []
     ends += [f"{_when(hold.until)}"] if hold.until else []
     return "until " + " or ".join(ends + ["re-armed"])
