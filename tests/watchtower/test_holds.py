@@ -16,7 +16,9 @@ from watchtower.clock import utcnow
 from watchtower.delivery import deliver_outbox
 from watchtower.gauges import read_operational
 from watchtower.monitor import run_monitor
+from watchtower.policy import holds
 from watchtower.policy.models import PolicyDecision
+from watchtower.registry.models import MonitoredModel
 from watchtower.runtime import Runtime
 
 DRIFT_ONLY = [{"detectors": [{"name": "evidently_drift"}, {"name": "stat_drift"}], "min_events": 100}]
@@ -188,6 +190,12 @@ def test_resolving_the_incident_releases_its_holds(client: TestClient, runtime: 
     ended = client.get("/models/churn/holds").json()
     assert {h["ended"] for h in ended} == {f"incident #{incident_id} is resolved"}
     assert client.get("/models/churn/holds", params={"active": True}).json() == []
+    reopened = client.post(f"/incidents/{incident_id}/status", json={"status": "reopen", "author": "ana",
+                                                                     "reason": "not fixed after all"})
+    assert reopened.status_code == 200, reopened.text
+    assert len(client.get("/models/churn").json()["holds"]) == 2  # its holds hold again while it is active
+    client.post(f"/incidents/{incident_id}/resolve", json={"author": "ana", "reason": "fixed now"})
+    assert client.get("/models/churn").json()["holds"] == []
 
     again = run_monitor(runtime, "churn", "default")  # a new failure: a new incident, mitigated again
     assert again.incident_id not in (None, incident_id)
@@ -208,3 +216,19 @@ def test_the_incident_page_shows_the_hold(client: TestClient, runtime: Runtime, 
     assert "ana" in section and "upstream unit bug fixed" in section
     assert until.strftime("%Y-%m-%d %H:%M") in section and f"incident #{incident_id} resolved" in section
     assert "<strong>held</strong>" in section
+
+
+def test_a_newer_decision_replaces_the_hold(client: TestClient, models: BuiltModels, db: Engine) -> None:
+    factories.register_tensor(client, models, monitors=DRIFT_ONLY)
+    now = utcnow()
+    with Session(db) as session:
+        model_id = session.exec(select(MonitoredModel.id).where(MonitoredModel.name == "churn")).one()
+        assert model_id is not None
+        first = holds.take(session, model_id, "pause_pipeline", "ana", "first", now)
+        holds.take(session, model_id, "pause_pipeline", "bo", "second", now + timedelta(seconds=1))
+        session.commit()
+        assert first.released_by == "bo" and first.release_reason == "replaced by a newer hold"
+    [hold] = client.get("/models/churn").json()["holds"]  # no incident: it holds until re-armed
+    assert (hold["author"], hold["incident_id"], hold["until"]) == ("bo", None, None)
+    assert hold["text"].endswith(": second (until re-armed)")
+    assert [h["active"] for h in client.get("/models/churn/holds").json()] == [True, False]

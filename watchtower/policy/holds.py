@@ -67,7 +67,7 @@ def take(session: Session, model_id: int, action: Holdable, author: str, reason:
     incidents = sorted(open_incidents_of(session, model_id), key=lambda i: (i.opened_at, i.id or 0))
     incident = incidents[-1] if incidents else None
     for old, _ in holds_of(session, model_id, now, active_only=True, action=action):
-        _release(session, old, author, "replaced by a newer hold", now)
+        _release(session, old, author, "replaced by a newer hold", now, note=False)
     hold = ActionHold(model_id=model_id, action=action, author=author, reason=reason, since=now, until=until,
                       incident_id=incident.id if incident else None)
     session.add(hold)
@@ -87,9 +87,12 @@ def rearm(session: Session, model_id: int, action: Holdable, author: str, reason
     return released
 
 
-def _release(session: Session, hold: ActionHold, author: str, reason: str, now: datetime) -> None:
+def _release(session: Session, hold: ActionHold, author: str, reason: str, now: datetime,
+             note: bool = True) -> None:
     hold.released_at, hold.released_by, hold.release_reason = now, author, reason
     session.add(hold)
+    if not note:  # replaced: the new decision's own timeline entry says what holds now
+        return
     incident = session.get(Incident, hold.incident_id) if hold.incident_id else None
     if incident is not None and incident.id is not None and incident.status in ACTIVE_VALUES:
         add_entry(session, incident.id, "rearm", f"Automatic {WORDS[hold.action]} re-armed: {reason}",
