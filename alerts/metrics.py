@@ -1,7 +1,7 @@
 """Every Prometheus metric of one app, on its own registry.
 
 Counters and histograms are bumped where things happen; state that lives in the database
-(active version, paused pipelines, open incidents, latest drift scores) is read at scrape time
+(active version, paused pipelines, held actions, open incidents, latest drift scores) is read at scrape time
 by StateCollector, so it is right after a restart and the same on every replica.
 """
 
@@ -58,6 +58,8 @@ class Metrics:
 STATE_GAUGES = {
     "watchtower_active_version": "1 for the role now serving each model (primary or fallback)",
     "watchtower_pipeline_paused": "1 while a pipeline is paused",
+    "watchtower_action_held": "1 while an operator's restore or resume holds an automatic action (swap_model, "
+                              "pause_pipeline) of a model",
     "watchtower_open_incidents": "Incidents not yet resolved, per model",
     "watchtower_drift_score": "Latest drift p-value per model and feature (low means drift)",
     "watchtower_check_breached": "1 if the latest check of a detector breached",

@@ -29,6 +29,22 @@ def incident_message(*, channel: str, incident_id: int, severity: str, title: st
     return {"channel": channel, "text": text, "blocks": blocks}
 
 
+def held_message(*, channel: str, model: str, severity: str, held: list[str], url: str | None,
+                 oncall: str | None) -> dict[str, Any]:
+    """chat.postMessage arguments for a breach that an operator's hold keeps from being mitigated."""
+    mention = f" <@{oncall}>" if oncall else ""
+    text = f"[{severity}] {model}: breach continues; {'; '.join(held)}{mention}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":double_vertical_bar: *{text[:2900]}*"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            "Nothing was mitigated automatically. The hold ends when its incident is resolved, at its end time, "
+            f"or when re-armed: POST /models/{model}/holds/{{action}}/rearm")}]},
+    ]
+    if url:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{url}|Open the incident>"}})
+    return {"channel": channel, "text": text, "blocks": blocks}
+
+
 class SlackSender:
     """Posts outbox payloads with slack-sdk; without a token it refuses, and the outbox logs the alert.
 

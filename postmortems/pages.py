@@ -39,6 +39,7 @@ from postmortems.web_session import COOKIE, check_token, cookie_for, csrf_token,
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import WatchtowerError
+from watchtower.policy import holds
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(prefix="/postmortems", include_in_schema=False)
@@ -111,13 +112,15 @@ def search_page(request: Request, session: SessionDep, q: str = "", tag: Annotat
 def incident_page(incident_id: int, request: Request, session: SessionDep) -> HTMLResponse:
     """One incident: status and durations, impact, evidence, tags, write-up, action items, similar, timeline."""
     index = load_index(session)
-    incident = incident_read(session, get_incident(session, incident_id), request.app.state.settings.public_url, index)
+    row = get_incident(session, incident_id)
+    incident = incident_read(session, row, request.app.state.settings.public_url, index)
     document = writeup.read(session, incident)
     moves = sorted(s.value for s in ALLOWED[incident.status])
     return render(request, "incident.html", {
         "incident": incident, "writeup": document, "tree": _tree(index),
         "moves": ["reopen" if m == "open" else m for m in moves],
         "undelivered": outbox.undelivered(session, incident_id),  # alerts that never went out, with a Retry
+        "holds": holds.of_incident(session, incident_id, row.model_id, utcnow()),  # automatic actions held
         "revisions": writeup.history(session, incident_id), "statuses": [s.value for s in Status]})
 
 

@@ -21,6 +21,7 @@ from watchtower.errors import install_handlers, problem, problem_responses
 from watchtower.events import api as events_api
 from watchtower.gauges import StateReader
 from watchtower.policy import api as policy_api
+from watchtower.policy import holds_api
 from watchtower.registry import api as registry_api
 from watchtower.runtime import Runtime
 from watchtower.serving import api as serving_api
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(outbox_api.router)
     app.include_router(policy_api.router)
     app.include_router(users_api.router)
+    app.include_router(holds_api.router)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

@@ -15,6 +15,7 @@ from postmortems.models import ACTIVE, Incident
 from postmortems.taxonomy import load_index
 from watchtower.checks.models import CheckResult, CheckRun
 from watchtower.clock import utcnow
+from watchtower.policy import holds
 from watchtower.registry.models import Monitor, MonitoredModel, Pipeline, Role
 from watchtower.scheduler.models import JobHeartbeat
 
@@ -47,9 +48,10 @@ class StateReader:
 
 
 def read_operational(engine: Engine, now: datetime | None = None) -> Samples:
-    """What is serving, paused, open, breached and undelivered now."""
+    """What is serving, paused, held, open, breached and undelivered now."""
+    now = now or utcnow()
     with Session(engine) as session:
-        state = read_outbox(session, now or utcnow())
+        state = read_outbox(session, now)
         models = session.exec(select(MonitoredModel.id, MonitoredModel.name, MonitoredModel.active_role)).all()
         names = {model_id: name for model_id, name, _ in models}
         state |= {
@@ -76,6 +78,9 @@ def read_operational(engine: Engine, now: datetime | None = None) -> Samples:
         state["watchtower_drift_score"] = [
             ({"model": run_labels[r][0], "monitor": run_labels[r][1], "detector": run_labels[r][2],
               "feature": feature}, score) for r, feature, score in results]
+        held = {(hold.model_id, hold.action) for hold, _ in holds.holds_of(session, None, now, active_only=True)}
+        state["watchtower_action_held"] = [({"model": name, "action": action}, float((model_id, action) in held))
+                                           for model_id, name in names.items() for action in holds.HOLDABLE]
         state |= _heartbeats(session)
     return state
 

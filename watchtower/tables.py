@@ -15,11 +15,12 @@ from watchtower.actions.models import ActionRun
 from watchtower.auth.models import User
 from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.events.models import EventSegment, FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
-from watchtower.policy.models import PolicyDecision, ResponsePolicy
+from watchtower.policy.models import ActionHold, PolicyDecision, ResponsePolicy
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData
 from watchtower.scheduler.models import JobHeartbeat, JobRun, SchedulerLease
 
 __all__ = [
+    "ActionHold",
     "ActionItem",
     "ActionRun",
     "CheckResult",

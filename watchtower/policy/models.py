@@ -41,3 +41,28 @@ class PolicyDecision(SQLModel, table=True):
     explanation: str = Field(default="", sa_column=Column(Text, nullable=False))
     policy_scope: str = Field(default="default", max_length=20)  # builtin | default | model
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+
+
+class ActionHold(SQLModel, table=True):
+    """An operator's decision that holds one automatic action for a model (after a restore or a resume).
+
+    It holds while nobody re-armed it (released_at), before `until`, and while the incident it was taken on is
+    active (computed when read, so resolving the incident is all it takes).
+    """
+
+    __tablename__ = "action_hold"
+    __table_args__ = (Index("ix_action_hold_model_action", "model_id", "action"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id")
+    action: str = Field(max_length=50)  # swap_model | pause_pipeline
+    author: str = Field(max_length=200)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    since: datetime = Field(default_factory=utcnow)
+    until: datetime | None = None
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    released_at: datetime | None = None  # re-armed (or replaced by a newer hold) by released_by
+    released_by: str | None = Field(default=None, max_length=200)
+    release_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The incident severity last alerted about a breach during the hold: alert once, and again only if it rises.
+    alerted_severity: str | None = Field(default=None, max_length=10)
+    alerted_at: datetime | None = None

@@ -12,7 +12,7 @@ from watchtower.actions.notify import NotifySlack
 from watchtower.actions.open_incident import OpenIncident, find_group_incident
 from watchtower.actions.pause_pipeline import PausePipeline
 from watchtower.actions.swap_model import SwapToFallback
-from watchtower.policy import store
+from watchtower.policy import holds, store
 from watchtower.policy.breach import Breach
 from watchtower.policy.decide import ACTION_WORDS, Plan
 from watchtower.policy.models import PolicyDecision
@@ -35,11 +35,17 @@ def respond(session: Session, runtime: Runtime, breach: Breach, policy: Policy, 
                               matched=sorted(plan.matched), fired=sorted(h.rule.name for h in plan.fired),
                               severity=plan.severity, explanation=plan.explain(), policy_scope=scope)
     ctx = ActionContext(breach, runtime)
+    held = holds.held(session, breach.model_id, plan.actions, now)  # an operator's restore/resume sticks
     if plan.actions:
-        run_actions([ACTIONS[a] for a in plan.actions], ctx, session)
+        run_actions([ACTIONS[a] for a in plan.actions if a not in held], ctx, session)
     incident_id = ctx.incident_id or _open_incident_id(session, breach.group_key)
     decision.actions = [{"action": r.action, "rule": _rule(plan, r.action), "outcome": "done" if r.ok else "failed",
                          "detail": r.detail} for r in ctx.runs]
+    if held:  # not run: recorded on the decision and the timeline, and alerted (holds.note_held)
+        notes = holds.note_held(session, runtime.settings, breach.model_name, held, incident_id,
+                                plan.severity or "SEV3", now)
+        decision.actions += [{"action": a, "rule": _rule(plan, a), "outcome": "held", "detail": d}
+                             for a, d in notes.items()]
     for action in plan.dry_run:
         detail = f"would {_would(session, breach, plan, action)}"
         rule = _rule(plan, action)

@@ -15,6 +15,7 @@ from watchtower.errors import Invalid, PayloadTooLarge, field_error, multipart, 
 from watchtower.registry.archive import archive, require_active, unarchive
 from watchtower.registry.models import MonitoredModel, Pipeline
 from watchtower.registry.schemas import (
+    HoldingDecision,
     ModelRead,
     ModelSpec,
     MonitorSpec,
@@ -108,10 +109,11 @@ def read_model(name: str, session: SessionDep) -> ModelRead:
 
 @router.post("/models/{name}/restore", response_model=ModelRead, dependencies=WriteAccess,
              responses=problem_responses(401, 409, 422))
-def restore(name: str, body: OperatorDecision, session: SessionDep) -> ModelRead:
-    """Serve the primary again: an explicit decision, recorded with who and why."""
+def restore(name: str, body: HoldingDecision, session: SessionDep) -> ModelRead:
+    """Serve the primary again: an explicit decision, recorded with who and why; automatic swaps of the model
+    are held until its incident is resolved, until `hold_until`, or until re-armed."""
     model = get_model(session, name)
-    restore_primary(session, model, body.author, body.reason)
+    restore_primary(session, model, body.author, body.reason, body.hold_until)
     session.commit()
     return model_read(session, model)
 
@@ -174,10 +176,11 @@ def read_pipeline(name: str, session: SessionDep) -> PipelineRead:
 
 @router.post("/pipelines/{name}/resume", response_model=PipelineRead, tags=["pipelines"],
              dependencies=WriteAccess, responses=problem_responses(401, 409, 422))
-def resume(name: str, body: OperatorDecision, session: SessionDep) -> PipelineRead:
-    """Unpause a pipeline: an explicit decision, recorded with who and why."""
+def resume(name: str, body: HoldingDecision, session: SessionDep) -> PipelineRead:
+    """Unpause a pipeline: an explicit decision, recorded with who and why; automatic pauses for its models are
+    held until their incident is resolved, until `hold_until`, or until re-armed."""
     pipeline = get_pipeline(session, name)
-    resume_pipeline(session, pipeline, body.author, body.reason)
+    resume_pipeline(session, pipeline, body.author, body.reason, body.hold_until)
     session.commit()
     return pipeline_read(session, pipeline)
 

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from watchtower.policy.holds import HoldRead
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 
 
@@ -128,6 +130,7 @@ class ModelRead(BaseModel):
     versions: list[VersionRead]
     monitors: list[MonitorRead]
     policy: dict[str, Any] = Field(description="The response policy that applies: {scope, policy}")
+    holds: list[HoldRead] = Field(default_factory=list, description="Automatic actions held now by an operator")
     created_at: datetime
     archived_at: datetime | None = Field(default=None, description="Set while archived: not served, not monitored")
     archived_by: str | None = None
@@ -140,6 +143,14 @@ class OperatorDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
     author: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class HoldingDecision(OperatorDecision):
+    """A restore or a resume: it holds the automatic action it undoes, until the model's incident is resolved,
+    until `hold_until` if given, or until re-armed (POST /models/{name}/holds/{action}/rearm)."""
+
+    hold_until: datetime | None = Field(default=None, description="End the hold at this time (in the future, "
+                                        "at most 30 days ahead; a time without a zone is UTC)")
 
 
 class PipelineRead(BaseModel):

@@ -13,7 +13,9 @@ from detectors import registry as detector_registry
 from detectors.base import LABEL, PREDICTION, PROBA_PREFIX
 from detectors.profile import profile_reference
 from detectors.thresholds import parse_spec
+from watchtower.clock import utcnow
 from watchtower.errors import Conflict, Invalid, NotFound, field_error
+from watchtower.policy import holds
 from watchtower.policy.store import effective_policy
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, Pipeline, ReferenceData, Role
 from watchtower.registry.schemas import (
@@ -154,6 +156,7 @@ def model_read(session: Session, model: MonitoredModel) -> ModelRead:
                               window_events=m.window_events, min_events=m.min_events) for m in monitors],
         policy=_policy_summary(session, model.id), created_at=model.created_at, archived_at=model.archived_at,
         archived_by=model.archived_by, archived_reason=model.archived_reason,
+        holds=[holds.hold_read(h, None) for h, _ in holds.holds_of(session, model.id, utcnow(), active_only=True)],
     )
 
 

@@ -1,7 +1,7 @@
 """people: one user table for on-call, Slack and (later) roles
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-28 10:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
