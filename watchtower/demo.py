@@ -125,10 +125,18 @@ def _story(api: httpx.Client, runtime: Any) -> None:
     say(f"   time to detect {spans['time_to_detect']:.0f} s (from when the window's first event was served), "
         f"time to mitigate {spans['time_to_mitigate']:.0f} s")
     say(f"   page: {incident['url']}  (run `watchtower serve` to open it)")
-    undo = [f"POST /models/{name}/restore"] if after["role"] == "fallback" else []
-    undo += [f"POST /pipelines/{name}/resume"] if pipeline["paused"] else []
-    say(f"   restore when fixed: {' and '.join(undo)} with {{\"author\", \"reason\"}}; automatic swaps are then "
-        "held until the incident is resolved")
+    if after["role"] != "fallback":
+        return
+    _ok(api.post(f"/models/{name}/restore", json={"author": "demo-operator",
+                                                 "reason": "primary checked by hand; keep it while we investigate"}))
+    say(f"10. An operator restores the primary (POST /models/{name}/restore). The window still holds the bad rows:")
+    result = run_monitor(runtime, name, "default")
+    held = [a["detail"] for a in api.get(f"/models/{name}/decisions", params={"limit": 1}).json()[0]["actions"]
+            if a["outcome"] == "held"]
+    served = api.post(f"/models/{name}/predict", json={"instances": [x_live.iloc[0].to_dict()]}).json()
+    say(f"    next pass {result.status.upper()}: {held[0] if held else 'nothing held'}.")
+    say(f"    Still served by {served['version']}: the decision sticks until incident #{incident['id']} is resolved "
+        f"or someone re-arms it (POST /models/{name}/holds/swap_model/rearm).")
 
 
 def _serve(api: httpx.Client, name: str, rows: pd.DataFrame, labels: pd.Series) -> None:

@@ -23,3 +23,6 @@ def test_demo_detects_mitigates_and_opens_an_incident(tmp_path: Path) -> None:
     assert "[swap_model] serving switched to fallback-v1" in out and "[pause_pipeline]" not in out
     assert "The next prediction was served by fallback-v1 (fallback)." in out
     assert "Incident #1 [SEV2]" in out and "/postmortems/incidents/1" in out
+    # The operator's restore sticks: the next breaching pass holds the swap and says so.
+    assert "next pass BREACHED: breach continues; automatic swap held by demo-operator" in out
+    assert "Still served by primary-v1" in out
