@@ -35,7 +35,9 @@ class Metrics:
                                         ["model"], registry=r)
         self.action_failures = Counter("watchtower_action_failures", "Actions that raised", ["action"], registry=r)
         self.incident_stage = Histogram(
-            "watchtower_incident_stage_seconds", "Time from opening to acknowledge, mitigate or resolve", ["stage"],
+            "watchtower_incident_stage_seconds",
+            "Time to detect (from the breaching window's first served event), acknowledge, mitigate or resolve",
+            ["stage"],
             buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800), registry=r)
         self.job_runs = Counter("watchtower_job_runs", "Scheduled job runs by outcome: ok, error, slot_taken (another "
                                 "replica ran the slot), not_leader", ["job", "outcome"], registry=r)

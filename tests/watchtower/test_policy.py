@@ -238,6 +238,8 @@ def test_time_to_detect_counts_from_the_first_event_of_the_breaching_block(clien
     assert datetime.fromisoformat(incident["impact_started_at"]) == first_served
     assert incident["durations"]["time_to_detect"] == (
         datetime.fromisoformat(incident["opened_at"]) - first_served).total_seconds()
+    assert runtime.metrics.registry.get_sample_value("watchtower_incident_stage_seconds_sum", {
+        "stage": "detect"}) == incident["durations"]["time_to_detect"]
     with Session(runtime.engine) as session:
         assert session.exec(select(func.count()).select_from(PolicyDecision)).one() == 2
         assert session.exec(select(func.count()).select_from(CheckRun)).one() == 2

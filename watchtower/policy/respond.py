@@ -39,6 +39,9 @@ def respond(session: Session, runtime: Runtime, breach: Breach, policy: Policy, 
     if plan.actions:
         run_actions([ACTIONS[a] for a in plan.actions if a not in held], ctx, session)
     incident_id = ctx.incident_id or _open_incident_id(session, breach.group_key)
+    if ctx.incident_created and breach.first_event_at is not None:  # MTTD, as the page and the analytics count it
+        runtime.metrics.incident_stage.labels("detect").observe(
+            max((breach.window_end - breach.first_event_at).total_seconds(), 0.0))
     decision.actions = [{"action": r.action, "rule": _rule(plan, r.action), "outcome": "done" if r.ok else "failed",
                          "detail": r.detail} for r in ctx.runs]
     if held:  # not run: recorded on the decision and the timeline, and alerted (holds.note_held)
