@@ -16,6 +16,7 @@ from watchtower.policy import store
 from watchtower.policy.breach import Breach
 from watchtower.policy.decide import ACTION_WORDS, Plan
 from watchtower.policy.models import PolicyDecision
+from watchtower.policy.mute import hold_page, owes_page
 from watchtower.policy.rules import Policy
 from watchtower.registry.models import MonitoredModel, Pipeline, Role
 from watchtower.registry.service import current_version, version_label
@@ -35,11 +36,21 @@ def respond(session: Session, runtime: Runtime, breach: Breach, policy: Policy, 
                               matched=sorted(plan.matched), fired=sorted(h.rule.name for h in plan.fired),
                               severity=plan.severity, explanation=plan.explain(), policy_scope=scope)
     ctx = ActionContext(breach, runtime)
-    if plan.actions:
-        run_actions([ACTIONS[a] for a in plan.actions], ctx, session)
+    # --- silences and inhibition (issue 11): the breach is recorded on its incident, the page may be held ---
+    before_page = [a for a in plan.actions if a != "notify"]
+    if before_page:
+        run_actions([ACTIONS[a] for a in before_page], ctx, session)
+    held = hold_page(session, runtime, breach, ctx.incident_id, now) if "notify" in plan.actions else None
+    if "notify" in plan.actions and held is None:
+        ctx.incident_created = ctx.incident_created or owes_page(session, ctx.incident_id)
+        run_actions([ACTIONS["notify"]], ctx, session)
+    # --- end of silences and inhibition ---
     incident_id = ctx.incident_id or _open_incident_id(session, breach.group_key)
     decision.actions = [{"action": r.action, "rule": _rule(plan, r.action), "outcome": "done" if r.ok else "failed",
                          "detail": r.detail} for r in ctx.runs]
+    if held is not None:
+        decision.actions.append({"action": "notify", "rule": _rule(plan, "notify"), "outcome": held.outcome,
+                                 "detail": held.detail})
     for action in plan.dry_run:
         detail = f"would {_would(session, breach, plan, action)}"
         rule = _rule(plan, action)
