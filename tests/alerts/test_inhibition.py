@@ -87,7 +87,8 @@ def test_an_open_data_quality_incident_holds_the_drift_page_of_the_same_model(
     assert runtime.metrics.registry.get_sample_value("watchtower_breaches_inhibited_total", {"model": "churn"}) == 1
 
     # The cause is resolved while the inputs still drift: the held page goes out now, once.
-    assert client.post(f"/incidents/{quality.incident_id}/resolve", json={"author": "ada", "reason": "feed fixed"}).status_code == 200
+    fixed = client.post(f"/incidents/{quality.incident_id}/resolve", json={"author": "ada", "reason": "feed fixed"})
+    assert fixed.status_code == 200, fixed.text
     again = run_monitor(runtime, "churn", "inputs")
     assert again.incident_id == drift.incident_id and _outbox(db) == 2
     run_monitor(runtime, "churn", "inputs")
