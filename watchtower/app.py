@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from alerts import alertmanager
 from alerts.outbox import api as outbox_api
 from alerts.silences import api as silences_api
+from alerts.silences import pages as silences_pages
 from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower import readiness
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(outbox_api.router)
     app.include_router(policy_api.router)
     app.include_router(users_api.router)
-    for router in (silences_api.router, alertmanager.router):  # issue 11: silences, Alertmanager in
+    for router in (silences_api.router, silences_pages.router, alertmanager.router):  # issue 11: silences, AM in
         app.include_router(router)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
