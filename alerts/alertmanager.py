@@ -147,7 +147,8 @@ def receive(session: Session, settings: Settings, metrics: Metrics, body: Notifi
     if silence is not None:
         detail = f"page silenced by silence #{silence.id} ({silence.created_by}: {silence.comment})"
         add_entry(session, incident.id, "silenced", detail, at=now)
-        metrics.breaches_silenced.labels(",".join(incident.affected_models)).inc()
+        models = incident.affected_models
+        metrics.breaches_silenced.labels(models[0] if len(models) == 1 else "").inc()
         return Received(incident_id=incident.id, created=created, status=incident.status, page="silenced",
                         detail=detail)
     _page(session, settings, incident)

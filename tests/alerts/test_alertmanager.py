@@ -132,7 +132,8 @@ def test_title_severity_and_a_group_resolved_after_a_person_resolved_it(client: 
     assert unknown["incident_id"] is None and "no incident" in unknown["detail"]
 
 
-def test_silences_apply_to_alertmanager_incidents_through_their_labels(client: TestClient, db: Engine) -> None:
+def test_silences_apply_to_alertmanager_incidents_through_their_labels(client: TestClient, runtime: Runtime,
+                                                                        db: Engine) -> None:
     silence = client.post("/silences", json={
         "matchers": [{"name": "model", "value": "ranker"}, {"name": "kind", "value": "pipeline"}],
         "ends_at": "2099-01-01T00:00:00Z", "created_by": "ada", "comment": "feature store migration"}).json()
@@ -140,6 +141,7 @@ def test_silences_apply_to_alertmanager_incidents_through_their_labels(client: T
     assert held["created"] is True and held["page"] == "silenced"
     assert ("silenced", f"page silenced by silence #{silence['id']} (ada: feature store migration)") in _timeline(
         db, held["incident_id"])
+    assert runtime.metrics.registry.get_sample_value("watchtower_breaches_silenced_total", {"model": "ranker"}) == 1
     other = _post(client, notification(alert("s2", model="ranker", kind="latency"), group_key="{}:latency"))
     assert other["page"] == "queued"
     assert _outbox(db) == [other["incident_id"]]
