@@ -20,14 +20,14 @@ $(ALIBI_VENV)/.installed: pyproject.toml
 	$(ALIBI_VENV)/bin/python -m pip install -q --no-compile -e '.[test,alibi]' torch==2.13.0
 	touch $@
 
-/usr/bin/chromium /usr/bin/prometheus &:
+/usr/bin/chromium /usr/bin/prometheus /usr/bin/prometheus-alertmanager &:
 	$(SUDO) apt-get update -qq
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium prometheus
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium prometheus prometheus-alertmanager
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/watchtower demo
 
-test: $(VENV)/.installed $(ALIBI_VENV)/.installed /usr/bin/chromium /usr/bin/prometheus
+test: $(VENV)/.installed $(ALIBI_VENV)/.installed /usr/bin/chromium /usr/bin/prometheus /usr/bin/prometheus-alertmanager
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy watchtower detectors postmortems alerts
 	$(VENV)/bin/pytest

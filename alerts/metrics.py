@@ -49,6 +49,12 @@ class Metrics:
                                       "unreachable)", registry=r)
         self.dry_run_actions = Counter("watchtower_policy_dry_run_actions", "Actions a dry-run rule would have taken",
                                        ["model", "rule", "action"], registry=r)
+        self.breaches_silenced = Counter("watchtower_breaches_silenced", "Breaches recorded whose page a silence held",
+                                         ["model"], registry=r)
+        self.breaches_inhibited = Counter("watchtower_breaches_inhibited", "Drift/KPI breaches whose page an open "
+                                          "data or pipeline incident held", ["model"], registry=r)
+        self.alertmanager_groups = Counter("watchtower_alertmanager_notifications", "Alertmanager webhook "
+                                           "notifications received, by group status", ["status"], registry=r)
         self.delivery_failures = Counter("watchtower_delivery_failures", "Slack/webhook deliveries that failed",
                                          ["kind"], registry=r)
 

@@ -9,7 +9,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 
+from alerts import alertmanager
 from alerts.outbox import api as outbox_api
+from alerts.silences import api as silences_api
+from alerts.silences import pages as silences_pages
 from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower import readiness
@@ -71,6 +74,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(policy_api.router)
     app.include_router(users_api.router)
     app.include_router(holds_api.router)
+    for router in (silences_api.router, silences_pages.router, alertmanager.router):  # issue 11: silences, AM in
+        app.include_router(router)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

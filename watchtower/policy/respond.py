@@ -16,6 +16,7 @@ from watchtower.policy import holds, store
 from watchtower.policy.breach import Breach
 from watchtower.policy.decide import ACTION_WORDS, Plan
 from watchtower.policy.models import PolicyDecision
+from watchtower.policy.mute import hold_page, owes_page
 from watchtower.policy.rules import Policy
 from watchtower.registry.models import MonitoredModel, Pipeline, Role
 from watchtower.registry.service import current_version, version_label
@@ -36,10 +37,18 @@ def respond(session: Session, runtime: Runtime, breach: Breach, policy: Policy, 
                               severity=plan.severity, explanation=plan.explain(), policy_scope=scope)
     ctx = ActionContext(breach, runtime)
     held = holds.held(session, breach.model_id, plan.actions, now)  # an operator's restore/resume sticks
-    if plan.actions:
-        run_actions([ACTIONS[a] for a in plan.actions if a not in held], ctx, session)
+    # --- silences and inhibition (issue 11): the breach is recorded on its incident, the page may be held ---
+    before_page = [a for a in plan.actions if a != "notify" and a not in held]
+    if before_page:
+        run_actions([ACTIONS[a] for a in before_page], ctx, session)
+    opened = ctx.incident_created
+    muted = hold_page(session, runtime, breach, ctx.incident_id, now) if "notify" in plan.actions else None
+    if "notify" in plan.actions and muted is None:
+        ctx.incident_created = ctx.incident_created or owes_page(session, ctx.incident_id)
+        run_actions([ACTIONS["notify"]], ctx, session)
+    # --- end of silences and inhibition ---
     incident_id = ctx.incident_id or _open_incident_id(session, breach.group_key)
-    if ctx.incident_created and breach.first_event_at is not None:  # MTTD, as the page and the analytics count it
+    if opened and breach.first_event_at is not None:  # MTTD, as the page and the analytics count it
         runtime.metrics.incident_stage.labels("detect").observe(
             max((breach.window_end - breach.first_event_at).total_seconds(), 0.0))
     decision.actions = [{"action": r.action, "rule": _rule(plan, r.action), "outcome": "done" if r.ok else "failed",
@@ -49,6 +58,9 @@ def respond(session: Session, runtime: Runtime, breach: Breach, policy: Policy, 
                                 plan.severity or "SEV3", now)
         decision.actions += [{"action": a, "rule": _rule(plan, a), "outcome": "held", "detail": d}
                              for a, d in notes.items()]
+    if muted is not None:
+        decision.actions.append({"action": "notify", "rule": _rule(plan, "notify"), "outcome": muted.outcome,
+                                 "detail": muted.detail})
     for action in plan.dry_run:
         detail = f"would {_would(session, breach, plan, action)}"
         rule = _rule(plan, action)
