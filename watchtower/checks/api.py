@@ -12,7 +12,9 @@ from watchtower.auth import WriteAccess
 from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.db import SessionDep
 from watchtower.errors import NotFound, problem_responses
+from watchtower.limits import SafeStr
 from watchtower.registry.models import Monitor
+from watchtower.registry.schemas import ModelName, MonitorName
 from watchtower.registry.service import get_model
 
 router = APIRouter(tags=["checks"], responses=problem_responses(404, 422))
@@ -60,8 +62,8 @@ class CheckRunRead(BaseModel):
 
 
 @router.get("/models/{name}/checks", response_model=list[CheckRunRead])
-def list_checks(name: str, session: SessionDep, limit: Annotated[int, Query(gt=0, le=500)] = 50,
-                status: str | None = None) -> list[CheckRunRead]:
+def list_checks(name: ModelName, session: SessionDep, limit: Annotated[int, Query(gt=0, le=500)] = 50,
+                status: Annotated[SafeStr | None, Query(max_length=30)] = None) -> list[CheckRunRead]:
     """The newest check runs of a model, with per-feature results."""
     model = get_model(session, name)
     query = select(CheckRun, Monitor.name).join(Monitor).where(CheckRun.model_id == model.id)
@@ -78,7 +80,7 @@ def list_checks(name: str, session: SessionDep, limit: Annotated[int, Query(gt=0
 
 
 @router.get("/models/{name}/monitors/{monitor}/thresholds", response_model=list[FittedThresholdRead])
-def list_thresholds(name: str, monitor: str, session: SessionDep) -> list[FittedThresholdRead]:
+def list_thresholds(name: ModelName, monitor: MonitorName, session: SessionDep) -> list[FittedThresholdRead]:
     """The monitor's learned thresholds as last fitted: value, how it was learned, from how many scores."""
     row = _monitor(session, name, monitor)
     fitted = session.exec(select(FittedThreshold).where(FittedThreshold.monitor_id == row.id)
@@ -88,7 +90,8 @@ def list_thresholds(name: str, monitor: str, session: SessionDep) -> list[Fitted
 
 
 @writes.post("/models/{name}/monitors/{monitor}/thresholds/refit", response_model=list[FittedThresholdRead])
-def refit_thresholds(name: str, monitor: str, session: SessionDep, request: Request) -> list[FittedThresholdRead]:
+def refit_thresholds(name: ModelName, monitor: MonitorName, session: SessionDep,
+                     request: Request) -> list[FittedThresholdRead]:
     """Re-fit the monitor's learned thresholds now (the scheduler also does, every threshold_refit_s)."""
     _monitor(session, name, monitor)
     session.commit()  # end this request's transaction: on SQLite it holds the write lock refit needs
