@@ -257,8 +257,12 @@ def taxonomies(session: SessionDep) -> list[dict[str, Any]]:
                  "application/yaml": {"schema": {"type": "string"}}}}})
 async def add(request: Request, session: SessionDep) -> dict[str, Any]:
     """Add a team's own taxonomy (JSON or YAML body); stored as data, no migration needed."""
-    spec = await run_in_threadpool(parse_spec, await request.body())  # YAML parsing is slow: off the event loop
-    taxonomy = add_taxonomy(session, spec)
+    raw = await request.body()  # async: the body arrives without holding a thread...
+    return await run_in_threadpool(_store_taxonomy, session, raw)  # ...then YAML parsing and the database don't
+
+
+def _store_taxonomy(session: Session, raw: bytes) -> dict[str, Any]:
+    taxonomy = add_taxonomy(session, parse_spec(raw))
     session.commit()
     session.refresh(taxonomy)
     return taxonomy.model_dump(mode="json")

@@ -139,3 +139,15 @@ def test_strings_longer_than_their_columns_are_refused(client: TestClient) -> No
                                json={"author": "ana", "title": "x", "owner": "o" * 201}), "body.owner")
     big_taxonomy = {"namespace": "team", "title": "Team", "nodes": [{"key": "a", "label": "A", "description": "\x00"}]}
     assert_refused(client.post("/taxonomies", content=json.dumps(big_taxonomy)), "body.nodes.0.description")
+
+
+def test_the_pages_bound_their_parameters_too(client: TestClient) -> None:
+    incident = file(client, "Churn drifted")
+    for url in (f"/postmortems/incidents/{2**63}", "/postmortems?q=drift%00", f"/postmortems?page={2**40}"):
+        response = client.get(url)
+        assert response.status_code == 422, url
+        assert response.headers["content-type"].startswith("text/html")
+    note = client.post(f"/postmortems/incidents/{incident['id']}/notes", data={"text": "a\x00b"})
+    assert note.status_code == 422
+    assert client.get("/postmortems?opened_from=0001-01-01T00:00:00%2B01:00&opened_to=9999-12-31").status_code == 200
+    assert client.get(f"/incidents/{incident['id']}").json()["timeline"] == incident["timeline"]
