@@ -38,8 +38,7 @@ class BodyLimit:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             # Answered at once: the client learns before it sends the rest, and nothing is buffered.
-            too_large = BodyTooLarge(limit, setting)
-            response = problem(413, "Content too large", str(too_large.detail),
+            response = problem(413, "Content too large", str(BodyTooLarge(limit, setting).detail),
                                errors=[{"field": "body", "reason": f"larger than {limit} bytes"}])
             await response(scope, receive, send)
             return

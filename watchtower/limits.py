@@ -107,12 +107,9 @@ LongText = Annotated[SafeStr, Field(max_length=100_000)]
 """Summaries, impact, descriptions and timeline text (TEXT columns)."""
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor ±Infinity (JSON columns and responses cannot carry them)."""
-Int32 = Annotated[int, Ge(-INT32_MAX - 1), Le(INT32_MAX)]
-"""An integer that fits an INTEGER column."""
 Id = Annotated[int, Ge(1), Le(INT32_MAX)]
-"""A row id (INTEGER primary keys): anything else cannot name a row, so it is a 422, never a database error."""
-Int64 = Annotated[int, Ge(-INT64_MAX - 1), Le(INT64_MAX)]
-"""An integer that fits a BIGINT column."""
+"""A row id (INTEGER primary keys): anything else cannot name a row, so it is a 422, never a database error.
+Other integers that are stored get `le=INT32_MAX` (counts, seconds, revisions) next to their own bounds."""
 UtcDatetime = Annotated[datetime, AfterValidator(_utc_in_range)]
 """An aware UTC datetime (naive input is taken as UTC) from 1970 to before 2200."""
 DatetimeBound = Annotated[datetime, AfterValidator(_clamped)]

@@ -155,3 +155,13 @@ def test_model_spec_strings_and_urls_fit_their_columns(client: TestClient, model
     response = factories.register(client, spec, models.tensor_primary, models.tensor_fallback, models.reference)
     assert_refused(response, "spec.target")
     assert client.get("/models").json() == []
+
+
+def test_uploaded_text_columns_may_look_like_numbers(client: TestClient, model: str, db: Engine) -> None:
+    csv = "id,f1,f2,f3,f4,version,error,latency_ms,ts\ne1,1,2,3,4,2,500,1.5,2026-01-02T03:04:05+01:00\n"
+    response = client.post("/models/churn/events/upload", files={"file": ("events.csv", csv.encode())})
+    assert response.status_code == 200, response.text
+    with Session(db) as session:
+        event = session.exec(select(ServingEvent)).one()
+    assert (event.version, event.error, event.latency_ms) == ("2", "500", 1.5)
+    assert event.ts.isoformat().startswith("2026-01-02T02:04:05")

@@ -106,7 +106,7 @@ def _column_safe(feature: str) -> str:
 
 def _file_events(records: list[dict[str, Any]]) -> list[EventIn]:
     """The file's reserved columns checked as JSON events are (id length, ts range, finite latency...)."""
-    raw = [{"id": str(r["id"]), "features": {}} | {k: _plain(r[k]) for k in RESERVED[1:] if r.get(k) is not None}
+    raw = [{"id": str(r["id"]), "features": {}} | {k: _plain(r[k], k) for k in RESERVED[1:] if r.get(k) is not None}
            for r in records]
     try:
         return _EVENTS.validate_python(raw)
@@ -115,8 +115,11 @@ def _file_events(records: list[dict[str, Any]]) -> list[EventIn]:
         raise Invalid(f"{len(errors)} invalid value(s); nothing was stored", errors=errors[:MAX_REPORTED]) from exc
 
 
-def _plain(value: Any) -> Any:
-    """numpy and pandas scalars as the Python values JSON would have given."""
+def _plain(value: Any, column: str) -> Any:
+    """numpy and pandas scalars as the Python values JSON would have given; text columns as text even when a
+    CSV reader saw numbers in them (version 2, error code 500)."""
+    if column in ("error", "version"):
+        return str(value)
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
     return value.item() if hasattr(value, "item") else value
