@@ -3,7 +3,8 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
@@ -38,11 +39,12 @@ from postmortems.service import (
     update_action_item,
     update_incident,
 )
-from postmortems.taxonomy import TaxonomySpec, add_taxonomy, load_index, parse_spec
+from postmortems.taxonomy import KEY, TaxonomySpec, add_taxonomy, load_index, parse_spec
 from watchtower.auth import WriteAccess
 from watchtower.clock import to_utc
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, problem_responses
+from watchtower.limits import INT32_MAX, DatetimeBound, Id, SafeStr
 from watchtower.registry.schemas import OperatorDecision
 
 router = APIRouter(tags=["incidents"], responses=problem_responses(404, 422))
@@ -92,14 +94,14 @@ def filters_for(session: Session, tag: list[str], model: list[str], severity: li
 
 @router.get("/incidents", response_model=SearchResponse)
 def search_incidents(
-    request: Request, session: SessionDep, q: str = "",
-    tag: Annotated[list[str], Query(description="Taxonomy key; includes everything below it")] = [],  # noqa: B006
-    model: Annotated[list[str], Query()] = [],  # noqa: B006
+    request: Request, session: SessionDep, q: Annotated[SafeStr, Query(max_length=1000)] = "",
+    tag: Annotated[list[SafeStr], Query(description="Taxonomy key; includes everything below it")] = [],  # noqa: B006
+    model: Annotated[list[SafeStr], Query()] = [],  # noqa: B006
     severity: Annotated[list[Severity], Query()] = [],  # noqa: B006
     status: Annotated[list[Status], Query()] = [],  # noqa: B006
-    opened_from: datetime | None = None, opened_to: datetime | None = None,
+    opened_from: DatetimeBound | None = None, opened_to: DatetimeBound | None = None,
     sort: Literal["relevance", "date"] = "relevance",
-    limit: Annotated[int, Query(gt=0, le=200)] = 20, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(gt=0, le=200)] = 20, offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> SearchResponse:
     """Ranked full-text search (words, "phrases", -exclusions) with facets; snippets mark matches with <mark>."""
     filters = filters_for(session, tag, model, severity, status, opened_from, opened_to)
@@ -128,13 +130,13 @@ def import_incidents(body: transfer.ImportBatch, session: SessionDep) -> dict[st
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentRead)
-def read(incident_id: int, request: Request, session: SessionDep) -> IncidentRead:
+def read(incident_id: Id, request: Request, session: SessionDep) -> IncidentRead:
     """One incident: evidence, tags, timeline, durations, action items, similar incidents."""
     return _read(request, session, get_incident(session, incident_id))
 
 
 @writes.patch("/incidents/{incident_id}", response_model=IncidentRead)
-def update(incident_id: int, body: IncidentUpdate, request: Request, session: SessionDep) -> IncidentRead:
+def update(incident_id: Id, body: IncidentUpdate, request: Request, session: SessionDep) -> IncidentRead:
     """Edit title, summary, severity, owner, impact or affected models and pipelines."""
     incident = update_incident(session, get_incident(session, incident_id), body)
     session.commit()
@@ -142,7 +144,7 @@ def update(incident_id: int, body: IncidentUpdate, request: Request, session: Se
 
 
 @writes.post("/incidents/{incident_id}/status", response_model=IncidentRead)
-def move(incident_id: int, body: Transition, request: Request, session: SessionDep) -> IncidentRead:
+def move(incident_id: Id, body: Transition, request: Request, session: SessionDep) -> IncidentRead:
     """Acknowledge, mitigate, resolve, complete the postmortem, or reopen."""
     incident = transition(session, get_incident(session, incident_id), body.status, body.author, body.reason)
     session.commit()
@@ -151,13 +153,13 @@ def move(incident_id: int, body: Transition, request: Request, session: SessionD
 
 
 @writes.post("/incidents/{incident_id}/resolve", response_model=IncidentRead)
-def resolve(incident_id: int, body: OperatorDecision, request: Request, session: SessionDep) -> IncidentRead:
+def resolve(incident_id: Id, body: OperatorDecision, request: Request, session: SessionDep) -> IncidentRead:
     """Shortcut for status=resolved."""
     return move(incident_id, Transition(status="resolved", author=body.author, reason=body.reason), request, session)
 
 
 @writes.post("/incidents/{incident_id}/notes", response_model=IncidentRead, status_code=201)
-def note(incident_id: int, body: NoteCreate, request: Request, session: SessionDep) -> IncidentRead:
+def note(incident_id: Id, body: NoteCreate, request: Request, session: SessionDep) -> IncidentRead:
     """Add a human note to the timeline."""
     incident = get_incident(session, incident_id)
     add_note(session, incident, body.author, body.text)
@@ -166,7 +168,8 @@ def note(incident_id: int, body: NoteCreate, request: Request, session: SessionD
 
 
 @writes.put("/incidents/{incident_id}/tags/{tag}", response_model=IncidentRead)
-def tag(incident_id: int, tag: str, body: TagDecision, request: Request, session: SessionDep) -> IncidentRead:
+def tag(incident_id: Id, tag: Annotated[str, Path(pattern=KEY)], body: TagDecision, request: Request,
+        session: SessionDep) -> IncidentRead:
     """Add, confirm or reject a taxonomy tag."""
     incident = get_incident(session, incident_id)
     decide_tag(session, incident, tag, body.confidence, body.author)
@@ -175,13 +178,13 @@ def tag(incident_id: int, tag: str, body: TagDecision, request: Request, session
 
 
 @router.get("/incidents/{incident_id}/writeup", response_model=WriteupRead)
-def read_writeup(incident_id: int, request: Request, session: SessionDep) -> WriteupRead:
+def read_writeup(incident_id: Id, request: Request, session: SessionDep) -> WriteupRead:
     """The postmortem document; revision 0 is the draft Watchtower pre-filled."""
     return writeup.read(session, _read(request, session, get_incident(session, incident_id)))
 
 
 @writes.put("/incidents/{incident_id}/writeup", response_model=WriteupRead)
-def save_writeup(incident_id: int, body: WriteupUpdate, request: Request, session: SessionDep) -> WriteupRead:
+def save_writeup(incident_id: Id, body: WriteupUpdate, request: Request, session: SessionDep) -> WriteupRead:
     """Save a new revision; 409 when someone else saved since `base_revision`."""
     incident = get_incident(session, incident_id)
     writeup.save(session, incident, body.markdown, body.author, body.base_revision)
@@ -190,7 +193,7 @@ def save_writeup(incident_id: int, body: WriteupUpdate, request: Request, sessio
 
 
 @router.get("/incidents/{incident_id}/writeup/revisions", response_model=list[WriteupRead])
-def writeup_revisions(incident_id: int, session: SessionDep) -> list[WriteupRead]:
+def writeup_revisions(incident_id: Id, session: SessionDep) -> list[WriteupRead]:
     """Who changed the write-up, and when (every revision, oldest first)."""
     get_incident(session, incident_id)
     return [WriteupRead(incident_id=r.incident_id, revision=r.revision, markdown=r.markdown, author=r.author,
@@ -198,7 +201,7 @@ def writeup_revisions(incident_id: int, session: SessionDep) -> list[WriteupRead
 
 
 @writes.post("/incidents/{incident_id}/action-items", response_model=ActionItemRead, status_code=201)
-def new_action_item(incident_id: int, body: ActionItemCreate, session: SessionDep) -> ActionItemRead:
+def new_action_item(incident_id: Id, body: ActionItemCreate, session: SessionDep) -> ActionItemRead:
     """Add a follow-up with owner and due date."""
     item = add_action_item(session, get_incident(session, incident_id), body)
     session.commit()
@@ -206,7 +209,7 @@ def new_action_item(incident_id: int, body: ActionItemCreate, session: SessionDe
 
 
 @writes.patch("/incidents/{incident_id}/action-items/{item_id}", response_model=ActionItemRead)
-def edit_action_item(incident_id: int, item_id: int, body: ActionItemUpdate, session: SessionDep) -> ActionItemRead:
+def edit_action_item(incident_id: Id, item_id: Id, body: ActionItemUpdate, session: SessionDep) -> ActionItemRead:
     """Close, reassign or reschedule an action item."""
     item = update_action_item(session, get_incident(session, incident_id), item_id, body)
     session.commit()
@@ -214,7 +217,7 @@ def edit_action_item(incident_id: int, item_id: int, body: ActionItemUpdate, ses
 
 
 @writes.post("/incidents/{incident_id}/similar/{other_id}/dismiss", response_model=IncidentRead)
-def not_similar(incident_id: int, other_id: int, body: NotSimilar, request: Request,
+def not_similar(incident_id: Id, other_id: Id, body: NotSimilar, request: Request,
                 session: SessionDep) -> IncidentRead:
     """Mark a suggested similar incident as not similar; it is not suggested again."""
     incident = get_incident(session, incident_id)
@@ -225,7 +228,7 @@ def not_similar(incident_id: int, other_id: int, body: NotSimilar, request: Requ
 
 @router.get("/incidents/{incident_id}/export", response_model=None,
             responses={200: {"content": {"application/json": {}, "text/markdown": {}}}})
-def export(incident_id: int, request: Request, session: SessionDep,
+def export(incident_id: Id, request: Request, session: SessionDep,
            format: Literal["json", "markdown"] = "json") -> Response:
     """The whole incident as JSON (with write-up), or its write-up as Markdown."""
     view = _read(request, session, get_incident(session, incident_id))
@@ -256,8 +259,12 @@ def taxonomies(session: SessionDep) -> list[dict[str, Any]]:
                  "application/yaml": {"schema": {"type": "string"}}}}})
 async def add(request: Request, session: SessionDep) -> dict[str, Any]:
     """Add a team's own taxonomy (JSON or YAML body); stored as data, no migration needed."""
-    spec = parse_spec(await request.body())
-    taxonomy = add_taxonomy(session, spec)
+    raw = await request.body()  # async: the body arrives without holding a thread...
+    return await run_in_threadpool(_store_taxonomy, session, raw)  # ...then YAML parsing and the database don't
+
+
+def _store_taxonomy(session: Session, raw: bytes) -> dict[str, Any]:
+    taxonomy = add_taxonomy(session, parse_spec(raw))
     session.commit()
     session.refresh(taxonomy)
     return taxonomy.model_dump(mode="json")

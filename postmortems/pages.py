@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from alerts.outbox import service as outbox
 from postmortems import search as search_module
@@ -39,11 +39,14 @@ from postmortems.web_session import COOKIE, check_token, cookie_for, csrf_token,
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import WatchtowerError
+from watchtower.limits import INT32_MAX, DatetimeBound, Id, SafeStr
 from watchtower.policy import holds
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(prefix="/postmortems", include_in_schema=False)
 PAGE = 20
+PAGE_MAX = INT32_MAX // PAGE  # the offset stays an INTEGER
+_BOUND: TypeAdapter[datetime] = TypeAdapter(DatetimeBound)
 CsrfField = Annotated[str, Form()]
 
 
@@ -76,10 +79,11 @@ def error_page(request: Request, status: int, title: str, detail: str, errors: l
 
 
 @router.get("", response_class=HTMLResponse)
-def search_page(request: Request, session: SessionDep, q: str = "", tag: Annotated[list[str], Query()] = [],  # noqa: B006
-                severity: Severity | Literal[""] = "", status: Status | Literal[""] = "", model: str = "",
+def search_page(request: Request, session: SessionDep, q: Annotated[SafeStr, Query(max_length=1000)] = "",
+                tag: Annotated[list[str], Query()] = [],  # noqa: B006
+                severity: Severity | Literal[""] = "", status: Status | Literal[""] = "", model: SafeStr = "",
                 opened_from: str = "", opened_to: str = "", sort: Literal["relevance", "date"] = "relevance",
-                page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
+                page: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 1) -> HTMLResponse:
     """Search with facets and highlighted snippets."""
     from postmortems.api import filters_for
 
@@ -109,7 +113,7 @@ def search_page(request: Request, session: SessionDep, q: str = "", tag: Annotat
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-def incident_page(incident_id: int, request: Request, session: SessionDep) -> HTMLResponse:
+def incident_page(incident_id: Id, request: Request, session: SessionDep) -> HTMLResponse:
     """One incident: status and durations, impact, evidence, tags, write-up, action items, similar, timeline."""
     index = load_index(session)
     row = get_incident(session, incident_id)
@@ -151,8 +155,8 @@ def file_from_page(request: Request, session: SessionDep, *, csrf: CsrfField = "
 
 
 @router.post("/incidents/{incident_id}/notes")
-def note_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
-                   text: Annotated[str, Form(min_length=1)]) -> Response:
+def note_from_page(incident_id: Id, request: Request, session: SessionDep, *, csrf: CsrfField = "",
+                   text: Annotated[SafeStr, Form(min_length=1, max_length=20_000)]) -> Response:
     def act() -> Response:
         add_note(session, get_incident(session, incident_id), require_user(request, csrf), text)
         session.commit()
@@ -162,8 +166,9 @@ def note_from_page(incident_id: int, request: Request, session: SessionDep, *, c
 
 
 @router.post("/incidents/{incident_id}/status")
-def status_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
-                     status: Annotated[str, Form()], reason: Annotated[str, Form()] = "") -> Response:
+def status_from_page(incident_id: Id, request: Request, session: SessionDep, *, csrf: CsrfField = "",
+                     status: Annotated[str, Form()],
+                     reason: Annotated[SafeStr, Form(max_length=2000)] = "") -> Response:
     def act() -> Response:
         from postmortems.api import observe_durations
 
@@ -177,7 +182,7 @@ def status_from_page(incident_id: int, request: Request, session: SessionDep, *,
 
 
 @router.post("/incidents/{incident_id}/tags")
-def tag_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
+def tag_from_page(incident_id: Id, request: Request, session: SessionDep, *, csrf: CsrfField = "",
                   tag: Annotated[str, Form()], confidence: Annotated[str, Form()] = "confirmed") -> Response:
     def act() -> Response:
         decide_tag(session, get_incident(session, incident_id), tag,
@@ -189,8 +194,9 @@ def tag_from_page(incident_id: int, request: Request, session: SessionDep, *, cs
 
 
 @router.post("/incidents/{incident_id}/writeup")
-def writeup_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
-                      markdown: Annotated[str, Form(min_length=1)], base_revision: Annotated[int, Form()]) -> Response:
+def writeup_from_page(incident_id: Id, request: Request, session: SessionDep, *, csrf: CsrfField = "",
+                      markdown: Annotated[SafeStr, Form(min_length=1, max_length=500_000)],
+                      base_revision: Annotated[int, Form(ge=0, le=INT32_MAX)]) -> Response:
     def act() -> Response:
         writeup.save(session, get_incident(session, incident_id), markdown, require_user(request, csrf), base_revision)
         session.commit()
@@ -200,7 +206,7 @@ def writeup_from_page(incident_id: int, request: Request, session: SessionDep, *
 
 
 @router.post("/incidents/{incident_id}/action-items")
-def action_item_from_page(incident_id: int, request: Request, session: SessionDep, *, csrf: CsrfField = "",
+def action_item_from_page(incident_id: Id, request: Request, session: SessionDep, *, csrf: CsrfField = "",
                           title: Annotated[str, Form(min_length=1)], owner: Annotated[str, Form()] = "",
                           due: Annotated[str, Form()] = "") -> Response:
     def act() -> Response:
@@ -214,7 +220,7 @@ def action_item_from_page(incident_id: int, request: Request, session: SessionDe
 
 
 @router.post("/incidents/{incident_id}/action-items/{item_id}")
-def action_item_status_from_page(incident_id: int, item_id: int, request: Request, session: SessionDep,
+def action_item_status_from_page(incident_id: Id, item_id: Id, request: Request, session: SessionDep,
                                  *, csrf: CsrfField = "", status: Annotated[str, Form()]) -> Response:
     def act() -> Response:
         body = ActionItemUpdate(author=require_user(request, csrf), status=status)  # type: ignore[arg-type]
@@ -226,7 +232,7 @@ def action_item_status_from_page(incident_id: int, item_id: int, request: Reques
 
 
 @router.post("/incidents/{incident_id}/similar/{other_id}/dismiss")
-def dismiss_from_page(incident_id: int, other_id: int, request: Request, session: SessionDep,
+def dismiss_from_page(incident_id: Id, other_id: Id, request: Request, session: SessionDep,
                       *, csrf: CsrfField = "") -> Response:
     def act() -> Response:
         similar.dismiss(session, incident_id, other_id, require_user(request, csrf))
@@ -298,6 +304,6 @@ def _tree(index: Any) -> list[tuple[str, str, int]]:
 
 def _date(value: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(value) if value else None
-    except ValueError:
+        return _BOUND.validate_python(value) if value else None
+    except ValidationError:  # the search form ignores a date it cannot read
         return None

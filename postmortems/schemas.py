@@ -1,13 +1,16 @@
 """What the incident API reads and writes."""
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from postmortems.models import Severity, Status
+from watchtower.limits import INT32_MAX, Day, FiniteFloat, LongText, Patchable, SafeStr, ShortText, UtcDatetime
 
 Author = Field(min_length=1, max_length=200)
+Names = Annotated[list[ShortText], Field(max_length=1000)]
+ImpactNumbers = Annotated[dict[ShortText, FiniteFloat], Field(max_length=1000)]
 
 
 class TimelineRead(BaseModel):
@@ -93,59 +96,61 @@ class IncidentCreate(BaseModel):
     """An incident filed by hand (not every failure is caught by a detector)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=300)
-    summary: str = ""
+    title: SafeStr = Field(min_length=1, max_length=300)
+    summary: LongText = ""
     severity: Severity = Severity.sev3
-    owner: str | None = Field(default=None, max_length=200)
-    author: str = Author
-    models: list[str] = Field(default_factory=list, description="Affected model names")
-    pipelines: list[str] = Field(default_factory=list)
-    impact: str = ""
-    impact_numbers: dict[str, float] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list, description="Taxonomy keys, confirmed by the author")
-    opened_at: datetime | None = None
-    impact_started_at: datetime | None = None
+    owner: SafeStr | None = Field(default=None, max_length=200)
+    author: SafeStr = Author
+    models: Names = Field(default_factory=list, description="Affected model names")
+    pipelines: Names = Field(default_factory=list)
+    impact: LongText = ""
+    impact_numbers: ImpactNumbers = Field(default_factory=dict)
+    tags: Annotated[list[SafeStr], Field(max_length=100)] = Field(
+        default_factory=list, description="Taxonomy keys, confirmed by the author")
+    opened_at: UtcDatetime | None = None
+    impact_started_at: UtcDatetime | None = None
 
 
 class IncidentUpdate(BaseModel):
-    """Fields people edit; unset fields stay as they are."""
+    """Fields people edit; unset fields stay as they are, and only `owner` may be set to null."""
 
     model_config = ConfigDict(extra="forbid")
-    author: str = Author
-    title: str | None = Field(default=None, min_length=1, max_length=300)
-    summary: str | None = None
-    severity: Severity | None = None
-    owner: str | None = Field(default=None, max_length=200)
-    impact: str | None = None
-    impact_numbers: dict[str, float] | None = None
-    models: list[str] | None = None
-    pipelines: list[str] | None = None
+    author: SafeStr = Author
+    title: Patchable[Annotated[SafeStr, Field(min_length=1, max_length=300)]] = None
+    summary: Patchable[LongText] = None
+    severity: Patchable[Severity] = None
+    owner: SafeStr | None = Field(default=None, max_length=200)
+    impact: Patchable[LongText] = None
+    impact_numbers: Patchable[ImpactNumbers] = None
+    models: Patchable[Names] = None
+    pipelines: Patchable[Names] = None
 
 
 class Transition(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["acknowledged", "mitigated", "resolved", "postmortem_complete", "reopen"]
-    author: str = Author
-    reason: str = Field(default="", max_length=2000)
+    author: SafeStr = Author
+    reason: SafeStr = Field(default="", max_length=2000)
 
 
 class NoteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    author: str = Author
-    text: str = Field(min_length=1, max_length=20000)
+    author: SafeStr = Author
+    text: SafeStr = Field(min_length=1, max_length=20000)
 
 
 class TagDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    author: str = Author
+    author: SafeStr = Author
     confidence: Literal["confirmed", "rejected", "suggested"] = "confirmed"
 
 
 class WriteupUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    author: str = Author
-    markdown: str = Field(min_length=1, max_length=500_000)
-    base_revision: int = Field(ge=0, description="The revision this edit started from; 409 if it is stale")
+    author: SafeStr = Author
+    markdown: SafeStr = Field(min_length=1, max_length=500_000)
+    base_revision: int = Field(ge=0, le=INT32_MAX,
+                               description="The revision this edit started from; 409 if it is stale")
 
 
 class WriteupRead(BaseModel):
@@ -158,20 +163,20 @@ class WriteupRead(BaseModel):
 
 class ActionItemCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    author: str = Author
-    title: str = Field(min_length=1, max_length=500)
-    owner: str | None = Field(default=None, max_length=200)
-    due: date | None = None
+    author: SafeStr = Author
+    title: SafeStr = Field(min_length=1, max_length=500)
+    owner: SafeStr | None = Field(default=None, max_length=200)
+    due: Day | None = None
 
 
 class ActionItemUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    author: str = Author
-    status: Literal["open", "done", "wont_do"] | None = None
-    owner: str | None = Field(default=None, max_length=200)
-    due: date | None = None
+    author: SafeStr = Author
+    status: Patchable[Literal["open", "done", "wont_do"]] = None
+    owner: SafeStr | None = Field(default=None, max_length=200)
+    due: Day | None = None
 
 
 class NotSimilar(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    author: str = Author
+    author: SafeStr = Author

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from postmortems.models import Taxonomy
 from watchtower.errors import Conflict, Invalid, field_error
+from watchtower.limits import SafeStr, explain
 
 BUILTIN_DIR = Path(__file__).parent / "taxonomies"
 KEY = r"^[a-z0-9][a-z0-9-]{0,99}$"
@@ -82,9 +83,9 @@ class TaxonomyNode(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     key: str = Field(pattern=KEY)
-    label: str = Field(min_length=1, max_length=200)
-    parent: str | None = None
-    description: str = ""
+    label: SafeStr = Field(min_length=1, max_length=200)
+    parent: str | None = Field(default=None, pattern=KEY)
+    description: SafeStr = Field(default="", max_length=20_000)
     root_cause: bool = False
     ml: Literal["ml", "non-ml"] | None = None
     distributed: Literal["distributed", "less", "not"] | None = None
@@ -95,9 +96,9 @@ class TaxonomySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     namespace: str = Field(pattern=KEY)
-    title: str = Field(min_length=1, max_length=200)
-    description: str = ""
-    nodes: list[TaxonomyNode] = Field(min_length=1)
+    title: SafeStr = Field(min_length=1, max_length=200)
+    description: SafeStr = Field(default="", max_length=100_000)
+    nodes: list[TaxonomyNode] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
     def _tree(self) -> "TaxonomySpec":
@@ -170,7 +171,7 @@ def parse_spec(raw: bytes | str) -> TaxonomySpec:
     try:
         return TaxonomySpec.model_validate(data)
     except ValidationError as exc:
-        errors = [field_error(".".join(["body", *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]
+        errors = [field_error(".".join(["body", *map(str, e["loc"])]), explain(e)) for e in exc.errors()]
         raise Invalid("invalid taxonomy", errors=errors) from exc
 
 

@@ -1,6 +1,5 @@
 """Bulk import of historic postmortems (JSON) and export of one incident as JSON or Markdown."""
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,26 +12,27 @@ from postmortems.schemas import IncidentCreate
 from postmortems.taxonomy import load_index
 from watchtower.clock import to_utc
 from watchtower.errors import Invalid, field_error
+from watchtower.limits import LongText, SafeStr, UtcDatetime
 
 
 class ImportedTag(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tag: str
+    tag: SafeStr = Field(max_length=100)
     confidence: Literal["confirmed", "suggested"] = "confirmed"
 
 
 class ImportedEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    at: datetime
-    kind: str = Field(default="note", max_length=50)
-    author: str = Field(default="import", max_length=200)
-    text: str
+    at: UtcDatetime
+    kind: SafeStr = Field(default="note", max_length=50)
+    author: SafeStr = Field(default="import", max_length=200)
+    text: LongText
 
 
 class ImportedItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=500)
-    owner: str | None = None
+    title: SafeStr = Field(min_length=1, max_length=500)
+    owner: SafeStr | None = Field(default=None, max_length=200)
     status: Literal["open", "done", "wont_do"] = "open"
 
 
@@ -40,15 +40,15 @@ class ImportedIncident(IncidentCreate):
     """A historic postmortem: the manual fields plus where it ended and what was written."""
 
     model_config = ConfigDict(extra="forbid")
-    tagged: list[ImportedTag] = Field(default_factory=list, description="Tags with their confidence")
+    tagged: list[ImportedTag] = Field(default_factory=list, max_length=100, description="Tags with their confidence")
     status: Status = Status.resolved
-    acknowledged_at: datetime | None = None
-    mitigated_at: datetime | None = None
-    resolved_at: datetime | None = None
-    completed_at: datetime | None = None
-    timeline: list[ImportedEntry] = Field(default_factory=list)
-    writeup: str | None = None
-    action_items: list[ImportedItem] = Field(default_factory=list)
+    acknowledged_at: UtcDatetime | None = None
+    mitigated_at: UtcDatetime | None = None
+    resolved_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+    timeline: list[ImportedEntry] = Field(default_factory=list, max_length=10_000)
+    writeup: SafeStr | None = Field(default=None, max_length=500_000)
+    action_items: list[ImportedItem] = Field(default_factory=list, max_length=1000)
 
 
 class ImportBatch(BaseModel):

@@ -17,10 +17,11 @@ from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower import readiness
 from watchtower.auth import users as users_api
+from watchtower.body_limit import BodyLimit
 from watchtower.checks import api as checks_api
 from watchtower.clock import utcnow
 from watchtower.db import engine_for
-from watchtower.errors import install_handlers, problem, problem_responses
+from watchtower.errors import document_problems, install_handlers, problem, problem_responses
 from watchtower.events import api as events_api
 from watchtower.gauges import StateReader
 from watchtower.policy import api as policy_api
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings, app.state.engine, app.state.runtime = settings, runtime.engine, runtime
     app.state.metrics, app.state.cache, app.state.scheduler = runtime.metrics, runtime.cache, None
     install_handlers(app)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.state.page_error = pages.error_page  # form mistakes on the pages get an HTML page, not JSON
     for module in (registry_api, serving_api, events_api, checks_api, incidents_api, pages):
         app.include_router(module.router)
@@ -112,6 +114,7 @@ def _add_problem_schema(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = build()
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+            document_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

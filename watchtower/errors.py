@@ -6,10 +6,15 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+
+from watchtower.limits import explain
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 5  # how long a client should wait when the database cannot be reached
 
 
 class WatchtowerError(Exception):
@@ -96,7 +101,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        errors = [field_error(_loc_to_field(e["loc"]), e["msg"]) for e in exc.errors()]
+        errors = [field_error(_loc_to_field(e["loc"]), explain(e)) for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
         page_error = getattr(request.app.state, "page_error", None)
         if page_error is not None and request.url.path.startswith("/postmortems"):
@@ -108,10 +113,30 @@ def install_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return problem(exc.status_code, _reason(exc.status_code), str(exc.detail), headers=headers)
 
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
+        log.warning("database pool exhausted: %s", exc)
+        return _unavailable("no database connection was free in time")
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Unreachable, restarting, reaped connections, SQLite's lock timeout: transient, so 503 + Retry-After.
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            log.warning("database unavailable: %s", str(exc.orig or exc).strip())
+            return _unavailable("the database cannot be reached or is busy")
+        return await _crash(request, exc)
+
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return problem(500, "Internal server error", f"{type(exc).__name__}; see the server log")
+        # The server may drop the connection after a crash: say so, so keep-alive clients reconnect cleanly.
+        return problem(500, "Internal server error", f"{type(exc).__name__}; see the server log",
+                       headers={"Connection": "close"})
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return problem(503, "Service unavailable", f"{detail}; retry in {RETRY_AFTER_S} s",
+                   headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _reason(status: int) -> str:
@@ -128,9 +153,30 @@ PROBLEM_RESPONSE = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the problem statuses a route can return."""
-    descriptions = {
-        400: "Bad request", 401: "Missing or wrong bearer token", 404: "Not found", 409: "Conflict",
-        413: "Upload too large", 415: "Wrong content type; `errors` names the parts the endpoint takes",
-        422: "Invalid input; `errors` names each field and reason",
-    }
-    return {s: {"description": descriptions.get(s, "Error"), **PROBLEM_RESPONSE} for s in statuses}
+    return {s: {"description": DESCRIPTIONS.get(s, "Error"), **PROBLEM_RESPONSE} for s in statuses}
+
+
+DESCRIPTIONS = {
+    400: "Malformed request (a body that is not JSON, a broken multipart stream)",
+    401: "Missing or wrong bearer token", 404: "Not found", 409: "Conflict",
+    413: "Body or upload too large (WATCHTOWER_MAX_BODY_BYTES, WATCHTOWER_MAX_UPLOAD_BYTES)",
+    415: "Wrong content type; `errors` names the parts the endpoint takes",
+    422: "Invalid input; `errors` names each field and reason",
+    503: "The database cannot be reached; retry after `Retry-After` seconds",
+}
+
+
+def document_problems(schema: dict[str, Any]) -> None:
+    """Add the problems any operation can return to every operation of an OpenAPI schema (in place)."""
+    retry_after = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            statuses = [400, 422, 503] + ([413] if "requestBody" in operation else [])
+            for status in statuses:
+                entry = {"description": DESCRIPTIONS[status], **PROBLEM_RESPONSE}
+                if status == 503:
+                    entry["headers"] = retry_after
+                responses = operation.setdefault("responses", {})
+                # FastAPI documents its own 422 body; ours is problem details, like every other error.
+                if status == 422 or str(status) not in responses:
+                    responses[str(status)] = entry

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     metrics_analytics_ttl_s: float = Field(
         default=60, ge=0, description="How long /metrics reuses the incident analytics gauges (0: every scrape)")
     min_window_events: int = Field(default=200, gt=0)
-    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest JSON (non-multipart) body")
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0, description="Largest multipart upload request")
 
     slack_token: SecretStr | None = None
     slack_channel: str = "#ml-incidents"

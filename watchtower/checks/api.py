@@ -13,6 +13,7 @@ from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.db import SessionDep
 from watchtower.errors import NotFound, problem_responses
 from watchtower.registry.models import Monitor
+from watchtower.registry.schemas import ModelName, MonitorName
 from watchtower.registry.service import get_model
 
 CheckStatus = Literal["ok", "breached", "insufficient_data", "error"]  # what monitor._run stores
@@ -62,7 +63,7 @@ class CheckRunRead(BaseModel):
 
 
 @router.get("/models/{name}/checks", response_model=list[CheckRunRead])
-def list_checks(name: str, session: SessionDep, limit: Annotated[int, Query(gt=0, le=500)] = 50,
+def list_checks(name: ModelName, session: SessionDep, limit: Annotated[int, Query(gt=0, le=500)] = 50,
                 status: CheckStatus | None = None) -> list[CheckRunRead]:
     """The newest check runs of a model, with per-feature results."""
     model = get_model(session, name)
@@ -80,7 +81,7 @@ def list_checks(name: str, session: SessionDep, limit: Annotated[int, Query(gt=0
 
 
 @router.get("/models/{name}/monitors/{monitor}/thresholds", response_model=list[FittedThresholdRead])
-def list_thresholds(name: str, monitor: str, session: SessionDep) -> list[FittedThresholdRead]:
+def list_thresholds(name: ModelName, monitor: MonitorName, session: SessionDep) -> list[FittedThresholdRead]:
     """The monitor's learned thresholds as last fitted: value, how it was learned, from how many scores."""
     row = _monitor(session, name, monitor)
     fitted = session.exec(select(FittedThreshold).where(FittedThreshold.monitor_id == row.id)
@@ -90,7 +91,8 @@ def list_thresholds(name: str, monitor: str, session: SessionDep) -> list[Fitted
 
 
 @writes.post("/models/{name}/monitors/{monitor}/thresholds/refit", response_model=list[FittedThresholdRead])
-def refit_thresholds(name: str, monitor: str, session: SessionDep, request: Request) -> list[FittedThresholdRead]:
+def refit_thresholds(name: ModelName, monitor: MonitorName, session: SessionDep,
+                     request: Request) -> list[FittedThresholdRead]:
     """Re-fit the monitor's learned thresholds now (the scheduler also does, every threshold_refit_s)."""
     _monitor(session, name, monitor)
     session.commit()  # end this request's transaction: on SQLite it holds the write lock refit needs

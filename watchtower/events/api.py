@@ -4,16 +4,18 @@ from typing import Annotated, Any, cast
 
 import pandas as pd
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
+from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 
 from watchtower.auth import WriteAccess
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
-from watchtower.errors import Invalid, PayloadTooLarge, field_error, multipart, problem_responses
+from watchtower.errors import Invalid, field_error, multipart, problem_responses
 from watchtower.events.models import IngestRejection, MetricPoint
 from watchtower.events.schemas import (
     STAGE_PATTERN,
     EventBatch,
+    EventIn,
     FeatureLogBatch,
     IngestResult,
     LabelBatch,
@@ -22,14 +24,17 @@ from watchtower.events.schemas import (
 )
 from watchtower.events.store import insert_events, insert_labels, served_ids, upsert_feature_logs
 from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_rows
+from watchtower.limits import explain
 from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
+from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import get_model
-from watchtower.registry.tabular import read_table
+from watchtower.registry.tabular import read_table, read_upload
 
 router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteAccess,
                    responses=problem_responses(401, 404, 409, 422))
 RESERVED = ("id", "ts", "prediction", "latency_ms", "error", "version")
+_EVENTS = TypeAdapter(list[EventIn])
 
 
 def active_model(session: Session, name: str) -> MonitoredModel:
@@ -46,14 +51,14 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
         return check_rows(rows, model.features, where)
     except SchemaMismatch as exc:
         now = utcnow()
-        session.add_all([IngestRejection(model_id=cast(int, model.id), ts=now, kind=kind, feature=feature, count=n)
-                         for (kind, feature), n in exc.counts.items()])
+        session.add_all([IngestRejection(model_id=cast(int, model.id), ts=now, kind=kind, feature=_column_safe(feature),
+                                         count=n) for (kind, feature), n in exc.counts.items()])
         session.commit()  # the refusal is recorded; the events themselves are not stored
         raise
 
 
 @router.post("/events", response_model=IngestResult)
-def ingest_events(name: str, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
+def ingest_events(name: ModelName, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
     """Store serving events reported by a model served elsewhere; resent ids are ignored."""
     model = active_model(session, name)
     features = checked_features(session, model, [e.features for e in body.events], "body.events.{i}.features")
@@ -72,12 +77,13 @@ def ingest_events(name: str, body: EventBatch, session: SessionDep, request: Req
 
 @router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413, 415),
              dependencies=[multipart({"file": "the events as CSV or Parquet"})])
-async def upload_events(name: str, file: Annotated[UploadFile, File(description="CSV or Parquet: id, "
-                        "features..., optional ts, prediction, latency_ms, version")],
-                        session: SessionDep, request: Request) -> IngestResult:
+def upload_events(name: ModelName, file: Annotated[UploadFile, File(description="CSV or Parquet: id, "
+                  "features..., optional ts, prediction, latency_ms, error, version")],
+                  session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
+    # A plain `def`: parsing and checking a big file runs in the thread pool, never on the event loop.
     model = active_model(session, name)
-    data = await _read_limited(file, request.app.state.settings.max_upload_bytes)
+    data = read_upload(file, "file", request.app.state.settings.max_upload_bytes)
     try:
         frame = read_table(data, file.filename)
     except ValueError as exc:
@@ -87,15 +93,14 @@ async def upload_events(name: str, file: Annotated[UploadFile, File(description=
     if frame.empty:
         raise Invalid("the file has no rows", errors=[field_error("file", "no rows")])
     records: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    events = _file_events(records)
     feature_rows = [{k: v for k, v in r.items() if k not in RESERVED} for r in records]
     features = checked_features(session, model, feature_rows, "file.rows.{i}")
     now = utcnow()
     rows = [
-        {"event_id": str(r["id"]), "features": f, "prediction": r.get("prediction"),
-         "ts": to_utc(pd.Timestamp(r["ts"]).to_pydatetime()) if r.get("ts") is not None else now,
-         "latency_ms": r.get("latency_ms"), "error": r.get("error"), "version": r.get("version"),
-         "received_at": now}
-        for r, f in zip(records, features, strict=True)
+        {"event_id": e.id, "features": f, "prediction": e.prediction, "ts": e.ts or now,
+         "latency_ms": e.latency_ms, "error": e.error, "version": e.version, "received_at": now}
+        for e, f in zip(events, features, strict=True)
     ]
     accepted = insert_events(session, model, rows)
     session.commit()
@@ -103,9 +108,36 @@ async def upload_events(name: str, file: Annotated[UploadFile, File(description=
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
+def _column_safe(feature: str) -> str:
+    """An unknown feature's name as the rejection's VARCHAR(200) column can hold it, whatever the client sent."""
+    clean = feature.replace("\x00", "\ufffd").encode(errors="replace").decode()
+    return clean[:200]
+
+
+def _file_events(records: list[dict[str, Any]]) -> list[EventIn]:
+    """The file's reserved columns checked as JSON events are (id length, ts range, finite latency...)."""
+    raw = [{"id": str(r["id"]), "features": {}} | {k: _plain(r[k], k) for k in RESERVED[1:] if r.get(k) is not None}
+           for r in records]
+    try:
+        return _EVENTS.validate_python(raw)
+    except ValidationError as exc:
+        errors = [field_error(".".join(["file.rows", *map(str, e["loc"])]), explain(e)) for e in exc.errors()]
+        raise Invalid(f"{len(errors)} invalid value(s); nothing was stored", errors=errors[:MAX_REPORTED]) from exc
+
+
+def _plain(value: Any, column: str) -> Any:
+    """numpy and pandas scalars as the Python values JSON would have given; text columns as text even when a
+    CSV reader saw numbers in them (version 2, error code 500)."""
+    if column in ("error", "version"):
+        return str(value)
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value.item() if hasattr(value, "item") else value
+
+
 @router.post("/labels", response_model=LabelResult)
 def ingest_labels(
-    name: str, body: LabelBatch, session: SessionDep,
+    name: ModelName, body: LabelBatch, session: SessionDep,
     allow_unserved: Annotated[bool, Query(description=(
         "Keep labels whose prediction id has no event yet (pipelines where ground truth can arrive first); "
         "they join their events when these arrive. Default: such a batch is a 422 naming each unknown id."
@@ -137,7 +169,7 @@ def ingest_labels(
 
 
 @router.post("/stages/{stage}/features", response_model=IngestResult)
-def log_stage_features(name: str, stage: Annotated[str, Path(pattern=STAGE_PATTERN, max_length=100)],
+def log_stage_features(name: ModelName, stage: Annotated[str, Path(pattern=STAGE_PATTERN, max_length=100)],
                        body: FeatureLogBatch, session: SessionDep) -> IngestResult:
     """Log feature values per entity id as a pipeline stage produced them (e.g. `training`: as generated for
     training). Skew checks join them with what serving received under the same ids; a resent id replaces
@@ -156,7 +188,7 @@ def log_stage_features(name: str, stage: Annotated[str, Path(pattern=STAGE_PATTE
 
 
 @router.post("/metrics", response_model=IngestResult)
-def push_metrics(name: str, body: MetricBatch, session: SessionDep) -> IngestResult:
+def push_metrics(name: ModelName, body: MetricBatch, session: SessionDep) -> IngestResult:
     """Push business KPI values (click-through, conversion...) for the model; `business_kpi` checks them."""
     model = active_model(session, name)
     now = utcnow()
@@ -164,10 +196,3 @@ def push_metrics(name: str, body: MetricBatch, session: SessionDep) -> IngestRes
                                  ts=to_utc(p.ts) if p.ts else now) for p in body.points])
     session.commit()
     return IngestResult(accepted=len(body.points), duplicates=0)
-
-
-async def _read_limited(file: UploadFile, limit: int) -> bytes:
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"upload exceeds {limit} bytes (WATCHTOWER_MAX_UPLOAD_BYTES)")
-    return data

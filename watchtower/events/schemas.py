@@ -1,10 +1,11 @@
 """Request and response bodies of the event, label and predict endpoints."""
 
 import math
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from watchtower.limits import FiniteFloat, JsonValue, SafeStr, ShortText, UtcDatetime
 
 MAX_BATCH = 10_000
 STAGE_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -14,14 +15,14 @@ class EventIn(BaseModel):
     """One prediction made elsewhere, reported to Watchtower."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=200, description="Prediction id; resending it is harmless")
-    ts: datetime | None = Field(default=None, description="When it was served (UTC if naive); default now")
+    id: SafeStr = Field(min_length=1, max_length=200, description="Prediction id; resending it is harmless")
+    ts: UtcDatetime | None = Field(default=None, description="When it was served (UTC if naive); default now")
     features: dict[str, Any]
-    prediction: Any = None
-    scores: dict[str, float] | None = Field(default=None, description="Class -> probability, for classifiers")
-    latency_ms: float | None = Field(default=None, ge=0)
-    error: str | None = Field(default=None, max_length=2000, description="Why the prediction failed, if it did")
-    version: str | None = Field(default=None, max_length=100)
+    prediction: JsonValue = None
+    scores: dict[ShortText, float] | None = Field(default=None, description="Class -> probability, for classifiers")
+    latency_ms: FiniteFloat | None = Field(default=None, ge=0)
+    error: SafeStr | None = Field(default=None, max_length=2000, description="Why the prediction failed, if it did")
+    version: SafeStr | None = Field(default=None, max_length=100)
 
     @field_validator("scores")
     @classmethod
@@ -40,8 +41,8 @@ class LabelIn(BaseModel):
     """Ground truth for one prediction id."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=200)
-    label: Any = Field(description="The true class or value")
+    id: SafeStr = Field(min_length=1, max_length=200)
+    label: JsonValue = Field(description="The true class or value")
 
 
 class LabelBatch(BaseModel):
@@ -53,7 +54,7 @@ class FeatureLogRow(BaseModel):
     """One entity's features as a pipeline stage produced them."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=200, description="Entity id: the prediction id serving will use")
+    id: SafeStr = Field(min_length=1, max_length=200, description="Entity id: the prediction id serving will use")
     features: dict[str, Any]
 
 
@@ -67,8 +68,8 @@ class MetricIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
-    value: float = Field(allow_inf_nan=False)
-    ts: datetime | None = Field(default=None, description="When it was measured (UTC if naive); default now")
+    value: FiniteFloat
+    ts: UtcDatetime | None = Field(default=None, description="When it was measured (UTC if naive); default now")
 
 
 class MetricBatch(BaseModel):
@@ -94,7 +95,8 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     instances: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
-    ids: list[str] | None = Field(default=None, description="Prediction ids; generated when absent")
+    ids: list[Annotated[SafeStr, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=MAX_BATCH, description="Prediction ids; generated when absent")
 
 
 class Prediction(BaseModel):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from watchtower.errors import Invalid, field_error
+from watchtower.limits import storable
 
 MAX_REPORTED = 50
 
@@ -55,9 +56,15 @@ def _normalise(value: Any, kind: str, nullable: bool) -> tuple[Any, str, str]:
     if kind == "numeric":
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, "wrong_type", f"expected a number, got {type(value).__name__}"
-        if math.isinf(value):
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer of hundreds of digits
+            return None, "wrong_type", "out of range for a 64-bit float"
+        if math.isinf(number):
             return None, "wrong_type", "infinite values are not allowed"
-        return float(value), "", ""
+        return number, "", ""
+    if isinstance(value, str) and (unstorable := storable(value)):
+        return None, "wrong_type", unstorable
     if isinstance(value, str | int) and not isinstance(value, bool):
         return str(value), "", ""
     return None, "wrong_type", f"expected a category (string), got {type(value).__name__}"

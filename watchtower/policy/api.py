@@ -17,6 +17,7 @@ from watchtower.policy.backtest_store import backtest_model
 from watchtower.policy.models import PolicyDecision, ResponsePolicy
 from watchtower.policy.rules import Policy
 from watchtower.registry.models import Monitor
+from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import get_model
 
 router = APIRouter(tags=["policy"], responses=problem_responses(404))
@@ -59,14 +60,14 @@ def put_default(body: Policy, session: SessionDep) -> PolicyRead:
 
 
 @router.get("/models/{name}/policy", response_model=PolicyRead)
-def read_model_policy(name: str, session: SessionDep) -> PolicyRead:
+def read_model_policy(name: ModelName, session: SessionDep) -> PolicyRead:
     """The policy that applies to the model, and whether it is its own or the default."""
     model = get_model(session, name)
     return policy_read(session, model.id)
 
 
 @writes.put("/models/{name}/policy", response_model=PolicyRead)
-def put_model_policy(name: str, body: Policy, session: SessionDep) -> PolicyRead:
+def put_model_policy(name: ModelName, body: Policy, session: SessionDep) -> PolicyRead:
     """Give the model a policy of its own (validated: a 422 names the field)."""
     model = get_model(session, name)
     store.put_policy(session, model.id, body, "api")
@@ -75,7 +76,7 @@ def put_model_policy(name: str, body: Policy, session: SessionDep) -> PolicyRead
 
 
 @writes.delete("/models/{name}/policy", response_model=PolicyRead)
-def delete_model_policy(name: str, session: SessionDep) -> PolicyRead:
+def delete_model_policy(name: ModelName, session: SessionDep) -> PolicyRead:
     """Drop the model's own policy: the default applies again."""
     model = get_model(session, name)
     if not store.delete_policy(session, model.id or 0):
@@ -101,7 +102,7 @@ class DecisionRead(BaseModel):
 
 
 @router.get("/models/{name}/decisions", response_model=list[DecisionRead])
-def list_decisions(name: str, session: SessionDep,
+def list_decisions(name: ModelName, session: SessionDep,
                    limit: Annotated[int, Query(gt=0, le=500)] = 50) -> list[DecisionRead]:
     """The newest policy decisions of a model: rules matched and fired, and what was done, held or dry-run."""
     model = get_model(session, name)
@@ -112,7 +113,7 @@ def list_decisions(name: str, session: SessionDep,
 
 
 @router.post("/models/{name}/policy/backtest", response_model=BacktestResult, responses=problem_responses(422))
-def backtest_policy(name: str, body: BacktestRequest, session: SessionDep) -> BacktestResult:
+def backtest_policy(name: ModelName, body: BacktestRequest, session: SessionDep) -> BacktestResult:
     """Replay the period's stored passes against a candidate policy, beside the current one and what it did."""
     return backtest_model(session, get_model(session, name), body.policy, body.since, body.until, utcnow())
 

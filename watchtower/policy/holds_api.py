@@ -9,14 +9,14 @@ from watchtower.db import SessionDep
 from watchtower.errors import problem_responses
 from watchtower.policy import holds
 from watchtower.policy.holds import Holdable, HoldRead
-from watchtower.registry.schemas import OperatorDecision
+from watchtower.registry.schemas import ModelName, OperatorDecision
 from watchtower.registry.service import get_model
 
 router = APIRouter(tags=["policy"], responses=problem_responses(404))
 
 
 @router.get("/models/{name}/holds", response_model=list[HoldRead])
-def list_holds(name: str, session: SessionDep, active: bool = False) -> list[HoldRead]:
+def list_holds(name: ModelName, session: SessionDep, active: bool = False) -> list[HoldRead]:
     """The model's holds, newest first, each saying whether it still holds and, if not, why (?active=true: only
     those that hold now)."""
     model = get_model(session, name)
@@ -25,7 +25,7 @@ def list_holds(name: str, session: SessionDep, active: bool = False) -> list[Hol
 
 @router.post("/models/{name}/holds/{action}/rearm", response_model=list[HoldRead], dependencies=WriteAccess,
              responses=problem_responses(401, 404, 422))
-def rearm(name: str, action: Holdable, body: OperatorDecision, session: SessionDep) -> list[HoldRead]:
+def rearm(name: ModelName, action: Holdable, body: OperatorDecision, session: SessionDep) -> list[HoldRead]:
     """End the hold of an automatic action now (recorded with who and why): the next confirmed breach acts."""
     model = get_model(session, name)
     assert model.id is not None

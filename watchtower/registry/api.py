@@ -11,15 +11,19 @@ from watchtower.actions.restore import restore_primary, resume_pipeline
 from watchtower.auth import WriteAccess
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
-from watchtower.errors import Invalid, PayloadTooLarge, field_error, multipart, problem_responses
+from watchtower.errors import Invalid, field_error, multipart, problem_responses
+from watchtower.limits import explain
 from watchtower.registry.archive import archive, require_active, unarchive
 from watchtower.registry.models import MonitoredModel, Pipeline
 from watchtower.registry.schemas import (
     HoldingDecision,
+    ModelName,
     ModelRead,
     ModelSpec,
+    MonitorName,
     MonitorSpec,
     OperatorDecision,
+    PipelineName,
     PipelineRead,
     VersionSpec,
 )
@@ -31,6 +35,7 @@ from watchtower.registry.service import (
     put_monitor,
     register_model,
 )
+from watchtower.registry.tabular import read_upload
 from watchtower.registry.versions import add_versions
 
 Spec = TypeVar("Spec", bound=BaseModel)
@@ -48,7 +53,7 @@ VERSION_PARTS = {"primary": "the new primary ONNX file", "fallback": "optional: 
 @router.post("/models", status_code=201, response_model=ModelRead,
              dependencies=[*WriteAccess, multipart(REGISTER_PARTS)],
              responses=problem_responses(401, 409, 413, 415, 422))
-async def register(
+def register(
     request: Request, session: SessionDep,
     spec: Annotated[str, Form(description=SPEC_HELP)],
     primary: Annotated[UploadFile, File(description="Primary ONNX model")],
@@ -56,9 +61,10 @@ async def register(
     reference: Annotated[UploadFile, File(description="Reference (training) data, CSV or Parquet")],
 ) -> ModelRead:
     """Register a model with its primary and fallback ONNX graphs and reference data; all checked, or nothing stored."""
+    # A plain `def`: ONNX loading, trial runs and profiling run in the thread pool, never on the event loop.
     parsed = _parse(ModelSpec, spec)
     limit = request.app.state.settings.max_upload_bytes
-    files = {name: await _read(upload, name, limit)
+    files = {name: read_upload(upload, name, limit)
              for name, upload in (("primary", primary), ("fallback", fallback), ("reference", reference))}
     state = request.app.state
     model = register_model(session, parsed, files["primary"], files["fallback"], files["reference"],
@@ -72,8 +78,8 @@ async def register(
 @router.post("/models/{name}/versions", status_code=201, response_model=ModelRead,
              dependencies=[*WriteAccess, multipart(VERSION_PARTS)],
              responses=problem_responses(401, 409, 413, 415, 422))
-async def upload_version(
-    name: str, request: Request, session: SessionDep,
+def upload_version(
+    name: ModelName, request: Request, session: SessionDep,
     primary: Annotated[UploadFile, File(description="New primary ONNX model")],
     fallback: Annotated[UploadFile | None, File(description="Optional new fallback")] = None,
     spec: Annotated[str | None, Form(description='Optional JSON {"features": [...], "target"}: the schema this '
@@ -86,9 +92,9 @@ async def upload_version(
     model = get_model(session, name)
     limit = request.app.state.settings.max_upload_bytes
     parsed = _parse(VersionSpec, spec) if spec is not None else None
-    new_fallback = await _read(fallback, "fallback", limit) if fallback is not None else None
-    new_reference = await _read(reference, "reference", limit) if reference is not None else None
-    add_versions(session, model, await _read(primary, "primary", limit), new_fallback, request.app.state.cache,
+    new_fallback = read_upload(fallback, "fallback", limit) if fallback is not None else None
+    new_reference = read_upload(reference, "reference", limit) if reference is not None else None
+    add_versions(session, model, read_upload(primary, "primary", limit), new_fallback, request.app.state.cache,
                  now=utcnow(), spec=parsed, reference=new_reference,
                  reference_name=reference.filename if reference is not None else None)
     session.commit()
@@ -102,14 +108,14 @@ def list_models(session: SessionDep) -> list[ModelRead]:
 
 
 @router.get("/models/{name}", response_model=ModelRead)
-def read_model(name: str, session: SessionDep) -> ModelRead:
+def read_model(name: ModelName, session: SessionDep) -> ModelRead:
     """One model: schema, versions, which role serves, monitors."""
     return model_read(session, get_model(session, name))
 
 
 @router.post("/models/{name}/restore", response_model=ModelRead, dependencies=WriteAccess,
              responses=problem_responses(401, 409, 422))
-def restore(name: str, body: HoldingDecision, session: SessionDep) -> ModelRead:
+def restore(name: ModelName, body: HoldingDecision, session: SessionDep) -> ModelRead:
     """Serve the primary again: an explicit decision, recorded with who and why; automatic swaps of the model
     are held until its incident is resolved, until `hold_until`, or until re-armed."""
     model = get_model(session, name)
@@ -120,7 +126,7 @@ def restore(name: str, body: HoldingDecision, session: SessionDep) -> ModelRead:
 
 @router.post("/models/{name}/archive", response_model=ModelRead, dependencies=WriteAccess,
              responses=problem_responses(401, 409, 422))
-def archive_model(name: str, body: OperatorDecision, request: Request, session: SessionDep) -> ModelRead:
+def archive_model(name: ModelName, body: OperatorDecision, request: Request, session: SessionDep) -> ModelRead:
     """Stop serving and monitoring a model (predict and ingest answer 409); its incidents, checks and versions
     stay readable and its name stays taken. Recorded with who and why."""
     model = get_model(session, name)
@@ -134,7 +140,7 @@ def archive_model(name: str, body: OperatorDecision, request: Request, session: 
 
 @router.post("/models/{name}/unarchive", response_model=ModelRead, dependencies=WriteAccess,
              responses=problem_responses(401, 409, 422))
-def unarchive_model(name: str, body: OperatorDecision, request: Request, session: SessionDep) -> ModelRead:
+def unarchive_model(name: ModelName, body: OperatorDecision, request: Request, session: SessionDep) -> ModelRead:
     """Serve and monitor an archived model again."""
     model = get_model(session, name)
     unarchive(model, body.author, body.reason)
@@ -147,7 +153,8 @@ def unarchive_model(name: str, body: OperatorDecision, request: Request, session
 
 @router.put("/models/{name}/monitors/{monitor}", response_model=ModelRead, dependencies=WriteAccess,
             responses=problem_responses(401, 422))
-def set_monitor(name: str, monitor: str, body: MonitorSpec, request: Request, session: SessionDep) -> ModelRead:
+def set_monitor(name: ModelName, monitor: MonitorName, body: MonitorSpec, request: Request,
+                session: SessionDep) -> ModelRead:
     """Create or replace a monitor: which detectors (engines) run, with which params, how often, on what window."""
     if "name" in body.model_fields_set and body.name != monitor:
         raise Invalid(f"the body names monitor '{body.name}' but the path names '{monitor}'",
@@ -169,14 +176,14 @@ def list_pipelines(session: SessionDep) -> list[PipelineRead]:
 
 
 @router.get("/pipelines/{name}", response_model=PipelineRead, tags=["pipelines"])
-def read_pipeline(name: str, session: SessionDep) -> PipelineRead:
+def read_pipeline(name: PipelineName, session: SessionDep) -> PipelineRead:
     """Polled by a pipeline before each run: do not run while `paused` is true."""
     return pipeline_read(session, get_pipeline(session, name))
 
 
 @router.post("/pipelines/{name}/resume", response_model=PipelineRead, tags=["pipelines"],
              dependencies=WriteAccess, responses=problem_responses(401, 409, 422))
-def resume(name: str, body: HoldingDecision, session: SessionDep) -> PipelineRead:
+def resume(name: PipelineName, body: HoldingDecision, session: SessionDep) -> PipelineRead:
     """Unpause a pipeline: an explicit decision, recorded with who and why; automatic pauses for its models are
     held until their incident is resolved, until `hold_until`, or until re-armed."""
     pipeline = get_pipeline(session, name)
@@ -192,14 +199,5 @@ def _parse(schema: type[Spec], raw: str) -> Spec:
     except json.JSONDecodeError as exc:
         raise Invalid(f"spec is not JSON: {exc}", errors=[field_error("spec", f"not JSON: {exc}")]) from exc
     except ValidationError as exc:
-        errors = [field_error(".".join(["spec", *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]
+        errors = [field_error(".".join(["spec", *map(str, e["loc"])]), explain(e)) for e in exc.errors()]
         raise Invalid("invalid spec; nothing was stored", errors=errors) from exc
-
-
-async def _read(upload: UploadFile, field: str, limit: int) -> bytes:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"{field} exceeds {limit} bytes (WATCHTOWER_MAX_UPLOAD_BYTES)")
-    if not data:
-        raise Invalid(f"{field} is empty", errors=[field_error(field, "empty file")])
-    return data

@@ -1,10 +1,12 @@
 """What a client sends to register a model, and what the API returns about it."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
 
+from watchtower.limits import INT32_MAX, JsonValue, SafeStr, ShortText
 from watchtower.policy.holds import HoldRead
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
@@ -14,7 +16,7 @@ class FeatureSpec(BaseModel):
     """One input feature."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeStr = Field(min_length=1, max_length=200)
     type: Literal["numeric", "categorical"]
     nullable: bool = False
 
@@ -23,9 +25,9 @@ class DetectorSpec(BaseModel):
     """A detector by registered name and its params."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    threshold: dict[str, Any] | None = Field(
+    name: SafeStr = Field(max_length=100)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    threshold: dict[str, JsonValue] | None = Field(
         default=None, description='Static when absent; learned: {"mode": "quantile" | "mean_std", "source": '
         '"history" | "reference_chunks", "q" | "k", "floor", "min_samples", "max_history", "chunks", "chunk_rows"}')
 
@@ -36,11 +38,12 @@ class MonitorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="default", pattern=NAME)
     detectors: list[DetectorSpec] | None = Field(default=None, min_length=1)
-    interval_s: int | None = Field(default=None, gt=0)
-    window_s: int | None = Field(default=None, gt=0)
+    interval_s: int | None = Field(default=None, gt=0, le=INT32_MAX)
+    window_s: int | None = Field(default=None, gt=0, le=INT32_MAX)
     window_events: int | None = Field(
-        default=None, gt=0, description="Count-based tumbling windows of this many events instead of window_s")
-    min_events: int | None = Field(default=None, gt=0)
+        default=None, gt=0, le=INT32_MAX,
+        description="Count-based tumbling windows of this many events instead of window_s")
+    min_events: int | None = Field(default=None, gt=0, le=INT32_MAX)
 
 
 class PipelineSpec(BaseModel):
@@ -48,7 +51,7 @@ class PipelineSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, pattern=NAME)
-    webhook_url: HttpUrl | None = None
+    webhook_url: Annotated[HttpUrl, UrlConstraints(max_length=2000)] | None = None
 
 
 def unique_features(features: list[FeatureSpec]) -> list[FeatureSpec]:
@@ -80,10 +83,10 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME)
     task: Literal["classification", "regression"] = "classification"
-    features: list[FeatureSpec] = Field(min_length=1)
-    target: str | None = None
+    features: list[FeatureSpec] = Field(min_length=1, max_length=10_000)
+    target: ShortText | None = None
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
-    monitors: list[MonitorSpec] = Field(default_factory=lambda: [MonitorSpec()], min_length=1)
+    monitors: list[MonitorSpec] = Field(default_factory=lambda: [MonitorSpec()], min_length=1, max_length=100)
 
     _unique = field_validator("features")(unique_features)
 
@@ -141,8 +144,8 @@ class OperatorDecision(BaseModel):
     """Who restores or resumes, and why: both go on the incident's timeline."""
 
     model_config = ConfigDict(extra="forbid")
-    author: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=2000)
+    author: SafeStr = Field(min_length=1, max_length=200)
+    reason: SafeStr = Field(min_length=1, max_length=2000)
 
 
 class HoldingDecision(OperatorDecision):
@@ -162,3 +165,10 @@ class PipelineRead(BaseModel):
     paused_reason: str | None
     webhook_url: str | None
     models: list[str]
+
+
+# Path parameters obey the same pattern as the names in bodies, so a lookup never sends the database a string
+# it could not have stored (too long, or with NUL), and a PUT cannot create what a body could not.
+ModelName = Annotated[str, Path(pattern=NAME, description="A model's name")]
+PipelineName = Annotated[str, Path(pattern=NAME, description="A pipeline's name")]
+MonitorName = Annotated[str, Path(pattern=NAME, description="A monitor's name")]

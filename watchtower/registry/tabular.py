@@ -1,8 +1,26 @@
-"""Read an uploaded CSV or Parquet file into a DataFrame."""
+"""Read uploaded files: the spooled upload itself (bounded), and CSV or Parquet into a DataFrame."""
 
 import io
 
 import pandas as pd
+from fastapi import UploadFile
+
+from watchtower.errors import Invalid, PayloadTooLarge, field_error
+
+
+def read_upload(upload: UploadFile, field: str, limit: int) -> bytes:
+    """The bytes of one uploaded file (spooled to a temporary file while it arrived), at most `limit` of them.
+
+    Blocking: call it from a sync route, which FastAPI runs in its thread pool, not on the event loop.
+    """
+    upload.file.seek(0)
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{field} exceeds {limit} bytes (WATCHTOWER_MAX_UPLOAD_BYTES)",
+                              errors=[field_error(field, f"larger than {limit} bytes")])
+    if not data:
+        raise Invalid(f"{field} is empty", errors=[field_error(field, "empty file")])
+    return data
 
 
 def read_table(data: bytes, filename: str | None) -> pd.DataFrame:

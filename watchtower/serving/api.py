@@ -15,13 +15,14 @@ from watchtower.events.schemas import Prediction, PredictRequest, PredictRespons
 from watchtower.events.store import insert_events
 from watchtower.events.validation import check_rows
 from watchtower.registry.archive import require_active
+from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import current_version, get_model, schema_of, version_label
 
 router = APIRouter(tags=["serving"], dependencies=WriteAccess, responses=problem_responses(401, 404, 409, 422))
 
 
 @router.post("/models/{name}/predict", response_model=PredictResponse)
-def predict(name: str, body: PredictRequest, request: Request) -> PredictResponse:
+def predict(name: ModelName, body: PredictRequest, request: Request) -> PredictResponse:
     """Score rows with the model's active version (primary, or fallback after a swap) and record them."""
     state = request.app.state
     # Which graph serves is read per request: a swap committed by the monitor takes effect on the next call.
