@@ -85,7 +85,7 @@ def event(extra: str = "", event_id: str = '"e"', features: dict[str, Any] | Non
     (event(', "latency_ms": Infinity'), "body.events.0.latency_ms"),
     (event(', "ts": "0001-01-01T00:00:00+01:00"'), "body.events.0.ts"),
     (event(', "ts": "9999-12-31T23:59:59-01:00"'), "body.events.0.ts"),
-    (event(features=ROW | {"f1": int(BIG)}), "body.events.*.features.0.f1"),
+    (event(features=ROW | {"f1": int(BIG)}), "body.events.0.features.f1"),
 ])
 def test_event_values_that_cannot_be_stored_are_refused(client: TestClient, model: str, db: Engine, text: str,
                                                         field: str) -> None:
