@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 
+from alerts.oncall import api as oncall_api
+from alerts.oncall import pages as oncall_pages
 from alerts.outbox import api as outbox_api
 from postmortems import api as incidents_api
 from postmortems import pages
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(outbox_api.router)
     app.include_router(policy_api.router)
     app.include_router(users_api.router)
+    app.include_router(oncall_api.router)
+    app.include_router(oncall_pages.router)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:
