@@ -75,7 +75,7 @@ class RestrictionsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     weekdays: list[Weekday] | None = Field(default=None, min_length=1, max_length=7)
-    hours: list[HoursWindow] | None = Field(default=None, min_length=1, max_length=24)
+    hours: list[HoursWindow] | None = Field(default=None, min_length=1, max_length=24, validate_default=True)
 
     @field_validator("weekdays")
     @classmethod
