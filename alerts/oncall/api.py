@@ -1,5 +1,6 @@
 """On-call schedules over JSON: schedules, rotation layers, overrides, who is on call, shifts and .ics feeds."""
 
+import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -208,9 +209,9 @@ def list_shifts(schedule_id: int, session: SessionDep, start: From = None, end: 
 
 def _event(schedule: Schedule, shift: Shift, summary: str) -> ical.Event:
     why = shift.source + (f" for {shift.replaces}" if shift.replaces else "")
-    return ical.Event(uid=f"schedule-{schedule.id}-{shift.source.replace(' ', '-').replace('#', '')}-"
-                          f"{ical.stamp(shift.start)}@watchtower", start=shift.start, end=shift.end,
-                      summary=summary, description=f"{schedule.name}: {shift.handle} ({why})")
+    key = re.sub(r"[^A-Za-z0-9._-]+", "-", shift.source)  # a UID is TEXT: keep it to plain characters
+    return ical.Event(uid=f"schedule-{schedule.id}-{key}-{ical.stamp(shift.start)}@watchtower", start=shift.start,
+                      end=shift.end, summary=summary, description=f"{schedule.name}: {shift.handle} ({why})")
 
 
 def _feed(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
