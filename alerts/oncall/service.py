@@ -23,15 +23,16 @@ from watchtower.errors import Conflict, Invalid, NotFound, field_error
 Row = TypeVar("Row", RotationLayer, ScheduleOverride)
 
 
-def people(session: Session, handles: list[str], field: str) -> list[User]:
-    """The active people with these handles, in order; Invalid (422) naming each unknown or deactivated one."""
+def people(session: Session, handles: list[str], field: str, *, active: bool = True) -> list[User]:
+    """The people with these handles, in order; Invalid (422) naming each unknown one, and each deactivated one
+    unless `active` is False (a layer may keep them: they are left out of its turns until reactivated)."""
     found = {u.handle: u for u in session.exec(select(User).where(col(User.handle).in_(handles))).all()}
     errors = []
     for i, handle in enumerate(handles):
         name = f"{field}.{i}" if field.endswith("participants") else field
         if handle not in found:
             errors.append(field_error(name, f"no user with handle '{handle}' (add them with POST /users)"))
-        elif not found[handle].active:
+        elif active and not found[handle].active:
             errors.append(field_error(name, f"'{handle}' is deactivated"))
     if errors:
         raise Invalid("; ".join(f"{e['field']}: {e['reason']}" for e in errors), errors=errors)
@@ -92,7 +93,7 @@ def save_layer(session: Session, schedule_id: int, layer: RotationLayer | None, 
     """Create (layer None) or change a rotation layer: 422 naming unknown people, 409 naming a taken name or
     priority."""
     get_schedule(session, schedule_id)
-    members = people(session, body.participants, "body.participants")
+    members = people(session, body.participants, "body.participants", active=False)
     for field, value in (("name", body.name), ("priority", body.priority)):
         other = session.exec(select(RotationLayer).where(RotationLayer.schedule_id == schedule_id,
                                                          getattr(RotationLayer, field) == value)).first()

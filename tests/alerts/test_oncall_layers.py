@@ -135,3 +135,9 @@ def test_a_deactivated_person_leaves_the_turn_order(client: TestClient) -> None:
     assert [who(client, schedule_id, datetime(2026, 6, d, 12, tzinfo=utc)) for d in (1, 2, 3)] == ["ada", "bob", "cy"]
     assert client.patch("/users/bob", json={"active": False}).status_code == 200
     assert [who(client, schedule_id, datetime(2026, 6, d, 12, tzinfo=utc)) for d in (1, 2, 3)] == ["ada", "cy", "ada"]
+    # The layer keeps bob (it can still be edited), and he is back in his turns when reactivated.
+    layer = client.get(f"/schedules/{schedule_id}").json()["rotations"][0]
+    edited = client.patch(f"/schedules/{schedule_id}/rotations/{layer['id']}", json={"name": "daily-utc"})
+    assert edited.status_code == 200 and edited.json()["participants"] == ["ada", "bob", "cy"]
+    assert client.patch("/users/bob", json={"active": True}).status_code == 200
+    assert [who(client, schedule_id, datetime(2026, 6, d, 12, tzinfo=utc)) for d in (1, 2, 3)] == ["ada", "bob", "cy"]
