@@ -81,6 +81,7 @@ STATE_GAUGES = {
     "watchtower_outbox_messages": "Outbox messages per kind and status (failed: gave up; GET /outbox?status=failed)",
     "watchtower_outbox_oldest_pending_age_seconds": "Age of the oldest message not delivered yet (pending or "
                                                     "sending); 0 when there is none",
+    "watchtower_schedule_oncall": "1 while someone is on call for the schedule, 0 in a gap",
 }
 
 

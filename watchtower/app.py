@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 
 from alerts import alertmanager
+from alerts.oncall import api as oncall_api
+from alerts.oncall import pages as oncall_pages
 from alerts.outbox import api as outbox_api
 from alerts.silences import api as silences_api
 from alerts.silences import pages as silences_pages
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(holds_api.router)
     for router in (silences_api.router, silences_pages.router, alertmanager.router):  # issue 11: silences, AM in
         app.include_router(router)
+    app.include_router(oncall_api.router)
+    app.include_router(oncall_pages.router)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

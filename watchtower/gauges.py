@@ -9,6 +9,8 @@ from sqlalchemy import select as sa_select  # sqlmodel's select types at most fo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts.oncall.models import Schedule
+from alerts.oncall.schedules import shift_now
 from alerts.outbox.models import KINDS, OutboxMessage, OutboxStatus
 from postmortems.analytics import summarize
 from postmortems.models import ACTIVE, Incident
@@ -48,10 +50,10 @@ class StateReader:
 
 
 def read_operational(engine: Engine, now: datetime | None = None) -> Samples:
-    """What is serving, paused, held, open, breached and undelivered now."""
+    """What is serving, paused, held, open, breached and undelivered now, and who is on call."""
     now = now or utcnow()
     with Session(engine) as session:
-        state = read_outbox(session, now)
+        state = read_outbox(session, now) | read_schedules(session, now)
         models = session.exec(select(MonitoredModel.id, MonitoredModel.name, MonitoredModel.active_role)).all()
         names = {model_id: name for model_id, name, _ in models}
         state |= {
@@ -96,6 +98,12 @@ def _heartbeats(session: Session) -> Samples:
         "watchtower_job_interval_seconds": [({"job": b.job}, float(b.interval_s)) for b in beats],
         "watchtower_job_consecutive_failures": [({"job": b.job}, float(b.consecutive_failures)) for b in beats],
     }
+
+
+def read_schedules(session: Session, now: datetime) -> Samples:
+    """1 for each schedule with someone on call now, 0 for one in a gap (a gap is an alert of its own)."""
+    return {"watchtower_schedule_oncall": [({"schedule": s.name}, float(shift_now(session, s, now) is not None))
+                                           for s in session.exec(select(Schedule)).all()]}
 
 
 def read_outbox(session: Session, now: datetime) -> Samples:

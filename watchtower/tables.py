@@ -1,5 +1,6 @@
 """Imports every table so SQLModel.metadata (create_all, Alembic) sees them all."""
 
+from alerts.oncall.models import RotationLayer, RotationParticipant, Schedule, ScheduleOverride
 from alerts.outbox.models import OutboxMessage
 from alerts.silences.models import Silence
 from postmortems.models import (
@@ -45,6 +46,10 @@ __all__ = [
     "PolicyDecision",
     "ReferenceData",
     "ResponsePolicy",
+    "RotationLayer",
+    "RotationParticipant",
+    "Schedule",
+    "ScheduleOverride",
     "SchedulerLease",
     "ServingEvent",
     "Silence",

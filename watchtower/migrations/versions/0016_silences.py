@@ -1,7 +1,7 @@
 """silences: Alertmanager-style matchers that hold pages
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0014
 Create Date: 2026-11-28 11:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
