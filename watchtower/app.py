@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 
 from alerts.outbox import api as outbox_api
+from alerts.slack import interactions as slack_interactions
 from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower import readiness
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(outbox_api.router)
     app.include_router(policy_api.router)
     app.include_router(users_api.router)
+    app.include_router(slack_interactions.router)  # signed by Slack, not behind the bearer token
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

@@ -1,6 +1,7 @@
 """Imports every table so SQLModel.metadata (create_all, Alembic) sees them all."""
 
 from alerts.outbox.models import OutboxMessage
+from alerts.slack.models import SlackMessage
 from postmortems.models import (
     ActionItem,
     Incident,
@@ -46,6 +47,7 @@ __all__ = [
     "SchedulerLease",
     "ServingEvent",
     "SimilarLink",
+    "SlackMessage",
     "Taxonomy",
     "TimelineEntry",
     "User",
