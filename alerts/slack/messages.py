@@ -138,3 +138,20 @@ def page_dm(user: User, incident: Incident, url: str) -> dict[str, Any]:
     if actions is not None:
         blocks.append(actions)
     return {"channel": user.slack_user_id, "text": text, "blocks": blocks}
+
+
+def preview(payload: dict[str, Any]) -> list[str]:
+    """A message as plain lines: its text, then its buttons, e.g. for the demo when there is no Slack token."""
+    lines = [f"{payload.get('channel', '')}: {_unescape(str(payload.get('text', '')))}"]
+    for block in payload.get("blocks", []):
+        if block["type"] != "actions":
+            continue
+        shown = [f"[{e['text']['text']}]" if e["type"] == "button" else
+                 f"[{' | '.join(o['text']['text'] for o in e['options'])}]"
+                 for e in block["elements"]]
+        lines.append("buttons: " + " ".join(shown))
+    return lines
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
