@@ -18,10 +18,10 @@ from sqlmodel import Session, col, select
 from alerts.metrics import Metrics
 from alerts.outbox import enqueue
 from alerts.silences import owes_page, silenced
-from alerts.slack import incident_message
+from alerts.slack.store import incident_payload
 from postmortems.documents import refresh_document
 from postmortems.models import ACTIVE, Incident, Severity, Status
-from postmortems.service import add_entry, find_open, incident_url, transition
+from postmortems.service import add_entry, find_open, transition
 from postmortems.similar import link_similar
 from watchtower.auth import WriteAccess
 from watchtower.clock import to_utc, utcnow
@@ -222,10 +222,8 @@ def _latest(session: Session, key: str) -> Incident | None:
 
 def _page(session: Session, settings: Settings, incident: Incident) -> None:
     assert incident.id is not None
-    payload = incident_message(
-        channel=settings.slack_channel, incident_id=incident.id, severity=incident.severity, title=incident.title,
-        summary=incident.summary, mitigations=[], url=incident_url(settings.public_url, incident.id),
-        oncall=settings.oncall_slack_user)
+    payload = incident_payload(session, incident, channel=settings.slack_channel, public_url=settings.public_url,
+                               oncall=settings.oncall_slack_user, mitigations=[])
     enqueue(session, "slack", payload, incident_id=incident.id)
     add_entry(session, incident.id, "notify", f"Slack alert queued for {settings.slack_channel}", author=SOURCE)
 

@@ -7,6 +7,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from alerts.slack.updates import incident_changed
 from postmortems import lifecycle
 from postmortems.documents import refresh_document
 from postmortems.models import (
@@ -80,10 +81,13 @@ def open_or_append(
             return incident, True
     assert existing.id is not None
     add_entry(session, existing.id, "breach", f"Breached again: {summary}", details=evidence, at=at)
+    before = existing.severity
     if severity < existing.severity:  # "SEV2" < "SEV3": a worse breach raises the incident's severity
         add_entry(session, existing.id, "severity", f"Severity raised from {existing.severity} to {severity}",
                   details={"rule": severity_rule}, at=at)
         existing.severity, existing.severity_rule = severity, severity_rule
+    raised = f" Severity raised from {before} to {existing.severity}." if existing.severity != before else ""
+    incident_changed(session, existing.id, f"Breached again: {summary}{raised}", repeat=not raised)
     existing.evidence = merge_evidence(existing.evidence, evidence)
     existing.title, existing.summary = title, summary
     have = set(session.exec(select(IncidentTag.tag).where(IncidentTag.incident_id == existing.id)).all())
@@ -172,6 +176,8 @@ def transition(session: Session, incident: Incident, to: Status | str, author: s
               details={"from": before, "to": incident.status, "reason": reason})
     session.flush()
     refresh_document(session, incident)
+    done = "Reopened" if target == Status.open else incident.status.replace("_", " ").capitalize()
+    incident_changed(session, incident.id, f"{done} by {author}" + (f": {reason}" if reason else ""))
     return incident
 
 

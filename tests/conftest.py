@@ -176,12 +176,13 @@ class SlackRecorder:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with recorder._lock:  # the server is threaded; answers are taken from the script in call order
-                    recorder.calls.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                           "body": json.loads(body or b"{}"), "headers": dict(self.headers)})
+                    call = {"path": self.path, "auth": self.headers.get("Authorization"),
+                            "body": json.loads(body or b"{}"), "headers": dict(self.headers)}
+                    recorder.calls.append(call)
                     scripted = recorder.script.pop(0) if recorder.script else None
+                    answer = recorder.answer(call)
                 time.sleep(recorder.delay_s)
-                status, reply = (500, {"ok": False, "error": "internal_error"}) if recorder.fail else (
-                    200, {"ok": True, "channel": "C0TEST", "ts": "1700000000.000100"})
+                status, reply = (500, {"ok": False, "error": "internal_error"}) if recorder.fail else (200, answer)
                 headers: dict[str, str] = {}
                 if scripted is not None:
                     status, headers, reply = scripted
@@ -200,6 +201,14 @@ class SlackRecorder:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, call: dict[str, Any]) -> dict[str, Any]:
+        """Slack's answer: each chat.postMessage gets its own ts (the first 1700000000.000100), chat.update
+        echoes the message it edited."""
+        if call["path"].endswith("/chat.update"):
+            return {"ok": True, "channel": call["body"].get("channel"), "ts": call["body"].get("ts")}
+        posts = sum(c["path"].endswith("/chat.postMessage") for c in self.calls)
+        return {"ok": True, "channel": "C0TEST", "ts": f"1700000000.{99 + max(posts, 1):06d}"}
 
     def close(self) -> None:
         self.server.shutdown()

@@ -15,6 +15,7 @@ from alerts.oncall import pages as oncall_pages
 from alerts.outbox import api as outbox_api
 from alerts.silences import api as silences_api
 from alerts.silences import pages as silences_pages
+from alerts.slack import interactions as slack_interactions
 from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower import readiness
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.include_router(router)
     app.include_router(oncall_api.router)
     app.include_router(oncall_pages.router)
+    app.include_router(slack_interactions.router)  # signed by Slack, not behind the bearer token
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

@@ -4,7 +4,8 @@ from datetime import datetime
 
 from alerts.outbox import Sender
 from alerts.outbox.delivery import RetryPolicy, deliver_pending
-from alerts.slack import SlackSender
+from alerts.slack.sender import SlackSender
+from alerts.slack.store import IncidentMessages
 from alerts.webhook import WebhookSender
 from watchtower.runtime import Runtime
 
@@ -13,7 +14,8 @@ def senders(runtime: Runtime) -> dict[str, Sender]:
     """One sender per outbox kind."""
     settings = runtime.settings
     token = settings.slack_token.get_secret_value() if settings.slack_token else None
-    return {"slack": SlackSender(token, settings.slack_base_url, settings.webhook_timeout_s),
+    messages = IncidentMessages(runtime.engine, public_url=settings.public_url, oncall=settings.oncall_slack_user)
+    return {"slack": SlackSender(token, settings.slack_base_url, settings.webhook_timeout_s, messages),
             "webhook": WebhookSender(settings.webhook_timeout_s)}
 
 

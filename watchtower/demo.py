@@ -18,6 +18,8 @@ from pydantic import SecretStr
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
+from alerts.slack.messages import preview
+from alerts.slack.store import IncidentMessages
 from watchtower.app import create_app
 from watchtower.db import make_engine, migrate
 from watchtower.delivery import deliver_outbox
@@ -119,6 +121,11 @@ def _story(api: httpx.Client, runtime: Any) -> None:
     sent = deliver_outbox(runtime)
     slack = "sent to Slack" if sent else "logged (no WATCHTOWER_SLACK_TOKEN set, so Slack was not called)"
     say(f"9. Alert {slack}.")
+    if not sent:  # what the Slack message would have been, buttons included
+        store = IncidentMessages(runtime.engine, public_url=runtime.settings.public_url,
+                                 oncall=runtime.settings.oncall_slack_user)
+        for line in preview(store.render(incident["id"], runtime.settings.slack_channel)):
+            say(f"   {line}")
     say(f"\nIncident #{incident['id']} [{incident['severity']}]: {incident['title']}")
     say(f"   suggested tags: {', '.join(t['tag'] for t in incident['tags'])}")
     spans = incident["durations"]

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     slack_token: SecretStr | None = None
     slack_channel: str = "#ml-incidents"
     slack_base_url: str = "https://slack.com/api/"
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="The Slack app's signing secret: POST /slack/interactions is refused without it")
     oncall_slack_user: str | None = None
     outbox_retry_for_s: int = Field(
         default=86400, ge=0, description="How long a failing message is retried (from its first attempt) before it "

@@ -3,6 +3,7 @@
 from alerts.oncall.models import RotationLayer, RotationParticipant, Schedule, ScheduleOverride
 from alerts.outbox.models import OutboxMessage
 from alerts.silences.models import Silence
+from alerts.slack.models import SlackMessage
 from postmortems.models import (
     ActionItem,
     Incident,
@@ -54,6 +55,7 @@ __all__ = [
     "ServingEvent",
     "Silence",
     "SimilarLink",
+    "SlackMessage",
     "Taxonomy",
     "TimelineEntry",
     "User",

@@ -55,8 +55,10 @@ def _timeline(engine: Engine, incident_id: int) -> list[tuple[str, str]]:
 
 
 def _outbox(engine: Engine) -> list[int | None]:
+    """The incidents paged, in order: their own Slack messages (not later edits or thread replies)."""
     with Session(engine) as session:
-        return list(session.exec(select(OutboxMessage.incident_id).order_by(col(OutboxMessage.id))).all())
+        return [m.incident_id for m in session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))
+                if m.kind == "slack" and "incident_message" in m.payload and "method" not in m.payload]
 
 
 def test_a_firing_group_opens_one_incident_pages_once_and_its_resolution_resolves_it(

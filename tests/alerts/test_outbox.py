@@ -18,7 +18,7 @@ from alerts.outbox.backoff import parse_retry_after, retry_delay_s
 from alerts.outbox.claims import Outcome, claim_next, settle
 from alerts.outbox.delivery import RetryPolicy, deliver_pending
 from alerts.outbox.models import OutboxStatus
-from alerts.slack import SlackSender
+from alerts.slack.sender import SlackSender
 from alerts.webhook import WebhookSender
 from tests.conftest import SlackRecorder
 

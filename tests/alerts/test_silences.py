@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from alerts.outbox import OutboxMessage
 from alerts.silences import Matcher, silence_incident, silenced
@@ -132,8 +132,13 @@ def test_silenced_needs_every_label_set_matched_by_an_active_silence(db: Engine)
 
 
 def _outbox(engine: Engine) -> int:
+    """Pages queued: incidents' own Slack messages (not their later edits or thread replies)."""
     with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(OutboxMessage)).one())
+        return sum(1 for m in session.exec(select(OutboxMessage)) if _is_page(m))
+
+
+def _is_page(message: OutboxMessage) -> bool:
+    return message.kind == "slack" and "incident_message" in message.payload and "method" not in message.payload
 
 
 def _timeline(engine: Engine, incident_id: int, kind: str) -> list[str]:

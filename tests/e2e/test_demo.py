@@ -22,6 +22,9 @@ def test_demo_detects_mitigates_and_opens_an_incident(tmp_path: Path) -> None:
     assert "rule 'model-kpi' fired (SEV2: swap to the fallback, open an incident, page)" in out
     assert "[swap_model] serving switched to fallback-v1" in out and "[pause_pipeline]" not in out
     assert "The next prediction was served by fallback-v1 (fallback)." in out
+    # No Slack token: the message it would have sent, with the buttons for the incident's state (swapped, no pause).
+    assert "#ml-incidents: [SEV2] Incident #1: " in out
+    assert "buttons: [Acknowledge] [Resolve] [Restore primary] [Silence 1 h | Silence 4 h | Silence 24 h]" in out
     assert "Incident #1 [SEV2]" in out and "/postmortems/incidents/1" in out
     # The operator's restore sticks: the next breaching pass holds the swap and says so.
     assert "next pass BREACHED: breach continues; automatic swap held by demo-operator" in out

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from alerts.slack.updates import incident_changed
 from postmortems.service import add_entry, open_incidents_of
 from watchtower.actions.models import ActionRun
 from watchtower.clock import utcnow
@@ -57,4 +58,5 @@ def _record(session: Session, model_id: int, action: str, detail: str, author: s
         if incident_id is not None:
             add_entry(session, incident_id, action, f"{detail}: {reason}", source="human", author=author,
                       details={"reason": reason})
+            incident_changed(session, incident_id, f"{author}: {detail} ({reason})")
     session.flush()

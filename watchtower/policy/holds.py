@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from alerts.outbox import enqueue
-from alerts.slack import held_message
+from alerts.slack.messages import held_message
 from postmortems.models import ACTIVE, Incident
 from postmortems.service import add_entry, incident_url, open_incidents_of
 from watchtower.clock import to_utc
