@@ -34,6 +34,7 @@ from watchtower.auth.users import Handle, get_user
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import problem_responses
+from watchtower.limits import Id
 
 MAX_RANGE = timedelta(days=92)
 DEFAULT_RANGE = timedelta(days=14)
@@ -71,7 +72,7 @@ def list_schedules(session: SessionDep) -> list[ScheduleRead]:
 
 
 @router.get("/schedules/{schedule_id}", response_model=ScheduleRead)
-def read_schedule(schedule_id: int, session: SessionDep) -> ScheduleRead:
+def read_schedule(schedule_id: Id, session: SessionDep) -> ScheduleRead:
     """One schedule with its layers, highest priority first."""
     return service.schedule_read(session, schedules.get_schedule(session, schedule_id))
 
@@ -85,7 +86,7 @@ def add_schedule(body: ScheduleCreate, session: SessionDep) -> ScheduleRead:
 
 
 @writes.patch("/schedules/{schedule_id}", response_model=ScheduleRead)
-def edit_schedule(schedule_id: int, body: ScheduleUpdate, session: SessionDep) -> ScheduleRead:
+def edit_schedule(schedule_id: Id, body: ScheduleUpdate, session: SessionDep) -> ScheduleRead:
     """Rename, re-describe or move a schedule to another zone (handoffs keep their wall-clock time in it)."""
     schedule = schedules.get_schedule(session, schedule_id)
     merged = schedule.model_dump(include={"name", "time_zone", "description"}) | body.model_dump(exclude_unset=True)
@@ -95,7 +96,7 @@ def edit_schedule(schedule_id: int, body: ScheduleUpdate, session: SessionDep) -
 
 
 @writes.delete("/schedules/{schedule_id}", status_code=204)
-def remove_schedule(schedule_id: int, session: SessionDep) -> Response:
+def remove_schedule(schedule_id: Id, session: SessionDep) -> Response:
     """Delete a schedule, its layers and its overrides."""
     service.delete_schedule(session, schedules.get_schedule(session, schedule_id))
     session.commit()
@@ -103,14 +104,14 @@ def remove_schedule(schedule_id: int, session: SessionDep) -> Response:
 
 
 @router.get("/schedules/{schedule_id}/rotations/{rotation_id}", response_model=RotationRead)
-def read_rotation(schedule_id: int, rotation_id: int, session: SessionDep) -> RotationRead:
+def read_rotation(schedule_id: Id, rotation_id: Id, session: SessionDep) -> RotationRead:
     """One rotation layer."""
     layer = service.get_layer(session, schedule_id, rotation_id)
     return RotationRead(id=rotation_id, **service.layer_body(session, layer))
 
 
 @writes.post("/schedules/{schedule_id}/rotations", response_model=RotationRead, status_code=201)
-def add_rotation(schedule_id: int, body: RotationCreate, session: SessionDep) -> RotationRead:
+def add_rotation(schedule_id: Id, body: RotationCreate, session: SessionDep) -> RotationRead:
     """A new layer: 422 naming unknown people or bad fields, 409 naming a taken name or priority."""
     read = service.save_layer(session, schedule_id, None, body)
     session.commit()
@@ -118,7 +119,7 @@ def add_rotation(schedule_id: int, body: RotationCreate, session: SessionDep) ->
 
 
 @writes.patch("/schedules/{schedule_id}/rotations/{rotation_id}", response_model=RotationRead)
-def edit_rotation(schedule_id: int, rotation_id: int, body: RotationUpdate, session: SessionDep) -> RotationRead:
+def edit_rotation(schedule_id: Id, rotation_id: Id, body: RotationUpdate, session: SessionDep) -> RotationRead:
     """Change a layer; the result is checked as a whole. Turns are recomputed from the layer's start."""
     layer = service.get_layer(session, schedule_id, rotation_id)
     merged = service.layer_body(session, layer) | body.model_dump(exclude_unset=True, mode="json")
@@ -128,7 +129,7 @@ def edit_rotation(schedule_id: int, rotation_id: int, body: RotationUpdate, sess
 
 
 @writes.delete("/schedules/{schedule_id}/rotations/{rotation_id}", status_code=204)
-def remove_rotation(schedule_id: int, rotation_id: int, session: SessionDep) -> Response:
+def remove_rotation(schedule_id: Id, rotation_id: Id, session: SessionDep) -> Response:
     """Delete a layer."""
     service.delete_layer(session, service.get_layer(session, schedule_id, rotation_id))
     session.commit()
@@ -136,7 +137,7 @@ def remove_rotation(schedule_id: int, rotation_id: int, session: SessionDep) -> 
 
 
 @router.get("/schedules/{schedule_id}/overrides", response_model=list[OverrideRead])
-def list_overrides(schedule_id: int, session: SessionDep, start: From = None, end: To = None) -> list[OverrideRead]:
+def list_overrides(schedule_id: Id, session: SessionDep, start: From = None, end: To = None) -> list[OverrideRead]:
     """Overrides overlapping [from, to) (default: from now, for 92 days), by start."""
     schedules.get_schedule(session, schedule_id)
     start, end = span(start, end, utcnow(), MAX_RANGE)
@@ -144,13 +145,13 @@ def list_overrides(schedule_id: int, session: SessionDep, start: From = None, en
 
 
 @router.get("/schedules/{schedule_id}/overrides/{override_id}", response_model=OverrideRead)
-def read_override(schedule_id: int, override_id: int, session: SessionDep) -> OverrideRead:
+def read_override(schedule_id: Id, override_id: Id, session: SessionDep) -> OverrideRead:
     """One override."""
     return service.override_read(session, service.get_override(session, schedule_id, override_id))
 
 
 @writes.post("/schedules/{schedule_id}/overrides", response_model=OverrideRead, status_code=201)
-def add_override(schedule_id: int, body: OverrideCreate, session: SessionDep) -> OverrideRead:
+def add_override(schedule_id: Id, body: OverrideCreate, session: SessionDep) -> OverrideRead:
     """Someone covers a time range, for everybody or (`replaces`) for one person; overrides win over all layers,
     and a later override wins over an earlier one."""
     override = service.save_override(session, schedule_id, None, body)
@@ -159,7 +160,7 @@ def add_override(schedule_id: int, body: OverrideCreate, session: SessionDep) ->
 
 
 @writes.patch("/schedules/{schedule_id}/overrides/{override_id}", response_model=OverrideRead)
-def edit_override(schedule_id: int, override_id: int, body: OverrideUpdate, session: SessionDep) -> OverrideRead:
+def edit_override(schedule_id: Id, override_id: Id, body: OverrideUpdate, session: SessionDep) -> OverrideRead:
     """Change an override; the result is checked as a whole."""
     override = service.get_override(session, schedule_id, override_id)
     current = service.override_read(session, override).model_dump(
@@ -171,7 +172,7 @@ def edit_override(schedule_id: int, override_id: int, body: OverrideUpdate, sess
 
 
 @writes.delete("/schedules/{schedule_id}/overrides/{override_id}", status_code=204)
-def remove_override(schedule_id: int, override_id: int, session: SessionDep) -> Response:
+def remove_override(schedule_id: Id, override_id: Id, session: SessionDep) -> Response:
     """Delete an override."""
     session.delete(service.get_override(session, schedule_id, override_id))
     session.commit()
@@ -179,7 +180,7 @@ def remove_override(schedule_id: int, override_id: int, session: SessionDep) -> 
 
 
 @router.get("/schedules/{schedule_id}/oncall", response_model=OnCallAnswer)
-def who_is_oncall(schedule_id: int, session: SessionDep,
+def who_is_oncall(schedule_id: Id, session: SessionDep,
                   at: Annotated[datetime | None, Query(description="Default now; no offset means UTC")] = None,
                   ) -> OnCallAnswer:
     """Who is on call at `at`, why (which layer, which override) and for how long; empty in a gap."""
@@ -195,7 +196,7 @@ def who_is_oncall(schedule_id: int, session: SessionDep,
 
 
 @router.get("/schedules/{schedule_id}/shifts", response_model=ShiftsAnswer)
-def list_shifts(schedule_id: int, session: SessionDep, start: From = None, end: To = None) -> ShiftsAnswer:
+def list_shifts(schedule_id: Id, session: SessionDep, start: From = None, end: To = None) -> ShiftsAnswer:
     """The final shifts of [from, to) after layering and overrides, clipped to it, and the gaps between them
     (default: from now, 14 days; at most 92 days)."""
     schedule = schedules.get_schedule(session, schedule_id)
@@ -220,7 +221,7 @@ def _feed(start: datetime | None, end: datetime | None) -> tuple[datetime, datet
 
 
 @router.get("/schedules/{schedule_id}/shifts.ics", response_class=Response, responses=ICS)
-def schedule_feed(schedule_id: int, session: SessionDep, start: From = None, end: To = None) -> Response:
+def schedule_feed(schedule_id: Id, session: SessionDep, start: From = None, end: To = None) -> Response:
     """The schedule's final shifts as a calendar (default: a week back to 60 days ahead)."""
     schedule = schedules.get_schedule(session, schedule_id)
     start, end = _feed(start, end)

@@ -22,6 +22,7 @@ from watchtower.auth.models import User
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import WatchtowerError
+from watchtower.limits import Id
 
 HERE = Path(__file__).parent
 # The postmortem templates give the shared layout (base.html) and the error page.
@@ -82,7 +83,7 @@ def _day_bars(shifts: list[Shift], days: list[date], zone: ZoneInfo) -> list[dic
 
 
 @router.get("/schedules/{schedule_id}", response_class=HTMLResponse)
-def schedule_page(schedule_id: int, request: Request, session: SessionDep) -> HTMLResponse:
+def schedule_page(schedule_id: Id, request: Request, session: SessionDep) -> HTMLResponse:
     """Two weeks of final shifts from today (overrides marked, gaps shown), the layers, and the override form."""
     schedule = schedules.get_schedule(session, schedule_id)
     zone, now = ZoneInfo(schedule.time_zone), utcnow()
@@ -103,7 +104,7 @@ def schedule_page(schedule_id: int, request: Request, session: SessionDep) -> HT
 
 
 @router.post("/schedules/{schedule_id}/overrides")
-def override_from_page(schedule_id: int, request: Request, session: SessionDep, *, csrf: Text = "",
+def override_from_page(schedule_id: Id, request: Request, session: SessionDep, *, csrf: Text = "",
                        user: Text = "", replaces: Text = "", start: Text = "", end: Text = "",
                        reason: Text = "") -> Response:
     """Add an override; times are wall-clock times in the schedule's zone, as the form shows them."""

@@ -117,7 +117,7 @@ def test_stage_feature_logs_are_bounded(client: TestClient, model: str, db: Engi
                                json={"rows": [{"id": "x\x00", "features": ROW}]}), "body.rows.0.id")
     assert_refused(raw(client, "/models/churn/stages/training/features",
                        f'{{"rows": [{{"id": "x", "features": {json.dumps(ROW | {"f2": int(BIG)})}}}]}}'),
-                   "body.rows.*.features.0.f2")
+                   "body.rows.0.features.f2")
     assert count(db, FeatureLog) == 0
 
 

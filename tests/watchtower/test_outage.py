@@ -33,7 +33,7 @@ def unreachable_url(db: Engine, tmp_path: object) -> str:
 
 @pytest.mark.parametrize(("method", "url", "body"), [
     ("GET", "/models", None), ("GET", "/incidents/1", None), ("GET", "/incidents", None),
-    ("POST", "/incidents", {"title": "t", "author": "ana"}), ("GET", "/healthz", None),
+    ("POST", "/incidents", {"title": "t", "author": "ana"}), ("GET", "/pipelines", None),
 ])
 def test_an_unreachable_database_is_a_503_with_retry_after(db: Engine, settings: Settings, tmp_path: object,
                                                            method: str, url: str, body: object) -> None:
@@ -58,14 +58,14 @@ def test_terminated_postgresql_connections_are_replaced_not_reported() -> None:
     own = make_engine(POSTGRES_URL)  # this test's own pool: only its connections are terminated
     app = create_app(Settings(database_url=POSTGRES_URL, scheduler_enabled=False), engine=own)
     with TestClient(app) as client:
-        assert client.get("/healthz").status_code == 200
+        assert client.get("/models").status_code == 200
         with own.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         other = make_engine(POSTGRES_URL)
         with other.connect() as admin:
             assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
         other.dispose()
-        assert client.get("/healthz").status_code == 200  # the pool's pre-ping noticed and reconnected
+        assert client.get("/models").status_code == 200  # the pool's pre-ping noticed and reconnected
     own.dispose()
 
 
