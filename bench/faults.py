@@ -74,13 +74,17 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[float, str]] = []
+        self.posts = 0  # new top-level messages (not edits of a message or replies in its thread)
         self.mode = "ok"  # ok | fail | 429
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 recorder.calls.append((time.monotonic(), recorder.mode))
+                body = json.loads(raw or b"{}") if raw.startswith(b"{") else {}
+                if recorder.mode == "ok" and not self.path.endswith("chat.update") and "thread_ts" not in body:
+                    recorder.posts += 1
                 status, headers = {"ok": (200, {}), "fail": (500, {}), "429": (429, {"Retry-After": "5"})}[
                     recorder.mode]
                 body = json.dumps({"ok": status == 200, "channel": "C1", "ts": "1.1",
@@ -257,7 +261,7 @@ def replicas(kind: str, workdir: Path, _: float) -> Row:
     slack.close()
     webhook.close()
     dup = (f"{extra_passes} extra passes, {pauses - 1} extra pauses, {swaps - 1} extra swaps, "
-           f"{slack.delivered() - 1} extra Slack posts, {webhook.delivered() - 1} extra webhook calls")
+           f"{slack.posts - 1} extra Slack alerts, {webhook.delivered() - 1} extra webhook calls")
     return Row("replicas", kind, "0", dup,
                f"leader kill -9 -> follower leads after {handover:.1f} s" if took_over else "no handover",
                "2 replicas, monitor every 2 s, lease TTL 3 s renewed every 0.5 s")
