@@ -2,45 +2,22 @@
 overrides marked, and the override form (signed in, CSRF-checked). Schedules are built through the JSON API;
 the clock only picks the dates typed into the form, and no assertion depends on the time of day."""
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.alerts.oncall_helpers import add_people, add_rotation, add_schedule
 from tests.conftest import TOKEN
-from tests.e2e.test_pages import CHROMIUM, CHROMIUM_ARGS
 
 SIGNER = "Grace Hopper"
 XSS = "<script>alert(1)</script>"
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium (Debian's) for the module; missing Chromium is a failure, never a skip."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(5000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ that is what is tested). Chromium is Debian's (/usr/bin/chromium); without it th
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
-from playwright.sync_api import Browser, Dialog, Page, Response, expect, sync_playwright
+from playwright.sync_api import Page, Response, expect
 from sqlalchemy.engine import Engine
 
 from tests import factories
@@ -22,9 +22,6 @@ from tests.conftest import TOKEN
 from watchtower.monitor import run_monitor
 from watchtower.runtime import Runtime
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # Screenshots land in a temp dir; WATCHTOWER_SCREENSHOTS=docs refreshes the ones the README shows.
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SHIFT_TAG = "feature-distribution-shift"  # suggested by the drift detectors; a symptom, not a root cause
@@ -37,42 +34,6 @@ XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(2)>']
 SPAN = re.compile(r"^\d+(\.\d+)? (min|h)$")  # a duration as the page writes it; its value is never asserted
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module; missing Chromium is a failure, never a skip."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: these browser tests need Debian's chromium "
-                    "(apt-get install chromium); Playwright's own browser download is not used")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context (no shared cookies or cache) per test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(5000)  # a missing element fails in seconds, not Playwright's default 30 s
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def dialogs(page: Page) -> list[str]:
-    """Every alert/confirm/prompt the page opens (escaping tests expect none)."""
-    seen: list[str] = []
-
-    def record(dialog: Dialog) -> None:
-        seen.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", record)
-    return seen
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_pages import SIGNER, XSS, _sign_in, _submit, browser, dialogs, page  # noqa: F401 (fixtures)
+from tests.e2e.test_pages import SIGNER, XSS, _sign_in, _submit
 
 
 def _pending(client: TestClient, comment: str) -> dict[str, Any]:
