@@ -113,11 +113,17 @@ def read_user(handle: Handle, session: SessionDep) -> User:
     return get_user(session, handle)
 
 
+def create_user(session: Session, body: UserCreate) -> User:
+    """Add a person (flushed, not committed); Conflict if the handle, e-mail or Slack id is taken."""
+    user = User(**body.model_dump(mode="json"))
+    _save(session, user)
+    return user
+
+
 @writes.post("/users", response_model=UserRead, status_code=201)
 def add_user(body: UserCreate, session: SessionDep) -> User:
     """Add a person (409 if the handle, e-mail or Slack id is taken)."""
-    user = User(**body.model_dump(mode="json"))
-    _save(session, user)
+    user = create_user(session, body)
     session.commit()
     return user
 
