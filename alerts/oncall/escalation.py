@@ -135,9 +135,7 @@ def _repage_if_due(session: Session, settings: Settings, metrics: Metrics, incid
     acked_at = to_utc(escalation.acked_at)
     if now < acked_at + timedelta(minutes=timeout):
         return 0
-    breach = session.exec(select(TimelineEntry).where(
-        TimelineEntry.incident_id == incident.id, TimelineEntry.kind == "breach",
-        col(TimelineEntry.at) > acked_at).order_by(col(TimelineEntry.at).desc())).first()
+    breach = _breach_since(session, incident.id or 0, acked_at)
     if breach is None:
         return 0
     assert incident.id is not None
@@ -155,6 +153,16 @@ def _repage_if_due(session: Session, settings: Settings, metrics: Metrics, incid
     incident_changed(session, incident.id, f"Re-paged: still breaching {timeout} min after the acknowledgement")
     _run_step(session, settings, metrics, incident, escalation, now, first=True)
     return 1
+
+
+def _breach_since(session: Session, incident_id: int, since: datetime) -> TimelineEntry | None:
+    """The latest sign after `since` that the incident still breaches: a monitor's breach, or an Alertmanager
+    notification with an alert still firing."""
+    entries = session.exec(select(TimelineEntry).where(
+        TimelineEntry.incident_id == incident_id, col(TimelineEntry.kind).in_(("breach", "alertmanager")),
+        col(TimelineEntry.at) > since).order_by(col(TimelineEntry.at).desc())).all()
+    return next((e for e in entries if e.kind == "breach"
+                 or any(a.get("status") == "firing" for a in e.details.get("alerts", []))), None)
 
 
 def _acknowledgement(session: Session, incident_id: int) -> tuple[str, datetime | None]:
