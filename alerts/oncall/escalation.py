@@ -16,6 +16,7 @@ from alerts.oncall.escalation_models import IncidentEscalation
 from alerts.oncall.escalation_policies import freeze, policy_for
 from alerts.oncall.paging import AUTHOR, page_step
 from alerts.slack.updates import incident_changed
+from postmortems.documents import refresh_document
 from postmortems.models import ACTIVE, Incident, Status, TimelineEntry
 from postmortems.service import add_entry
 from watchtower.clock import to_utc
@@ -25,6 +26,7 @@ from watchtower.settings import Settings
 
 log = logging.getLogger(__name__)
 ACTIVE_STATE, EXHAUSTED, ACKNOWLEDGED, DONE = "active", "exhausted", "acknowledged", "done"
+ACKED = (Status.acknowledged.value, Status.mitigated.value)
 
 
 def start_escalation(session: Session, settings: Settings, metrics: Metrics, incident: Incident,
@@ -135,7 +137,7 @@ def _repage_if_due(session: Session, settings: Settings, metrics: Metrics, incid
     acked_at = to_utc(escalation.acked_at)
     if now < acked_at + timedelta(minutes=timeout):
         return 0
-    breach = _breach_since(session, incident.id or 0, acked_at)
+    breach = _breach_since(session, incident.id or 0)
     if breach is None:
         return 0
     assert incident.id is not None
@@ -147,6 +149,7 @@ def _repage_if_due(session: Session, settings: Settings, metrics: Metrics, incid
               details={"from": Status.acknowledged.value, "to": Status.open.value, "reason": "ack timeout"}, at=now)
     add_entry(session, incident.id, "escalation", "Re-paged after the ack timeout: the escalation restarts from "
               "step 1", author=AUTHOR, at=now)
+    refresh_document(session, incident)
     escalation.step, escalation.repeats_done, escalation.acked_at = 0, 0, None
     escalation.started_at = now
     _set(session, escalation, ACTIVE_STATE, now)
@@ -155,12 +158,17 @@ def _repage_if_due(session: Session, settings: Settings, metrics: Metrics, incid
     return 1
 
 
-def _breach_since(session: Session, incident_id: int, since: datetime) -> TimelineEntry | None:
-    """The latest sign after `since` that the incident still breaches: a monitor's breach, or an Alertmanager
-    notification with an alert still firing."""
+def _breach_since(session: Session, incident_id: int) -> TimelineEntry | None:
+    """The latest sign, appended after the acknowledgement, that the incident still breaches: a monitor's
+    breach, or an Alertmanager notification with an alert still firing. Ordered by entry, not by `at`: a
+    breach is stamped with its window's end, which can be earlier than an ack made while it was computed."""
+    statuses = session.exec(select(TimelineEntry).where(
+        TimelineEntry.incident_id == incident_id, TimelineEntry.kind == "status")
+        .order_by(col(TimelineEntry.id).desc())).all()
+    ack = next((e.id for e in statuses if e.details.get("to") in ACKED), None)
     entries = session.exec(select(TimelineEntry).where(
         TimelineEntry.incident_id == incident_id, col(TimelineEntry.kind).in_(("breach", "alertmanager")),
-        col(TimelineEntry.at) > since).order_by(col(TimelineEntry.at).desc())).all()
+        col(TimelineEntry.id) > (ack or 0)).order_by(col(TimelineEntry.id).desc())).all()
     return next((e for e in entries if e.kind == "breach"
                  or any(a.get("status") == "firing" for a in e.details.get("alerts", []))), None)
 
