@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from alerts.metrics import Metrics
+from alerts.oncall.escalation import start_escalation
 from alerts.outbox import enqueue
 from alerts.silences import owes_page, silenced
 from alerts.slack.store import incident_payload
@@ -151,7 +152,7 @@ def receive(session: Session, settings: Settings, metrics: Metrics, body: Notifi
         metrics.breaches_silenced.labels(models[0] if len(models) == 1 else "").inc()
         return Received(incident_id=incident.id, created=created, status=incident.status, page="silenced",
                         detail=detail)
-    _page(session, settings, incident)
+    _page(session, settings, metrics, incident, now)
     return Received(incident_id=incident.id, created=created, status=incident.status, page="queued",
                     detail=f"Slack alert queued for {settings.slack_channel}")
 
@@ -220,12 +221,13 @@ def _latest(session: Session, key: str) -> Incident | None:
                         .order_by(col(Incident.id).desc())).first()
 
 
-def _page(session: Session, settings: Settings, incident: Incident) -> None:
+def _page(session: Session, settings: Settings, metrics: Metrics, incident: Incident, now: datetime) -> None:
     assert incident.id is not None
     payload = incident_payload(session, incident, channel=settings.slack_channel, public_url=settings.public_url,
                                oncall=settings.oncall_slack_user, mitigations=[])
     enqueue(session, "slack", payload, incident_id=incident.id)
     add_entry(session, incident.id, "notify", f"Slack alert queued for {settings.slack_channel}", author=SOURCE)
+    start_escalation(session, settings, metrics, incident, now)
 
 
 @router.post("/alertmanager", response_model=Received)

@@ -55,6 +55,12 @@ class Metrics:
                                           "data or pipeline incident held", ["model"], registry=r)
         self.alertmanager_groups = Counter("watchtower_alertmanager_notifications", "Alertmanager webhook "
                                            "notifications received, by group status", ["status"], registry=r)
+        self.pages_sent = Counter("watchtower_pages_sent", "Escalation pages queued, by channel: dm (a person's "
+                                  "direct messages) or channel (a channel or user group)", ["channel"], registry=r)
+        self.acknowledgements = Counter("watchtower_acknowledgements", "Incidents acknowledged (API, pages or Slack)",
+                                        registry=r)
+        self.escalations = Counter("watchtower_escalations", "Escalation steps run because nobody acknowledged (every "
+                                   "step after the first, repeats included)", registry=r)
         self.delivery_failures = Counter("watchtower_delivery_failures", "Slack/webhook deliveries that failed",
                                          ["kind"], registry=r)
 

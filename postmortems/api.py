@@ -289,9 +289,6 @@ def _hit(session: Session, hit: search_module.Hit, url: str) -> Hit:
 
 def observe_durations(request: Request, incident: Incident) -> None:
     """Feed watchtower_incident_stage_seconds when an incident reaches acknowledge, mitigate or resolve."""
-    from postmortems.lifecycle import durations
+    from postmortems.lifecycle import observe_stage
 
-    spans = durations(incident).model_dump()
-    stage = {"acknowledged": "acknowledge", "mitigated": "mitigate", "resolved": "resolve"}.get(incident.status)
-    if stage and spans[f"time_to_{stage}"] is not None:
-        request.app.state.metrics.incident_stage.labels(stage).observe(spans[f"time_to_{stage}"])
+    observe_stage(request.app.state.metrics, incident)

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from alerts.metrics import Metrics
 from postmortems.models import ACTIVE, Incident, IncidentTag, Status
 from postmortems.schemas import Durations
 from postmortems.taxonomy import TaxonomyIndex
@@ -58,3 +59,14 @@ def durations(incident: Incident) -> Durations:
         time_to_mitigate=since(incident.opened_at, incident.mitigated_at),
         time_to_resolve=since(incident.opened_at, incident.resolved_at),
     )
+
+
+def observe_stage(metrics: Metrics, incident: Incident) -> None:
+    """After a transition: feed watchtower_incident_stage_seconds for the stage reached (acknowledge, mitigate,
+    resolve) and count acknowledgements. Called by every place a person moves an incident: API, pages, Slack."""
+    stage = {"acknowledged": "acknowledge", "mitigated": "mitigate", "resolved": "resolve"}.get(incident.status)
+    if stage == "acknowledge":
+        metrics.acknowledgements.inc()
+    spans = durations(incident).model_dump()
+    if stage and spans[f"time_to_{stage}"] is not None:
+        metrics.incident_stage.labels(stage).observe(spans[f"time_to_{stage}"])

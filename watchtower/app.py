@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from alerts import alertmanager
 from alerts.oncall import api as oncall_api
+from alerts.oncall import escalation_api, escalation_pages
 from alerts.oncall import pages as oncall_pages
 from alerts.oncall import people as oncall_people
 from alerts.outbox import api as outbox_api
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(oncall_api.router)
     app.include_router(oncall_pages.router)
     app.include_router(oncall_people.router)
+    for router in (escalation_api.router, escalation_api.writes, escalation_pages.router):  # issue 11: escalation
+        app.include_router(router)
     app.include_router(slack_interactions.router)  # signed by Slack, not behind the bearer token
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)

@@ -8,6 +8,7 @@ import secrets
 import socket
 import threading
 import time
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -75,6 +76,7 @@ def _story(api: httpx.Client, runtime: Any) -> None:
     _ok(response)
     say(f"2. Registered model '{name}' with {len(x_train)} reference rows; serving "
         f"{response.json()['active_version']}.")
+    say(f"   On call: {_oncall(api, name)}")
 
     rng = np.random.default_rng(1)
     healthy = x_live.sample(frac=1.0, random_state=1)  # unseen rows from the same population
@@ -126,6 +128,10 @@ def _story(api: httpx.Client, runtime: Any) -> None:
                                  oncall=runtime.settings.oncall_slack_user)
         for line in preview(store.render(incident["id"], runtime.settings.slack_channel)):
             say(f"   {line}")
+    paged = [m for m in api.get("/outbox", params={"incident_id": incident["id"]}).json()["items"]
+             if "You are paged" in m["summary"]]
+    for message in paged:  # the DMs of the escalation's first step
+        say(f"   Paged {message['target']} by DM: {message['summary']}")
     say(f"\nIncident #{incident['id']} [{incident['severity']}]: {incident['title']}")
     say(f"   suggested tags: {', '.join(t['tag'] for t in incident['tags'])}")
     spans = incident["durations"]
@@ -144,6 +150,26 @@ def _story(api: httpx.Client, runtime: Any) -> None:
     say(f"    next pass {result.status.upper()}: {held[0] if held else 'nothing held'}.")
     say(f"    Still served by {served['version']}: the decision sticks until incident #{incident['id']} is resolved "
         f"or someone re-arms it (POST /models/{name}/holds/swap_model/rearm).")
+
+
+def _oncall(api: httpx.Client, model: str) -> str:
+    """A person on a weekly rotation and an escalation policy paging whoever is on call, routed to the model
+    (and the default if there is none yet). Kept on later runs: a second run finds them."""
+    api.post("/users", json={"handle": "dana", "display_name": "Dana", "slack_user_id": "U0DEMODANA"})  # 409: kept
+    if not any(s["name"] == "demo-ml" for s in api.get("/schedules").json()):
+        created = api.post("/schedules", json={"name": "demo-ml", "time_zone": "Europe/Berlin"})
+        _ok(created)
+        _ok(api.post(f"/schedules/{created.json()['id']}/rotations", json={
+            "name": "weekly", "participants": ["dana"], "unit": "weeks", "shift_length": 1, "handoff": "09:00",
+            "start": (date.today() - timedelta(days=14)).isoformat()}))
+    if api.get("/escalation-policies/demo-ml").status_code == 404:
+        first = not any(p["default"] for p in api.get("/escalation-policies").json())
+        _ok(api.post("/escalation-policies", json={"name": "demo-ml", "default": first, "repeat": 1, "steps": [
+            {"targets": [{"schedule": "demo-ml"}], "delay_minutes": 15},
+            {"targets": [{"channel": "#ml-leads"}], "delay_minutes": 30}]}))
+    _ok(api.put(f"/models/{model}/escalation", json={"policy": "demo-ml"}))
+    return ("schedule 'demo-ml' (Dana, weekly); escalation policy 'demo-ml': page whoever is on call, "
+            "after 15 min #ml-leads, 30 min later the whole chain once more (see /oncall/escalation).")
 
 
 def _serve(api: httpx.Client, name: str, rows: pd.DataFrame, labels: pd.Series) -> None:

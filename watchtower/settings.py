@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     monitor_interval_s: int = Field(default=60, gt=0)
     outbox_interval_s: int = Field(default=10, gt=0)
     threshold_refit_s: int = Field(default=3600, gt=0, description="How often learned thresholds are re-fitted")
+    escalation_interval_s: int = Field(default=30, gt=0, description="How often due escalation steps are paged")
+    ack_timeout_minutes: int = Field(
+        default=60, ge=0, description="An acknowledged incident still breaching this long after the ack is re-paged "
+        "from escalation step 1 (0: never)")
     compact_interval_s: int = Field(default=300, gt=0, description="How often small event segments are merged")
     window_s: int = Field(default=3600, gt=0)
     lease_ttl_s: float = Field(default=30, gt=0, description="How long the scheduler lease lasts unless renewed")

@@ -1,5 +1,6 @@
 """Imports every table so SQLModel.metadata (create_all, Alembic) sees them all."""
 
+from alerts.oncall.escalation_models import EscalationPolicy, EscalationRoute, IncidentEscalation
 from alerts.oncall.models import RotationLayer, RotationParticipant, Schedule, ScheduleOverride
 from alerts.outbox.models import OutboxMessage
 from alerts.silences.models import Silence
@@ -28,10 +29,13 @@ __all__ = [
     "ActionRun",
     "CheckResult",
     "CheckRun",
+    "EscalationPolicy",
+    "EscalationRoute",
     "EventSegment",
     "FeatureLog",
     "FittedThreshold",
     "Incident",
+    "IncidentEscalation",
     "IncidentDocument",
     "IncidentTag",
     "IngestRejection",

@@ -18,9 +18,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.background import BackgroundTask
 
+from alerts.metrics import Metrics
 from alerts.outbox import enqueue
 from alerts.slack.messages import ACK, RESOLVE, RESTORE, RESUME, SILENCE, SILENCE_HOURS, ephemeral_payload
 from alerts.slack.updates import incident_changed
+from postmortems.lifecycle import observe_stage
 from postmortems.models import Incident, Status
 from postmortems.service import get_incident, transition
 from watchtower.actions.restore import restore_primary, resume_pipeline
@@ -76,7 +78,8 @@ async def interactions(request: Request) -> Response:
     interaction = _parse(body)
     if interaction is None:
         return Response(status_code=200)  # not a button click (Watchtower sends no modals or shortcuts)
-    return Response(status_code=200, background=BackgroundTask(handle, request.app.state.engine, interaction))
+    return Response(status_code=200, background=BackgroundTask(handle, request.app.state.engine, interaction,
+                                                                request.app.state.metrics))
 
 
 def _signed(secret: str, body: bytes, headers: dict[str, str]) -> bool:
@@ -104,7 +107,7 @@ def _parse(body: bytes) -> Interaction | None:
         raise Invalid("payload is not a block_actions interaction", errors=errors) from exc
 
 
-def handle(engine: Engine, interaction: Interaction) -> None:
+def handle(engine: Engine, interaction: Interaction, metrics: Metrics | None = None) -> None:
     """Do what was clicked, as the person who clicked; answer only them when that cannot be done."""
     with Session(writer(engine)) as session:
         user = user_by_slack_id(session, interaction.user.id)
@@ -115,25 +118,30 @@ def handle(engine: Engine, interaction: Interaction) -> None:
                     "PATCH /users/{handle} with slack_user_id.")
             session.commit()
             return
+        moved = []
         for action in interaction.actions:
             try:
                 with session.begin_nested():
                     log.info("Slack: %s clicked %s", user.handle, action.action_id)
-                    act(session, user, action)
+                    moved.append(act(session, user, action))
             except WatchtowerError as exc:
                 _answer(session, interaction, f"Nothing done: {exc.detail}")
         session.commit()
+        for incident in moved:  # as the API and the pages do: time to acknowledge/resolve, acknowledgements
+            if incident is not None and metrics is not None:
+                observe_stage(metrics, incident)
 
 
-def act(session: Session, user: User, action: BlockAction) -> None:
-    """Carry out one button or option; the services record it on the incident's timeline."""
+def act(session: Session, user: User, action: BlockAction) -> Incident | None:
+    """Carry out one button or option; the services record it on the incident's timeline. Returns the incident
+    when its status moved (for the metrics)."""
     incident, hours = _target(session, action)
     assert incident.id is not None
     if action.action_id == ACK:
-        transition(session, incident, Status.acknowledged, user.handle, REASON)
-    elif action.action_id == RESOLVE:
-        transition(session, incident, Status.resolved, user.handle, REASON)
-    elif action.action_id == RESTORE:
+        return transition(session, incident, Status.acknowledged, user.handle, REASON)
+    if action.action_id == RESOLVE:
+        return transition(session, incident, Status.resolved, user.handle, REASON)
+    if action.action_id == RESTORE:
         restore_primary(session, _model(session, incident), user.handle, f"{REASON}, incident #{incident.id}")
     elif action.action_id == RESUME:
         model = _model(session, incident)
@@ -149,6 +157,7 @@ def act(session: Session, user: User, action: BlockAction) -> None:
         incident_changed(session, incident.id, f"Silenced for {hours} h by {user.handle} (silence #{silence_id})")
     else:
         raise Invalid(f"unknown action '{action.action_id}'")
+    return None
 
 
 def _target(session: Session, action: BlockAction) -> tuple[Incident, int | None]:

@@ -26,7 +26,7 @@ def _promtool(*args: str, cwd: Path) -> str:
 def test_config_and_rules_are_valid() -> None:
     out = _promtool("check", "config", "prometheus.yml", cwd=PROMETHEUS_DIR)
     assert "SUCCESS" in out and "rules/watchtower.rules.yml" in out
-    assert "SUCCESS: 6 rules found" in _promtool("check", "rules", RULES.name, cwd=RULES.parent)
+    assert "SUCCESS: 7 rules found" in _promtool("check", "rules", RULES.name, cwd=RULES.parent)
 
 
 def test_each_alert_fires_on_its_failure_and_not_before() -> None:

@@ -166,6 +166,9 @@ def test_acknowledge_with_a_valid_signature_updates_the_message_and_replies_in_i
     assert incident["status"] == "acknowledged"
     entry = incident["timeline"][-1]
     assert (entry["kind"], entry["author"], entry["source"]) == ("status", "alice", "human")
+    acks = ("watchtower_acknowledgements_total", {}), ("watchtower_incident_stage_seconds_count",
+                                                        {"stage": "acknowledge"})
+    assert [runtime.metrics.registry.get_sample_value(n, labels) for n, labels in acks] == [1, 1]
 
     assert deliver_outbox(runtime) == 2
     [update] = calls(slack_app, "/chat.update")
@@ -180,6 +183,7 @@ def test_acknowledge_with_a_valid_signature_updates_the_message_and_replies_in_i
     response = from_slack.post("/slack/interactions", content=body, headers=sign(body))
     assert response.status_code == 200 and status(client, incident_id) == "acknowledged"
     assert deliver_outbox(runtime) == 1
+    assert [runtime.metrics.registry.get_sample_value(n, labels) for n, labels in acks] == [1, 1]  # not again
     [answer] = slack_app.calls
     assert answer["path"] == "/actions/T0/1/secret"
     assert answer["body"]["response_type"] == "ephemeral" and "Nothing done" in answer["body"]["text"]

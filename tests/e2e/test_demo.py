@@ -25,6 +25,11 @@ def test_demo_detects_mitigates_and_opens_an_incident(tmp_path: Path) -> None:
     # No Slack token: the message it would have sent, with the buttons for the incident's state (swapped, no pause).
     assert "#ml-incidents: [SEV2] Incident #1: " in out
     assert "buttons: [Acknowledge] [Resolve] [Restore primary] [Silence 1 h | Silence 4 h | Silence 24 h]" in out
+    # Who was paged: the person on call, by the escalation policy set up before the breach.
+    assert "On call: schedule 'demo-ml' (Dana, weekly); escalation policy 'demo-ml'" in out
+    assert "[page] Escalation step 1 of 2 (policy 'demo-ml'): paged dana (on call for 'demo-ml', layer weekly) by DM" \
+        in out
+    assert "Paged U0DEMODANA by DM: :pager: You are paged: [SEV2] incident #1: " in out
     assert "Incident #1 [SEV2]" in out and "/postmortems/incidents/1" in out
     # The operator's restore sticks: the next breaching pass holds the swap and says so.
     assert "next pass BREACHED: breach continues; automatic swap held by demo-operator" in out

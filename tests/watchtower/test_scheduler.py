@@ -158,7 +158,7 @@ def test_a_dead_scheduler_thread_is_replaced(supervisor: MonitorScheduler) -> No
     supervisor.tick()
     assert supervisor.scheduler is not dead and supervisor.scheduler._thread.is_alive()  # type: ignore[attr-defined]
     assert supervisor.runtime.metrics.registry.get_sample_value("watchtower_scheduler_restarts_total") == 1
-    assert {"outbox", "thresholds", "compact"} <= set(supervisor.job_ids())
+    assert {"outbox", "thresholds", "compact", "escalations"} <= set(supervisor.job_ids())
 
 
 def test_scheduled_monitor_runs_and_a_restart_catches_up_once(client: TestClient, models: BuiltModels,
@@ -214,12 +214,12 @@ def test_sync_removes_jobs_of_deleted_monitors_and_reschedules(client: TestClien
     supervisor.sync_jobs()
     job = supervisor.scheduler.get_job("monitor:churn:default")
     assert job is not None and job.trigger.interval.total_seconds() == 120
-    assert set(supervisor.job_ids()) == {"monitor:churn:default", "outbox", "thresholds", "compact"}
+    assert set(supervisor.job_ids()) == {"monitor:churn:default", "outbox", "thresholds", "compact", "escalations"}
     with Session(writer(db)) as session:
         session.delete(session.exec(select(Monitor)).one())
         session.commit()
     supervisor.sync_jobs()
-    assert set(supervisor.job_ids()) == {"outbox", "thresholds", "compact"}
+    assert set(supervisor.job_ids()) == {"outbox", "thresholds", "compact", "escalations"}
 
 
 def test_jobs_keep_running_while_another_thread_holds_the_supervisor_lock(supervisor: MonitorScheduler) -> None:

@@ -2,6 +2,7 @@
 
 from sqlmodel import Session
 
+from alerts.oncall.escalation import start_escalation
 from alerts.outbox import enqueue
 from alerts.slack.store import incident_payload
 from postmortems.models import Incident
@@ -25,4 +26,6 @@ class NotifySlack:
         payload = incident_payload(session, incident, channel=settings.slack_channel, public_url=settings.public_url,
                                    oncall=settings.oncall_slack_user, mitigations=mitigations)
         enqueue(session, "slack", payload, incident_id=ctx.incident_id)
-        return f"Slack alert queued for {settings.slack_channel}"
+        chain = start_escalation(session, settings, ctx.runtime.metrics, incident, ctx.breach.window_end)
+        return f"Slack alert queued for {settings.slack_channel}" + (f"; escalation '{chain.policy}' started"
+                                                                     if chain else "")

@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from sqlmodel import Session
 
+from alerts.oncall.escalation import advance_escalations
 from watchtower.clock import utcnow
 from watchtower.delivery import deliver_outbox
 from watchtower.events.segments import compact_all
@@ -215,8 +216,11 @@ class MonitorScheduler:
         def compact() -> None:
             compact_all(runtime.engine)
 
+        def escalations() -> None:
+            advance_escalations(runtime, utcnow())
+
         return {"outbox": (s.outbox_interval_s, outbox), "thresholds": (s.threshold_refit_s, thresholds),
-                "compact": (s.compact_interval_s, compact)}
+                "compact": (s.compact_interval_s, compact), "escalations": (s.escalation_interval_s, escalations)}
 
     def _build(self) -> BackgroundScheduler:
         scheduler = BackgroundScheduler(job_defaults=JOB_DEFAULTS, timezone="UTC")
