@@ -59,7 +59,8 @@ def run_actions(actions: list[Action], ctx: ActionContext, session: Session) -> 
             for earlier in unlogged:
                 earlier.incident_id = ctx.incident_id
                 text = earlier.detail if earlier.ok else f"FAILED: {earlier.detail}"
-                add_entry(session, ctx.incident_id, earlier.action, text, details={"ok": earlier.ok})
+                add_entry(session, ctx.incident_id, earlier.action, text, details={"ok": earlier.ok},
+                          at=ctx.breach.window_end)  # the pass's clock: its entries read in the order they happened
             unlogged.clear()
     session.flush()
     return ctx.runs
