@@ -5,10 +5,20 @@ from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from alerts.oncall.rotation import UNIT_DELTA, WEEKDAYS
 from watchtower.auth.users import HANDLE
+from watchtower.limits import EARLIEST, LATEST, Day
 
 CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 Handle = Annotated[str, Field(pattern=HANDLE)]
@@ -98,9 +108,11 @@ class RotationCreate(BaseModel):
     priority: int = Field(default=0, ge=0, le=1000, description="Higher wins where it has someone; unique")
     participants: list[Handle] = Field(min_length=1, max_length=100, description="Handles, in turn order")
     unit: Literal["hours", "days", "weeks"]
-    shift_length: int = Field(ge=1, description=f"In units; hours: at least {MIN_HOURS}; at most 52 weeks")
+    # The bound keeps the length arithmetic in range before the 52-week check below names the real limit.
+    shift_length: int = Field(ge=1, le=52 * 7 * 24,
+                              description=f"In units; hours: at least {MIN_HOURS}; at most 52 weeks")
     handoff: str = Field(default="09:00", pattern=CLOCK, description="HH:MM in the schedule's zone")
-    start: date = Field(description="The first shift starts on this day at the handoff time")
+    start: Day = Field(description="The first shift starts on this day at the handoff time")
     restrictions: RestrictionsIn | None = None
 
     @field_validator("shift_length")
@@ -129,12 +141,22 @@ class RotationUpdate(BaseModel):
     restrictions: dict[str, Any] | None = None
 
 
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+    return value
+
+
+# An explicit offset is required (what would a bare time mean?), and the moment is within the stored range.
+InRange = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
+
 class OverrideCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: Handle = Field(description="Who covers")
     replaces: Handle | None = Field(default=None, description="Whom they stand in for; absent: everybody")
-    start: AwareDatetime
-    end: AwareDatetime = Field(description="After start; at most 366 days later")
+    start: InRange
+    end: InRange = Field(description="After start; at most 366 days later")
     author: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=1000)
 

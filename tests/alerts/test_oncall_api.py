@@ -87,6 +87,9 @@ def test_bad_schedules_are_refused_naming_the_field(client: TestClient, body: di
     ({"restrictions": {"hours": [{"start": "17:00", "end": "09:00"}]}}, "body.restrictions.hours.0.end"),
     ({"restrictions": {}}, "body.restrictions.hours"),
     ({"priority": -1}, "body.priority"),
+    # Found by the fuzzer: lengths and dates whose arithmetic overflowed into a 500.
+    ({"unit": "weeks", "shift_length": 316269409398356}, "body.shift_length"),
+    ({"start": "6895-11-02"}, "body.start"),
 ])
 def test_bad_rotations_are_refused_naming_the_field(client: TestClient, change: dict[str, Any], field: str) -> None:
     add_people(client, "ada", "bob", "gone")

@@ -152,7 +152,7 @@ def unarchive_model(name: ModelName, body: OperatorDecision, request: Request, s
 
 
 @router.put("/models/{name}/monitors/{monitor}", response_model=ModelRead, dependencies=WriteAccess,
-            responses=problem_responses(401, 422))
+            responses=problem_responses(401, 409, 422))
 def set_monitor(name: ModelName, monitor: MonitorName, body: MonitorSpec, request: Request,
                 session: SessionDep) -> ModelRead:
     """Create or replace a monitor: which detectors (engines) run, with which params, how often, on what window."""
