@@ -14,8 +14,8 @@ from watchtower.errors import NotFound, problem_responses
 from watchtower.policy import store
 from watchtower.policy.backtest import BacktestRequest, BacktestResult
 from watchtower.policy.backtest_store import backtest_model
-from watchtower.policy.models import PolicyDecision, ResponsePolicy
-from watchtower.policy.rules import Policy
+from watchtower.policy.models import PolicyDecision
+from watchtower.policy.rules import DEFAULT_POLICY, Policy
 from watchtower.registry.models import Monitor
 from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import get_model
@@ -35,14 +35,9 @@ class PolicyRead(BaseModel):
 
 def policy_read(session: Session, model_id: int | None) -> PolicyRead:
     """The policy that applies to a model (model_id None: to models without their own)."""
-    policy, scope = store.default_policy(session) if model_id is None else store.effective_policy(session, model_id)
-    row = None
-    if scope != "builtin":
-        owner = None if scope == "default" else model_id
-        row = session.exec(select(ResponsePolicy).where(
-            col(ResponsePolicy.model_id).is_(None) if owner is None else ResponsePolicy.model_id == owner)).first()
-    return PolicyRead(scope=scope, policy=policy, updated_by=row.updated_by if row else None,
-                      updated_at=row.updated_at if row else None)
+    row, scope = store.applicable(session, model_id)
+    return PolicyRead(scope=scope, policy=Policy.model_validate(row.body) if row else DEFAULT_POLICY,
+                      updated_by=row.updated_by if row else None, updated_at=row.updated_at if row else None)
 
 
 @router.get("/policy", response_model=PolicyRead)

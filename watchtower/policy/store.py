@@ -11,28 +11,38 @@ from watchtower.policy.rules import DEFAULT_POLICY, Policy
 Scope = Literal["builtin", "default", "model"]
 
 
+def applicable(session: Session, model_id: int | None) -> tuple[ResponsePolicy | None, Scope]:
+    """The stored policy row that applies to a model (model_id None: to models without their own) and its scope;
+    (None, "builtin") when only the built-in default applies."""
+    own = [] if model_id is None else [model_id]
+    rows = {row.model_id: row for row in session.exec(select(ResponsePolicy).where(
+        col(ResponsePolicy.model_id).is_(None) | col(ResponsePolicy.model_id).in_(own)))}
+    if model_id is not None and model_id in rows:
+        return rows[model_id], "model"
+    return (rows[None], "default") if None in rows else (None, "builtin")
+
+
 def effective_policy(session: Session, model_id: int) -> tuple[Policy, Scope]:
     """The model's own policy, else the stored default, else the built-in default."""
-    rows = {row.model_id: row for row in session.exec(select(ResponsePolicy).where(
-        (col(ResponsePolicy.model_id) == model_id) | col(ResponsePolicy.model_id).is_(None)))}
-    if model_id in rows:
-        return Policy.model_validate(rows[model_id].body), "model"
-    if None in rows:
-        return Policy.model_validate(rows[None].body), "default"
-    return DEFAULT_POLICY, "builtin"
+    row, scope = applicable(session, model_id)
+    return (Policy.model_validate(row.body) if row else DEFAULT_POLICY), scope
 
 
 def default_policy(session: Session) -> tuple[Policy, Scope]:
     """The policy of models without their own."""
-    row = session.exec(select(ResponsePolicy).where(col(ResponsePolicy.model_id).is_(None))).first()
-    return (Policy.model_validate(row.body), "default") if row else (DEFAULT_POLICY, "builtin")
+    row, scope = applicable(session, None)
+    return (Policy.model_validate(row.body) if row else DEFAULT_POLICY), scope
+
+
+def _own(session: Session, model_id: int | None) -> ResponsePolicy | None:
+    """The row stored for exactly this model (None: the stored default)."""
+    return session.exec(select(ResponsePolicy).where(
+        col(ResponsePolicy.model_id).is_(None) if model_id is None else ResponsePolicy.model_id == model_id)).first()
 
 
 def put_policy(session: Session, model_id: int | None, policy: Policy, author: str) -> None:
     """Store a model's policy (or the default, with model_id None), replacing any before it."""
-    row = session.exec(select(ResponsePolicy).where(
-        col(ResponsePolicy.model_id).is_(None) if model_id is None else ResponsePolicy.model_id == model_id)).first()
-    row = row or ResponsePolicy(model_id=model_id, body={}, updated_by=author)
+    row = _own(session, model_id) or ResponsePolicy(model_id=model_id, body={}, updated_by=author)
     row.body, row.updated_by, row.updated_at = policy.model_dump(mode="json"), author, utcnow()
     session.add(row)
     session.flush()
@@ -40,7 +50,7 @@ def put_policy(session: Session, model_id: int | None, policy: Policy, author: s
 
 def delete_policy(session: Session, model_id: int) -> bool:
     """Drop a model's own policy, so the default applies again; False if it had none."""
-    row = session.exec(select(ResponsePolicy).where(ResponsePolicy.model_id == model_id)).first()
+    row = _own(session, model_id)
     if row is None:
         return False
     session.delete(row)
