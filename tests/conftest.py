@@ -139,12 +139,18 @@ def models() -> factories.BuiltModels:
     return factories.build_models()
 
 
+def free_port() -> int:
+    """A localhost port nothing listens on (the OS picked it for a socket that is closed again)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
     """The app behind a real uvicorn server on a free localhost port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

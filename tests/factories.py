@@ -7,7 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
+from alerts.outbox import OutboxMessage
 from watchtower.modelkit import named_classifier, tensor_classifier
 
 NUMERIC = ["f1", "f2", "f3", "f4"]
@@ -107,3 +110,11 @@ def serve(client: TestClient, name: str, frame: pd.DataFrame, columns: list[str]
                 {"id": p["id"], "label": int(y)} for p, y in zip(batch, chunk["label"], strict=True)]})
             assert sent.status_code == 200, sent.text
     return predictions
+
+
+def queued_pages(engine: Engine) -> list[int | None]:
+    """The incidents paged so far, in order: each incident's own Slack message in the outbox, not its later
+    edits or thread replies (payloads that name a `method`)."""
+    with Session(engine) as session:
+        return [m.incident_id for m in session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))
+                if m.kind == "slack" and "incident_message" in m.payload and "method" not in m.payload]

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import Engine
 
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,12 +31,18 @@ class Server:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """Terminate a test's subprocess and wait for it; kill it if it does not go in time."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def database_url(engine: Engine) -> str:
@@ -46,9 +51,7 @@ def database_url(engine: Engine) -> str:
 
 def start_serve(url: str, log: Path, **env: str) -> Server:
     """Start `watchtower serve` on a free port with WATCHTOWER_* settings `env`; wait for /healthz."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     settings = {"DATABASE_URL": url, "API_TOKEN": TOKEN, "SCHEDULER_ENABLED": "false"} | env
     environ = os.environ | {f"WATCHTOWER_{k}": v for k, v in settings.items()} | {"PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:

@@ -9,7 +9,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from alerts.alertmanager import open_key
-from alerts.outbox import OutboxMessage
 from postmortems.models import Incident, TimelineEntry
 from tests import factories
 from tests.conftest import SlackRecorder
@@ -54,13 +53,6 @@ def _timeline(engine: Engine, incident_id: int) -> list[tuple[str, str]]:
             TimelineEntry.incident_id == incident_id).order_by(col(TimelineEntry.id)))]
 
 
-def _outbox(engine: Engine) -> list[int | None]:
-    """The incidents paged, in order: their own Slack messages (not later edits or thread replies)."""
-    with Session(engine) as session:
-        return [m.incident_id for m in session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))
-                if m.kind == "slack" and "incident_message" in m.payload and "method" not in m.payload]
-
-
 def test_a_firing_group_opens_one_incident_pages_once_and_its_resolution_resolves_it(
         client: TestClient, runtime: Runtime, db: Engine, slack: SlackRecorder) -> None:
     runtime.settings.slack_token, runtime.settings.slack_base_url = SecretStr("xoxb-test"), slack.base_url
@@ -91,7 +83,7 @@ def test_a_firing_group_opens_one_incident_pages_once_and_its_resolution_resolve
     assert (second["incident_id"], second["created"], second["page"]) == (incident_id, False, "none")
     evidence = client.get(f"/incidents/{incident_id}").json()["evidence"]
     assert sorted(a["fingerprint"] for a in evidence["alerts"]) == ["a1", "a2"]
-    assert _outbox(db) == [incident_id]
+    assert factories.queued_pages(db) == [incident_id]
 
     resolved = _post(client, notification(alert("a1", "resolved", model="ranker"),
                                           alert("a2", "resolved", model="ranker"), status="resolved"))
@@ -146,7 +138,7 @@ def test_silences_apply_to_alertmanager_incidents_through_their_labels(client: T
     assert runtime.metrics.registry.get_sample_value("watchtower_breaches_silenced_total", {"model": "ranker"}) == 1
     other = _post(client, notification(alert("s2", model="ranker", kind="latency"), group_key="{}:latency"))
     assert other["page"] == "queued"
-    assert _outbox(db) == [other["incident_id"]]
+    assert factories.queued_pages(db) == [other["incident_id"]]
 
 
 def test_payloads_it_cannot_take_are_422s_naming_the_field_and_writes_need_the_token(client: TestClient) -> None:
@@ -186,7 +178,7 @@ def test_an_alertmanager_pipeline_alert_inhibits_the_drift_page_of_its_model(
     factories.serve(client, "churn", factories.make_frame(300, seed=6, shift=1.5))
     drift = run_monitor(runtime, "churn", "default")
     assert drift.incident_id is not None and drift.incident_id != cause["incident_id"]
-    assert _outbox(db) == [cause["incident_id"]]
+    assert factories.queued_pages(db) == [cause["incident_id"]]
     assert ("inhibited", f"page inhibited by incident #{cause['incident_id']} (churn feature feed is stale): "
                          "Alertmanager alert FeatureFeedStale (pipeline) is firing; one cause, one page") in _timeline(
         db, drift.incident_id)
@@ -195,4 +187,4 @@ def test_an_alertmanager_pipeline_alert_inhibits_the_drift_page_of_its_model(
                             group_key='{}:{alertname="FeatureFeedStale"}', status="resolved")
     assert _post(client, resolved)["status"] == "resolved"
     run_monitor(runtime, "churn", "default")
-    assert _outbox(db) == [cause["incident_id"], drift.incident_id]
+    assert factories.queued_pages(db) == [cause["incident_id"], drift.incident_id]

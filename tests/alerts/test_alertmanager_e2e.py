@@ -6,7 +6,6 @@ Needs /usr/bin/prometheus and /usr/bin/prometheus-alertmanager (Debian's `promet
 """
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -23,20 +22,14 @@ from sqlmodel import Session, col, select
 
 from alerts.outbox import OutboxMessage
 from postmortems.models import Incident, TimelineEntry
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, free_port
+from tests.processes import stop_process
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
 DEPLOY_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
 DEADLINE_S = 90.0
 T = TypeVar("T")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Feed:
@@ -85,13 +78,7 @@ class Daemon:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-25:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture
@@ -99,7 +86,7 @@ def stack(tmp_path: Path, live_server: str) -> Iterator[tuple[Feed, list[Daemon]
     """Feed target -> Prometheus (rule every 1 s) -> Alertmanager (deploy config, 1 s timings) -> Watchtower."""
     feed, daemons = Feed(), []
     try:
-        am_port = _free_port()
+        am_port = free_port()
         token_file = tmp_path / "watchtower_token"
         token_file.write_text(TOKEN)
         config = yaml.safe_load(DEPLOY_CONFIG.read_text())
@@ -123,7 +110,7 @@ def stack(tmp_path: Path, live_server: str) -> Iterator[tuple[Feed, list[Daemon]
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
             "scrape_configs": [{"job_name": "feed", "static_configs": [{"targets": [feed.target]}]}]}
         (tmp_path / "prometheus.yml").write_text(json.dumps(prometheus))
-        prometheus_port = _free_port()
+        prometheus_port = free_port()
         daemons.append(Daemon(PROMETHEUS, [
             f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prometheus_port}", "--rules.alert.resend-delay=1s"], tmp_path,

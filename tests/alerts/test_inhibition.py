@@ -7,7 +7,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from alerts.inhibition import cause_of, is_held_page
-from alerts.outbox import OutboxMessage
 from postmortems.models import TimelineEntry
 from tests import factories
 from tests.factories import BuiltModels
@@ -48,13 +47,6 @@ def test_which_pages_are_held_and_which_incidents_hold_them() -> None:
     assert cause_of(_am_evidence("firing", model="churn"), "churn") is None
 
 
-def _outbox(engine: Engine) -> int:
-    """Pages queued: incidents' own Slack messages (not their later edits or thread replies)."""
-    with Session(engine) as session:
-        return sum(1 for m in session.exec(select(OutboxMessage))
-                   if m.kind == "slack" and "incident_message" in m.payload and "method" not in m.payload)
-
-
 def _timeline(engine: Engine, incident_id: int, kind: str) -> list[str]:
     with Session(engine) as session:
         return list(session.exec(select(TimelineEntry.text).where(
@@ -74,10 +66,10 @@ def test_an_open_data_quality_incident_holds_the_drift_page_of_the_same_model(
     assert client.post("/models/churn/events", json={"events": events}).status_code == 200
 
     quality = run_monitor(runtime, "churn", "quality")
-    assert quality.incident_id is not None and _outbox(db) == 1  # the cause pages
+    assert quality.incident_id is not None and len(factories.queued_pages(db)) == 1  # the cause pages
     drift = run_monitor(runtime, "churn", "inputs")
     assert drift.incident_id is not None and drift.incident_id != quality.incident_id
-    assert _outbox(db) == 1  # the symptom does not
+    assert len(factories.queued_pages(db)) == 1  # the symptom does not
     title = client.get(f"/incidents/{quality.incident_id}").json()["title"]
     line = (f"page inhibited by incident #{quality.incident_id} ({title}): missing_values breached; "
             "one cause, one page")
@@ -92,10 +84,7 @@ def test_an_open_data_quality_incident_holds_the_drift_page_of_the_same_model(
     fixed = client.post(f"/incidents/{quality.incident_id}/resolve", json={"author": "ada", "reason": "feed fixed"})
     assert fixed.status_code == 200, fixed.text
     again = run_monitor(runtime, "churn", "inputs")
-    assert again.incident_id == drift.incident_id and _outbox(db) == 2
+    assert again.incident_id == drift.incident_id and len(factories.queued_pages(db)) == 2
     run_monitor(runtime, "churn", "inputs")
-    assert _outbox(db) == 2
-    with Session(db) as session:
-        paged = [m.incident_id for m in session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))
-                 if m.kind == "slack" and "incident_message" in m.payload and "method" not in m.payload]
-    assert paged == [quality.incident_id, drift.incident_id]
+    assert len(factories.queued_pages(db)) == 2
+    assert factories.queued_pages(db) == [quality.incident_id, drift.incident_id]

@@ -6,7 +6,6 @@ without it.
 
 import json
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +19,9 @@ import yaml  # PyYAML comes with evidently, a dependency of watchtower
 from fastapi.testclient import TestClient
 
 from tests import factories
+from tests.conftest import free_port
 from tests.factories import BuiltModels
+from tests.processes import stop_process
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +29,6 @@ DEPLOY_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "watchtower.json"
 JOB = "watchtower"
 DEADLINE_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _scrape_config(target: str) -> dict[str, Any]:
@@ -62,7 +56,7 @@ class Prometheus:
         config = workdir / "prometheus.yml"
         config.write_text(json.dumps(_scrape_config(target), indent=2))  # JSON is YAML
         self.log = workdir / "prometheus.log"
-        self.url = f"http://127.0.0.1:{_free_port()}"
+        self.url = f"http://127.0.0.1:{free_port()}"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
@@ -109,13 +103,7 @@ class Prometheus:
         if self.process is None:
             return
         self.http.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from alerts.outbox import OutboxMessage
 from alerts.silences import Matcher, silence_incident, silenced
 from alerts.silences.matchers import matches_all
 from alerts.silences.models import Silence
@@ -131,16 +130,6 @@ def test_silenced_needs_every_label_set_matched_by_an_active_silence(db: Engine)
         assert silenced(session, [f1], NOW + timedelta(hours=1)) is None  # ends_at is exclusive
 
 
-def _outbox(engine: Engine) -> int:
-    """Pages queued: incidents' own Slack messages (not their later edits or thread replies)."""
-    with Session(engine) as session:
-        return sum(1 for m in session.exec(select(OutboxMessage)) if _is_page(m))
-
-
-def _is_page(message: OutboxMessage) -> bool:
-    return message.kind == "slack" and "incident_message" in message.payload and "method" not in message.payload
-
-
 def _timeline(engine: Engine, incident_id: int, kind: str) -> list[str]:
     with Session(engine) as session:
         return list(session.exec(select(TimelineEntry.text).where(
@@ -164,7 +153,7 @@ def test_a_silenced_breach_is_recorded_but_pages_nobody_and_pages_once_the_silen
     for i, miss in enumerate(misses):
         _silence(client, *[miss if j == i else m for j, m in enumerate(all_four)], comment=f"near miss {i}")
     first = run_monitor(runtime, "churn", "default")
-    assert first.incident_id is not None and _outbox(db) == 1
+    assert first.incident_id is not None and len(factories.queued_pages(db)) == 1
     decision = client.get("/models/churn/decisions").json()[0]
     assert [(a["action"], a["outcome"]) for a in decision["actions"]] == [("open_incident", "done"), ("notify", "done")]
     resolved = client.post(f"/incidents/{first.incident_id}/status", json={"status": "resolved", "author": "ada"})
@@ -173,7 +162,7 @@ def test_a_silenced_breach_is_recorded_but_pages_nobody_and_pages_once_the_silen
     silence = _silence(client, *all_four, author="ada", comment="retraining churn")
     second = run_monitor(runtime, "churn", "default")
     assert second.incident_id is not None and second.incident_id != first.incident_id
-    assert _outbox(db) == 1  # no new page
+    assert len(factories.queued_pages(db)) == 1  # no new page
     line = f"page silenced by silence #{silence['id']} (ada: retraining churn)"
     assert _timeline(db, second.incident_id, "silenced") == [line]
     assert _timeline(db, second.incident_id, "breach")  # the breach itself is on the incident
@@ -187,9 +176,10 @@ def test_a_silenced_breach_is_recorded_but_pages_nobody_and_pages_once_the_silen
 
     assert client.delete(f"/silences/{silence['id']}").status_code == 200
     third = run_monitor(runtime, "churn", "default")
-    assert third.incident_id == second.incident_id and _outbox(db) == 2  # held, never sent: it pages now
+    # Held, never sent: it pages now.
+    assert third.incident_id == second.incident_id and len(factories.queued_pages(db)) == 2
     fourth = run_monitor(runtime, "churn", "default")
-    assert fourth.incident_id == second.incident_id and _outbox(db) == 2  # and only once
+    assert fourth.incident_id == second.incident_id and len(factories.queued_pages(db)) == 2  # and only once
     assert _metric(runtime, "watchtower_breaches_silenced_total", "churn") == 1
 
 

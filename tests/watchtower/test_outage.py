@@ -4,7 +4,6 @@ Outages are injected on the test's own engine (a closed port, a missing director
 backend), never by stopping the shared PostgreSQL server.
 """
 
-import socket
 
 import httpx
 import pytest
@@ -13,21 +12,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.conftest import POSTGRES_URL, TOKEN
+from tests.conftest import POSTGRES_URL, TOKEN, free_port
 from watchtower.app import create_app
 from watchtower.db import make_engine
 from watchtower.settings import Settings
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens here once the socket is closed
-
-
 def unreachable_url(db: Engine, tmp_path: object) -> str:
     if db.dialect.name == "postgresql":
-        return f"postgresql://postgres@127.0.0.1:{closed_port()}/watchtower"
+        return f"postgresql://postgres@127.0.0.1:{free_port()}/watchtower"
     return f"sqlite:///{tmp_path}/no-such-directory/watchtower.db"
 
 
