@@ -16,10 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from alerts.metrics import Metrics
-from alerts.oncall.escalation import start_escalation
-from alerts.outbox import enqueue
+from alerts.oncall.escalation import page_new_incident
 from alerts.silences import owes_page, silenced
-from alerts.slack.store import incident_payload
 from postmortems.documents import refresh_document
 from postmortems.models import ACTIVE, Incident, Severity, Status
 from postmortems.service import add_entry, find_open, transition
@@ -223,11 +221,8 @@ def _latest(session: Session, key: str) -> Incident | None:
 
 def _page(session: Session, settings: Settings, metrics: Metrics, incident: Incident, now: datetime) -> None:
     assert incident.id is not None
-    payload = incident_payload(session, incident, channel=settings.slack_channel, public_url=settings.public_url,
-                               oncall=settings.oncall_slack_user, mitigations=[])
-    enqueue(session, "slack", payload, incident_id=incident.id)
+    page_new_incident(session, settings, metrics, incident, now, mitigations=[])
     add_entry(session, incident.id, "notify", f"Slack alert queued for {settings.slack_channel}", author=SOURCE)
-    start_escalation(session, settings, metrics, incident, now)
 
 
 @router.post("/alertmanager", response_model=Received)

@@ -15,6 +15,8 @@ from alerts.metrics import Metrics
 from alerts.oncall.escalation_models import IncidentEscalation
 from alerts.oncall.escalation_policies import freeze, policy_for
 from alerts.oncall.paging import AUTHOR, page_step
+from alerts.outbox import enqueue
+from alerts.slack.store import incident_payload
 from alerts.slack.updates import incident_changed
 from postmortems.documents import refresh_document
 from postmortems.models import ACTIVE, Incident, Status, TimelineEntry
@@ -27,6 +29,19 @@ from watchtower.settings import Settings
 log = logging.getLogger(__name__)
 ACTIVE_STATE, EXHAUSTED, ACKNOWLEDGED, DONE = "active", "exhausted", "acknowledged", "done"
 ACKED = (Status.acknowledged.value, Status.mitigated.value)
+
+
+def page_new_incident(session: Session, settings: Settings, metrics: Metrics, incident: Incident, now: datetime,
+                      mitigations: list[str]) -> IncidentEscalation | None:
+    """Page a new incident: queue its Slack message (with its buttons) and start its escalation chain.
+
+    The one way a new incident is paged, whether a monitor pass or Alertmanager opened it.
+    """
+    assert incident.id is not None
+    payload = incident_payload(session, incident, channel=settings.slack_channel, public_url=settings.public_url,
+                               oncall=settings.oncall_slack_user, mitigations=mitigations)
+    enqueue(session, "slack", payload, incident_id=incident.id)
+    return start_escalation(session, settings, metrics, incident, now)
 
 
 def start_escalation(session: Session, settings: Settings, metrics: Metrics, incident: Incident,

@@ -2,9 +2,7 @@
 
 from sqlmodel import Session
 
-from alerts.oncall.escalation import start_escalation
-from alerts.outbox import enqueue
-from alerts.slack.store import incident_payload
+from alerts.oncall.escalation import page_new_incident
 from postmortems.models import Incident
 from watchtower.actions.base import ActionContext
 
@@ -23,9 +21,6 @@ class NotifySlack:
         assert incident is not None
         settings = ctx.runtime.settings
         mitigations = [r.detail for r in ctx.runs if r.ok and r.action in ("pause_pipeline", "swap_model")]
-        payload = incident_payload(session, incident, channel=settings.slack_channel, public_url=settings.public_url,
-                                   oncall=settings.oncall_slack_user, mitigations=mitigations)
-        enqueue(session, "slack", payload, incident_id=ctx.incident_id)
-        chain = start_escalation(session, settings, ctx.runtime.metrics, incident, ctx.breach.window_end)
+        chain = page_new_incident(session, settings, ctx.runtime.metrics, incident, ctx.breach.window_end, mitigations)
         return f"Slack alert queued for {settings.slack_channel}" + (f"; escalation '{chain.policy}' started"
                                                                      if chain else "")
