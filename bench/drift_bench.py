@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.base import FeatureType, Window
-from detectors.evidently_compat import DATASET, EvidentlyCompatibleDrift
+from detectors.base import DATASET, FeatureType, Window
+from detectors.evidently_compat import EvidentlyCompatibleDrift
 from detectors.native_drift import NativeDrift
 from detectors.profile import ReferenceProfile, profile_reference
 from detectors.stat_drift import StatDrift

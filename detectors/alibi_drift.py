@@ -21,8 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from pydantic import Field
 
-from detectors.base import Detector, DetectorKind, FeatureType, Finding, InsufficientData, Window
-from detectors.evidently_compat import DATASET
+from detectors.base import DATASET, Detector, DetectorKind, FeatureType, Finding, InsufficientData, Window
 from detectors.registry import register
 
 log = logging.getLogger(__name__)

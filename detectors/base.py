@@ -23,6 +23,7 @@ ID = "__id__"  # the prediction id, also the entity id that skew checks join on
 TS = "__ts__"  # when the prediction was served (aware UTC)
 LATENCY = "__latency_ms__"
 ERROR = "__error__"  # the serving error message, None when the prediction succeeded
+DATASET = "__dataset__"  # the feature name of a dataset-level finding (share drifted, volume, schema)
 PROBA_PREFIX = "__proba__:"  # one column per class: the model's probability of that class
 FeatureType = Literal["numeric", "categorical"]
 

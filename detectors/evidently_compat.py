@@ -20,7 +20,7 @@ from pydantic import Field
 from scipy import stats
 
 from detectors import numeric_stats as num
-from detectors.base import Detector, DetectorKind, Finding, InsufficientData, Window
+from detectors.base import DATASET, Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.categorical_stats import align
 from detectors.profile import (
     CategoricalProfile,
@@ -35,7 +35,6 @@ from detectors.profile import (
 )
 from detectors.registry import register
 
-DATASET = "__dataset__"  # feature name of the dataset-level finding
 SMALL_REFERENCE = 1000
 P_VALUE_METHODS = frozenset({"ks", "chisquare", "z"})
 NumericMethod = Literal["auto", "ks", "wasserstein", "jensenshannon", "chisquare", "z"]

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from detectors.base import Detector, DetectorKind, FeatureType, Finding, Window
-from detectors.evidently_compat import DATASET
+from detectors.base import DATASET, Detector, DetectorKind, FeatureType, Finding, Window
 from detectors.registry import register
 
 KINDS = ("missing", "extra", "wrong_type")

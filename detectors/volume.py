@@ -5,8 +5,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from detectors.base import Detector, DetectorKind, Finding, InsufficientData, Window
-from detectors.evidently_compat import DATASET
+from detectors.base import DATASET, Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.registry import register
 
 

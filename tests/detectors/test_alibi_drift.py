@@ -20,8 +20,7 @@ from detectors import categorical_stats as cat
 from detectors import numeric_stats as num
 from detectors import registry
 from detectors.alibi_drift import AlibiDrift, AlibiMMDDrift
-from detectors.base import FeatureType, InsufficientData, Window
-from detectors.evidently_compat import DATASET
+from detectors.base import DATASET, FeatureType, InsufficientData, Window
 from detectors.multiple_testing import Correction
 from detectors.native_drift import NativeDrift
 

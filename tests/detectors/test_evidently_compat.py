@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.base import Window
-from detectors.evidently_compat import DATASET, EvidentlyCompatibleDrift, sturges_edges
+from detectors.base import DATASET, Window
+from detectors.evidently_compat import EvidentlyCompatibleDrift, sturges_edges
 from detectors.profile import profile_reference
 
 METHODS = {"K-S p_value": "ks", "chi-square p_value": "chisquare", "Z-test p_value": "z",

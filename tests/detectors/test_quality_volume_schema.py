@@ -9,8 +9,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from detectors import registry
-from detectors.base import ID, PREDICTION, Finding, InsufficientData, Window
-from detectors.evidently_compat import DATASET
+from detectors.base import DATASET, ID, PREDICTION, Finding, InsufficientData, Window
 from detectors.non_finite import NonFinite
 from detectors.quality import MissingValues
 from detectors.schema_check import SchemaMismatch

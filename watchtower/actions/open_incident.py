@@ -4,8 +4,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from detectors.base import Finding
-from detectors.evidently_compat import DATASET
+from detectors.base import DATASET, Finding
 from postmortems.models import Incident, Severity
 from postmortems.service import find_open, mark_mitigated, merge_evidence, open_or_append
 from postmortems.similar import link_similar

@@ -4,8 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from detectors.base import Finding
-from detectors.evidently_compat import DATASET
+from detectors.base import DATASET, Finding
 
 if TYPE_CHECKING:  # decide.py imports DetectorOutcome from here
     from watchtower.policy.decide import Plan

@@ -8,7 +8,7 @@ passes that reached a verdict, this one included.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from detectors.evidently_compat import DATASET
+from detectors.base import DATASET
 from watchtower.policy.breach import DetectorOutcome
 from watchtower.policy.rules import ACTION_ORDER, Action, Policy, Rule, Severity
 
