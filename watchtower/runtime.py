@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from alerts.metrics import Metrics
+from watchtower.events.segstore import binding
 from watchtower.serving.cache import SessionCache
 from watchtower.settings import Settings
 from watchtower.windows import ReferenceCache
@@ -19,3 +20,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     cache: SessionCache = field(default_factory=SessionCache)
     references: ReferenceCache = field(default_factory=ReferenceCache)
+
+    def __post_init__(self) -> None:
+        # The one place a process's engine meets its settings: sessions made from it write to this store.
+        binding.bind(self.engine, self.settings)

@@ -27,6 +27,14 @@ class Settings(BaseSettings):
         "from escalation step 1 (0: never)")
     compact_interval_s: int = Field(default=300, gt=0, description="How often small event segments are merged")
     window_s: int = Field(default=3600, gt=0)
+    segment_store: str | None = Field(
+        default=None, description='Where event segments go: "database" (inside the database), a directory, or an '
+        "object store URL (s3://bucket/prefix?endpoint_override=...); unset: a directory beside the SQLite file, "
+        "the database on PostgreSQL")
+    segment_grace_s: float = Field(
+        default=3600, gt=0, description="How long an unreferenced segment file (compacted away, or written by a "
+        "rolled-back batch) is kept before the compaction sweep deletes it; longer than any ingest transaction")
+    compact_max_rows: int = Field(default=2_000_000, gt=0, description="Most rows one compaction run merges per model")
     lease_ttl_s: float = Field(default=30, gt=0, description="How long the scheduler lease lasts unless renewed")
     lease_renew_s: float = Field(default=10, gt=0, description="How often the supervisor renews the lease")
     job_history_days: int = Field(default=7, gt=0, description="How long job runs are kept")

@@ -34,10 +34,12 @@ class ServingEvent(SQLModel, table=True):
 
 
 class EventSegment(SQLModel, table=True):
-    """A batch of one model's events as Parquet: ids, times, typed feature columns, prediction, latency, error.
+    """The manifest row of one Parquet segment of a model's events (ids, times, typed features, prediction...).
 
-    Written in the same transaction as the ServingEvent rows it holds, so an acknowledged batch is in both.
-    Windows read only the segments overlapping them; compaction merges small ones.
+    The file is written first (`path`, in the segment store) or the bytes kept here (`parquet`, the "database"
+    store); the row commits with the ServingEvent rows it holds, so an acknowledged batch is in both. Windows
+    read the live segments (`retired_at` unset) overlapping them; compaction retires merged ones, and a sweep
+    deletes retired files after a grace period, so a reader that saw the old manifest still finds them.
     """
 
     __tablename__ = "event_segment"
@@ -47,8 +49,11 @@ class EventSegment(SQLModel, table=True):
     min_ts: datetime
     max_ts: datetime
     n_rows: int
-    parquet: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    n_bytes: int = 0
+    path: str | None = Field(default=None, max_length=1000)  # relative to the store's root
+    parquet: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
+    retired_at: datetime | None = None
 
 
 class IngestRejection(SQLModel, table=True):

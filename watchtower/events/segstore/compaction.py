@@ -1,0 +1,148 @@
+"""Compaction: merge a model's small segments a bounded batch at a time, without blocking ingest, and sweep
+files no manifest row needs any more.
+
+A merge reads its segments and writes the merged file outside any write transaction, then a short one swaps
+the manifest: it retires the old rows (only if none was retired meanwhile: two replicas compacting the same
+segments cannot both win) and adds the new one. Old files stay until the grace period has passed, so a reader
+that read the manifest before the swap still finds them; the sweep then deletes them and their rows, and files
+that no row ever pointed to (a batch whose transaction rolled back after its file was written).
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import delete, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from watchtower.clock import utcnow
+from watchtower.db import writer
+from watchtower.events.models import EventSegment
+from watchtower.events.segstore.binding import bound
+from watchtower.events.segstore.manifest import oldest_first, place, read
+from watchtower.events.segstore.stores import FileStore
+
+log = logging.getLogger(__name__)
+COMPACT_BELOW_ROWS = 50_000  # segments smaller than this are merged...
+COMPACT_TARGET_ROWS = 500_000  # ...into segments of up to this many rows, one date partition each
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Small:
+    id: int
+    path: str | None
+    n_rows: int
+    day: date
+
+
+def compact_all(engine: Engine) -> int:
+    """One compaction run: a bounded merge per model, then the sweep; a failure is logged and skipped."""
+    with Session(engine) as session:
+        model_ids = session.exec(select(EventSegment.model_id).distinct()
+                                 .where(col(EventSegment.retired_at).is_(None))).all()
+    merged = 0
+    for model_id in model_ids:
+        try:
+            merged += compact(engine, model_id)
+        except Exception:  # the next run retries; other models still compact
+            log.exception("compacting the event segments of model %s failed", model_id)
+    try:
+        sweep(engine)
+    except Exception:
+        log.exception("sweeping unreferenced event segments failed")
+    return merged
+
+
+def compact(engine: Engine, model_id: int, below: int = COMPACT_BELOW_ROWS, target: int = COMPACT_TARGET_ROWS,
+            max_rows: int | None = None) -> int:
+    """Merge the model's oldest small segments into segments of up to `target` rows, reading at most `max_rows`
+    rows (default: the bound setting) in this call; return how many segments were merged away."""
+    budget = max_rows or bound(engine).max_rows
+    with Session(engine) as session:
+        rows = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows, EventSegment.min_ts)
+                            .where(EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
+                                   col(EventSegment.n_rows) < below)
+                            .order_by(col(EventSegment.min_ts), col(EventSegment.id))).all()
+    small = [Small(i, p, n, ts.date()) for i, p, n, ts in rows if i is not None]
+    return sum(_merge(engine, model_id, group) for group in plan(small, target, budget))
+
+
+def plan(small: Sequence[Small], target: int, budget: int) -> list[list[Small]]:
+    """Groups of at least two segments of one date, each up to `target` rows, all together up to `budget`."""
+    groups: list[list[Small]] = []
+    size = spent = 0
+    for segment in small:
+        if spent + segment.n_rows > budget:
+            break
+        if not groups or size + segment.n_rows > target or groups[-1][0].day != segment.day:
+            groups.append([])
+            size = 0
+        groups[-1].append(segment)
+        size += segment.n_rows
+        spent += segment.n_rows
+    return [g for g in groups if len(g) > 1]
+
+
+def _merge(engine: Engine, model_id: int, group: list[Small]) -> int:
+    ids = [s.id for s in group]
+    with Session(engine) as session:  # reads take no lock that ingest waits for
+        table = oldest_first(read(session, [(s.id, s.path) for s in group]))
+    merged = place(engine, model_id, table)  # the file is complete before the swap names it
+    assert merged is not None
+    with Session(writer(engine)) as session:  # the swap: two statements, the write lock held for milliseconds
+        retired = session.execute(update(EventSegment).where(
+            col(EventSegment.id).in_(ids), col(EventSegment.retired_at).is_(None))
+            .values(retired_at=utcnow()).returning(col(EventSegment.id))).all()
+        if len(retired) != len(ids):  # another replica merged some of them first: its merge stands
+            session.rollback()
+            _remove(engine, [merged.path])
+            log.info("segments of model %s were compacted by another process", model_id)
+            return 0
+        session.add(merged)
+        session.commit()  # a commit that fails leaves our file unreferenced: the sweep deletes it
+    return len(ids)
+
+
+def sweep(engine: Engine, now: datetime | None = None) -> int:
+    """Delete retired segments and unreferenced files older than the grace period; return how many files went."""
+    cutoff = (now or utcnow()) - bound(engine).grace
+    with Session(engine) as session:
+        retired = session.exec(select(EventSegment.id, EventSegment.path).where(
+            col(EventSegment.retired_at) < cutoff)).all()
+    # Files before rows: a crash in between leaves retired rows whose files are gone, which nothing reads.
+    paths = [p for _, p in retired if p is not None]
+    _remove(engine, paths)
+    ids = [i for i, _ in retired if i is not None]
+    for start in range(0, len(ids), CHUNK):
+        with Session(writer(engine)) as session:
+            session.execute(delete(EventSegment).where(col(EventSegment.id).in_(ids[start:start + CHUNK])))
+            session.commit()
+    return len(paths) + _sweep_orphans(engine, cutoff)
+
+
+def _sweep_orphans(engine: Engine, cutoff: datetime) -> int:
+    """Files older than the cutoff that no manifest row names. They are listed before the manifest is read, so
+    a file whose row commits in between counts as referenced."""
+    store = bound(engine).store
+    if not isinstance(store, FileStore):
+        return 0
+    files = store.files(older_than=cutoff)
+    known: set[str] = set()
+    with Session(engine) as session:
+        for start in range(0, len(files), CHUNK):
+            known.update(p for p in session.exec(select(EventSegment.path).where(
+                col(EventSegment.path).in_(files[start:start + CHUNK]))).all() if p is not None)
+    orphans = [f for f in files if f not in known]
+    if orphans:
+        log.info("deleting %d unreferenced segment files", len(orphans))
+        store.remove(orphans)
+    return len(orphans)
+
+
+def _remove(engine: Engine, paths: Sequence[str | None]) -> None:
+    store = bound(engine).store
+    if isinstance(store, FileStore):
+        store.remove([p for p in paths if p is not None])

@@ -1,0 +1,117 @@
+"""Segments through their manifest: a segment's file is written before its row; a window reads the live
+segments overlapping it in one dataset scan, pruned to the columns and the time range it asks for."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, col, select
+
+from detectors.base import ID, TS
+from watchtower.events.models import EventSegment
+from watchtower.events.segstore.binding import bound
+from watchtower.events.segstore.stores import FileStore
+
+TS_TYPE = pa.timestamp("ns", tz="UTC")
+
+
+def as_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
+    """The segment as stored: plain Arrow types, no pandas metadata; an all-None column (no errors yet, a
+    categorical never set) is a string column, as it is once it holds values, so files agree on types."""
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            table = table.set_column(i, field.name, pa.nulls(table.num_rows, pa.string()))
+    if table.schema.field(TS).type != TS_TYPE:
+        table = table.set_column(table.schema.get_field_index(TS), TS, table.column(TS).cast(TS_TYPE))
+    return table.replace_schema_metadata(None)
+
+
+def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Table) -> EventSegment | None:
+    """Write the events' file (or bytes), then add its manifest row to the caller's transaction.
+
+    A transaction that rolls back leaves the file unreferenced; the compaction sweep deletes it after the grace
+    period. A manifest row therefore never points to a file that is not complete.
+    """
+    segment = place(session.get_bind(), model_id, as_table(frame))
+    if segment is not None:
+        session.add(segment)
+    return segment
+
+
+def place(bind: Engine | Connection, model_id: int, table: pa.Table) -> EventSegment | None:
+    """Write a segment to the bound store; return its manifest row, not yet added to any session."""
+    if table.num_rows == 0:
+        return None
+    bounds = pc.min_max(table.column(TS).cast(pa.timestamp("us", tz="UTC"), safe=False))
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    placed = bound(bind).store.put(model_id, table, low.date())
+    return EventSegment(model_id=model_id, min_ts=low, max_ts=high, n_rows=table.num_rows,
+                        n_bytes=placed.n_bytes, path=placed.path, parquet=placed.data)
+
+
+def scan(session: Session, model_id: int, start: datetime, end: datetime,
+         columns: Sequence[str] | None = None) -> pa.Table:
+    """Events with start <= TS < end from the live segments overlapping the range, oldest first; `columns`
+    (None: all) are the only ones read, and a column no segment has is absent from the result."""
+    rows = session.exec(select(EventSegment.id, EventSegment.path).where(
+        EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
+        col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
+    within = (ds.field(TS) >= pa.scalar(start, TS_TYPE)) & (ds.field(TS) < pa.scalar(end, TS_TYPE))
+    return oldest_first(read(session, [(i, p) for i, p in rows if i is not None], columns, within))
+
+
+def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Sequence[str] | None = None,
+         where: ds.Expression | None = None) -> pa.Table:
+    """The segments' rows (manifest id, path): files in one dataset scan, bytes kept in the database one by one."""
+    paths = [p for _, p in rows if p is not None]
+    kept = [i for i, p in rows if p is None]
+    tables = []
+    if paths:
+        store = bound(session.get_bind()).store
+        if not isinstance(store, FileStore):
+            raise RuntimeError("event segments are stored as files, but WATCHTOWER_SEGMENT_STORE is 'database'")
+        dataset = store.dataset(paths)
+        tables.append(dataset.to_table(columns=_present(columns, dataset.schema), filter=where))
+    for start in range(0, len(kept), 500):  # a bounded number of blobs in memory at once
+        blobs = session.exec(select(EventSegment.parquet).where(col(EventSegment.id).in_(kept[start:start + 500]))
+                             .order_by(col(EventSegment.min_ts))).all()
+        for blob in blobs:
+            source = pa.BufferReader(blob)
+            tables.append(pq.read_table(source, columns=_present(columns, pq.read_schema(pa.BufferReader(blob))),
+                                        filters=where))
+    if not tables:
+        return pa.table({ID: pa.array([], pa.string()), TS: pa.array([], TS_TYPE)})
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def _present(columns: Sequence[str] | None, schema: pa.Schema) -> list[str] | None:
+    """The wanted columns the data has (segments written before a column existed lack it)."""
+    return None if columns is None else [c for c in dict.fromkeys(columns) if c in schema.names]
+
+
+def oldest_first(table: pa.Table) -> pa.Table:
+    """Sorted by served time (stable, so ingest order breaks ties); a no-op on a sorted table."""
+    ts = table.column(TS)
+    if len(ts) < 2 or pc.all(pc.greater_equal(ts[1:], ts[:-1])).as_py() is not False:
+        return table
+    return table.take(pc.sort_indices(table, sort_keys=[(TS, "ascending")]))
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas without a second copy: a block per column, Arrow buffers freed as they convert; ids stay
+    Arrow strings (a million Python str objects cost more than the rest)."""
+    ids: Any = None
+    if ID in table.column_names:
+        ids = pd.array(table.column(ID).combine_chunks(), dtype=pd.ArrowDtype(pa.string()))
+        table = table.drop_columns([ID])
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    if ids is not None:
+        frame.insert(0, ID, ids)
+    return frame

@@ -1,0 +1,125 @@
+"""Where segment files live: a directory or an object store (through pyarrow.fs), or the database itself."""
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+from uuid import uuid4
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+ROW_GROUP_ROWS = 65_536  # small enough that time pruning skips most of a compacted file's row groups
+DATABASE = "database"
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a segment went: a path relative to the store's root, or its bytes for the manifest row."""
+
+    n_bytes: int
+    path: str | None = None
+    data: bytes | None = None
+
+
+class SegmentStore(Protocol):
+    """Puts a segment's Parquet somewhere its manifest row can point to."""
+
+    def put(self, model_id: int, table: pa.Table, day: date) -> Placed:
+        """Write the table; it is complete (and on local disk, synced) when this returns."""
+        ...
+
+
+def encode(table: pa.Table) -> bytes:
+    """A table as Parquet bytes (the database store's form)."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    return buffer.getvalue()
+
+
+class DatabaseStore:
+    """Segments kept as bytes in their manifest row: for deployments with neither a shared path nor an object
+    store."""
+
+    def put(self, model_id: int, table: pa.Table, day: date) -> Placed:
+        data = encode(table)
+        return Placed(len(data), data=data)
+
+    def __repr__(self) -> str:
+        return "DatabaseStore()"
+
+
+class FileStore:
+    """Parquet files under `root` on a pyarrow filesystem: model_id=<id>/date=<yyyy-mm-dd>/<uuid>.parquet."""
+
+    def __init__(self, filesystem: pafs.FileSystem, root: str) -> None:
+        self.filesystem, self.root = filesystem, root.rstrip("/")
+        self._local = isinstance(filesystem, pafs.LocalFileSystem)
+
+    @classmethod
+    def open(cls, location: str) -> "FileStore":
+        """A directory path, or a URL pyarrow knows (s3://bucket/prefix?endpoint_override=...&region=...)."""
+        if "://" in location and not location.startswith("file://"):
+            filesystem, root = pafs.FileSystem.from_uri(location)
+            return cls(filesystem, root)
+        return cls(pafs.LocalFileSystem(), os.path.abspath(location.removeprefix("file://")))
+
+    def __repr__(self) -> str:
+        return f"FileStore({self.filesystem.type_name}:{self.root})"
+
+    def full(self, path: str) -> str:
+        return f"{self.root}/{path}"
+
+    def put(self, model_id: int, table: pa.Table, day: date) -> Placed:
+        path = f"model_id={model_id}/date={day.isoformat()}/{uuid4().hex}.parquet"
+        target = self.full(path)
+        self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        if self._local:  # synced before its manifest row commits: an acknowledged batch survives a power cut
+            with open(target, "wb") as out:
+                pq.write_table(table, out, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+                out.flush()
+                os.fsync(out.fileno())
+        else:  # an object store makes the object visible only once the upload completes
+            with self.filesystem.open_output_stream(target) as out:
+                pq.write_table(table, out, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        return Placed(self.filesystem.get_file_info(target).size or 0, path=path)
+
+    def dataset(self, paths: Sequence[str]) -> ds.Dataset:
+        """One dataset over the files; its schema unifies theirs (a class or feature added later, null-only
+        columns), so a scan fills what an older file lacks with nulls."""
+        dataset = ds.dataset([self.full(p) for p in paths], format="parquet", filesystem=self.filesystem)
+        schemas = [fragment.physical_schema for fragment in dataset.get_fragments()]
+        return dataset.replace_schema(pa.unify_schemas(schemas, promote_options="permissive"))
+
+    def files(self, older_than: datetime) -> list[str]:
+        """Paths (relative to the root) of the files last written before `older_than`."""
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        found = []
+        for info in self.filesystem.get_file_info(selector):
+            if info.type == pafs.FileType.File and info.mtime is not None and info.mtime < older_than:
+                found.append(info.path[len(self.root) + 1:])
+        return found
+
+    def remove(self, paths: Sequence[str]) -> None:
+        """Delete files; one already gone (another replica's sweep) is fine."""
+        for path in paths:
+            try:
+                self.filesystem.delete_file(self.full(path))
+            except FileNotFoundError:
+                pass
+
+
+def open_store(location: str | None, database_url: str) -> DatabaseStore | FileStore:
+    """The store a WATCHTOWER_SEGMENT_STORE value names; unset: beside a SQLite file, else the database."""
+    if location == DATABASE:
+        return DatabaseStore()
+    if location:
+        return FileStore.open(location)
+    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+        database = database_url.removeprefix("sqlite:///").split("?", 1)[0]
+        return FileStore.open(os.path.join(os.path.dirname(os.path.abspath(database)), "watchtower-segments"))
+    return DatabaseStore()
