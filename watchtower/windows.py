@@ -9,7 +9,8 @@ from typing import Any, cast
 import pandas as pd
 from sqlmodel import Session, col, func, select
 
-from detectors.base import LABEL, PREDICTION, Window
+from detectors import registry
+from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, DetectorKind, Window
 from detectors.profile import ReferenceProfile
 from watchtower.events.models import ServingEvent
 from watchtower.events.segments import prediction_column
@@ -64,7 +65,7 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
         start, end, incomplete = _count_bounds(session, model.id, monitor)
     else:
         start, end, incomplete = now - timedelta(seconds=monitor.window_s), now, None
-    current = read_window(session, model, start, end)
+    current = read_window(session, model, start, end, window_columns(monitor, schema_of(model)))
     reference, profile = references.get(session, model)
     wanted = _detector_names(monitor)
     stages = {stage: read_stage(session, model, stage, start, end) for stage in _stages(monitor)}
@@ -75,6 +76,24 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
                     stages=stages, metrics=read_metrics(session, model.id, start, end),
                     history_counts=history, rejected=read_rejections(session, model.id, start, end))
     return Span(window, start, end, incomplete)
+
+
+# What each kind of detector reads of the current events, beyond TS; other kinds (data quality, skew, KPIs,
+# a detector not registered here) read every column.
+_READS: dict[DetectorKind, tuple[str, ...]] = {
+    DetectorKind.INPUT_DRIFT: (), DetectorKind.PREDICTION_DRIFT: (PREDICTION,),
+    DetectorKind.OPERATIONAL: (LATENCY, ERROR), DetectorKind.VOLUME: (), DetectorKind.BUSINESS_KPI: ()}
+
+
+def window_columns(monitor: Monitor, schema: dict[str, str]) -> list[str] | None:
+    """The event columns the monitor's detectors test (None: all of them): a drift monitor reads its features."""
+    columns: list[str] = []
+    for spec in monitor.detectors:
+        kind = registry.kind_of(str(spec["name"]))
+        if kind not in _READS:
+            return None
+        columns += [*(schema if kind == DetectorKind.INPUT_DRIFT else ()), *_READS[kind]]
+    return list(dict.fromkeys(columns))
 
 
 def _count_bounds(session: Session, model_id: int, monitor: Monitor) -> tuple[datetime, datetime, str | None]:

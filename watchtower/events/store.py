@@ -10,9 +10,10 @@ from sqlalchemy import Table, and_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
-from detectors.base import ID, LABEL
+from detectors.base import ID, LABEL, TS
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.events.segments import add_segment, events_frame, features_frame, prediction_column, read_segments
+from watchtower.events.segstore.manifest import scan, to_frame
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -73,11 +74,21 @@ def _insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[d
     return inserted
 
 
-def read_window(session: Session, model: MonitoredModel, start: datetime, end: datetime) -> pd.DataFrame:
+def read_window(session: Session, model: MonitoredModel, start: datetime, end: datetime,
+                columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Events served in [start, end), oldest first: ID, TS, features, PREDICTION, LATENCY, ERROR, PROBA_*, and
-    LABEL where a label has arrived."""
+    LABEL where a label has arrived; with `columns`, TS and only those (LABEL among them joins the labels)."""
     assert model.id is not None
-    frame = read_segments(session, model.id, start, end)
+    if columns is None:
+        frame = read_segments(session, model.id, start, end)
+    else:  # a monitor reads only what its detectors test
+        wanted = [TS, *columns, *([ID] if LABEL in columns else [])]
+        frame = to_frame(scan(session, model.id, start, end, wanted))
+    schema = schema_of(model)
+    for name in (schema.keys() & set(columns or schema)) - set(frame.columns):  # a feature added after these events
+        frame[name] = np.nan if schema[name] == "numeric" else None
+    if columns is not None and LABEL not in columns:
+        return frame
     # A model without labels (most windows of most models) skips the join over every event of the window.
     labelled = session.exec(select(Label.id).where(Label.model_id == model.id).limit(1)).first() is not None
     labels = session.exec(
@@ -93,9 +104,6 @@ def read_window(session: Session, model: MonitoredModel, start: datetime, end: d
         frame[LABEL] = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index)
     else:
         frame[LABEL] = np.nan
-    schema = schema_of(model)
-    for name in schema.keys() - set(frame.columns):  # a feature added after these events were stored
-        frame[name] = np.nan if schema[name] == "numeric" else None
     return frame
 
 

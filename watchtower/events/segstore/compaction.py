@@ -58,7 +58,7 @@ def compact_all(engine: Engine) -> int:
 
 def compact(engine: Engine, model_id: int, below: int = COMPACT_BELOW_ROWS, target: int = COMPACT_TARGET_ROWS,
             max_rows: int | None = None) -> int:
-    """Merge the model's oldest small segments into segments of up to `target` rows, reading at most `max_rows`
+    """Merge the model's oldest small segments into segments of up to `target` rows, reading about `max_rows`
     rows (default: the bound setting) in this call; return how many segments were merged away."""
     budget = max_rows or bound(engine).max_rows
     with Session(engine) as session:
@@ -71,11 +71,12 @@ def compact(engine: Engine, model_id: int, below: int = COMPACT_BELOW_ROWS, targ
 
 
 def plan(small: Sequence[Small], target: int, budget: int) -> list[list[Small]]:
-    """Groups of at least two segments of one date, each up to `target` rows, all together up to `budget`."""
+    """Groups of at least two segments of one date, each up to `target` rows, all together up to `budget` rows
+    plus the segment that reaches it (so a run always progresses, even when the oldest segment fills the budget)."""
     groups: list[list[Small]] = []
     size = spent = 0
     for segment in small:
-        if spent + segment.n_rows > budget:
+        if spent >= budget:
             break
         if not groups or size + segment.n_rows > target or groups[-1][0].day != segment.day:
             groups.append([])

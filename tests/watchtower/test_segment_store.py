@@ -1,0 +1,260 @@
+"""The segment store on both databases and every store: a directory, the database, and S3 (moto's server mode,
+started here on a free port): round trips, the documented layout, column and time pruning, crash safety (the
+orphan sweep) and compaction (bounded, concurrent with ingest, two compactors racing)."""
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pandas as pd
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from detectors.base import ERROR, ID, LATENCY, PREDICTION, TS
+from tests.watchtower.segstore_helpers import FEATURES, T0, add_model, bound_to, events, moto_s3, s3_location
+from watchtower.clock import utcnow
+from watchtower.db import writer
+from watchtower.events.models import EventSegment
+from watchtower.events.segments import add_segment, read_segments
+from watchtower.events.segstore import binding, compaction
+from watchtower.events.segstore.compaction import compact, plan, sweep
+from watchtower.events.segstore.manifest import read
+from watchtower.events.segstore.stores import FileStore
+
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["directory", "database", "s3"])
+def store(request: pytest.FixtureRequest, db: Engine, tmp_path: Path) -> Iterator[binding.Segments]:
+    """The test engine bound to one kind of store (a fresh directory or S3 prefix per test)."""
+    if request.param == "directory":
+        location = str(tmp_path / "segments")
+    elif request.param == "database":
+        location = "database"
+    else:
+        location = s3_location(request.getfixturevalue("s3_endpoint"), f"run-{uuid4().hex}")
+    with bound_to(db, location) as segments:
+        yield segments
+
+
+def _write(engine: Engine, model_id: int, frame: pd.DataFrame) -> None:
+    with Session(writer(engine)) as session:
+        add_segment(session, model_id, frame)
+        session.commit()
+
+
+def _live(engine: Engine, model_id: int) -> list[EventSegment]:
+    with Session(engine) as session:
+        return list(session.exec(select(EventSegment).where(EventSegment.model_id == model_id,
+                                                            col(EventSegment.retired_at).is_(None))).all())
+
+
+def _read(engine: Engine, model_id: int, columns: list[str] | None = None) -> pd.DataFrame:
+    with Session(engine) as session:
+        return read_segments(session, model_id, T0 - DAY, T0 + 10 * DAY, columns)
+
+
+def test_round_trip_keeps_every_value_and_type(db: Engine, store: binding.Segments) -> None:
+    model_id = add_model(db)
+    first, second = events(50, seed=1), events(30, start=T0 + DAY, seed=2)
+    second[ERROR] = ["boom" if i % 3 == 0 else None for i in range(30)]  # one segment has errors, one has not
+    _write(db, model_id, second)  # written out of order: reads come back oldest first
+    _write(db, model_id, first)
+    frame = _read(db, model_id)
+    expected = pd.concat([first, second], ignore_index=True)
+    assert frame[ID].tolist() == expected[ID].tolist()
+    pd.testing.assert_frame_equal(frame[FEATURES + [PREDICTION, LATENCY]], expected[FEATURES + [PREDICTION, LATENCY]])
+    assert frame[TS].tolist() == expected[TS].tolist()
+    assert frame[ERROR].tolist() == expected[ERROR].tolist()
+    segments = _live(db, model_id)
+    assert sorted(s.n_rows for s in segments) == [30, 50]
+    assert all(s.n_bytes > 0 for s in segments)
+    if isinstance(store.store, FileStore):  # the manifest names files; the database holds no bytes
+        assert all(s.parquet is None and s.path is not None for s in segments)
+    else:
+        assert all(s.parquet is not None and s.path is None for s in segments)
+
+
+def test_files_are_plain_parquet_partitioned_by_model_and_date(db: Engine, tmp_path: Path) -> None:
+    model_id = add_model(db)
+    with bound_to(db, str(tmp_path / "segments")):
+        _write(db, model_id, events(10))
+        _write(db, model_id, events(10, start=T0 + DAY, seed=3))
+    files = sorted(tmp_path.glob("segments/**/*.parquet"))
+    assert [f.parent.relative_to(tmp_path / "segments").as_posix() for f in files] == sorted(
+        [f"model_id={model_id}/date=2026-11-27", f"model_id={model_id}/date=2026-11-28"])
+    schema = pq.read_schema(files[0])  # any Parquet reader sees the documented columns and types
+    assert {name: str(schema.field(name).type) for name in schema.names} == {
+        **dict.fromkeys(FEATURES, "double"), ID: "string", TS: "timestamp[ns, tz=UTC]", PREDICTION: "double",
+        LATENCY: "double", ERROR: "string"}
+    assert schema.metadata is None  # no pandas metadata: the schema is what is documented
+
+
+def test_reads_only_the_asked_columns_and_the_window(db: Engine, store: binding.Segments) -> None:
+    model_id = add_model(db)
+    for day in range(3):
+        _write(db, model_id, events(20, start=T0 + day * DAY, seed=day))
+    late = events(5, start=T0 + 3 * DAY, seed=9)
+    late["f_new"] = 1.5  # a feature added later: older segments lack it
+    _write(db, model_id, late)
+    with Session(db) as session:
+        frame = read_segments(session, model_id, T0 + DAY, T0 + 3 * DAY + timedelta(seconds=2), ["f1", "f_new"])
+    assert list(frame.columns) == [ID, TS, "f1", "f_new"]
+    assert len(frame) == 20 + 20 + 2 and frame["f_new"].tolist()[-2:] == [1.5, 1.5]
+    assert frame["f_new"].iloc[:-2].isna().all()
+    assert frame[TS].min() == pd.Timestamp(T0 + DAY)
+    assert frame[TS].max() == pd.Timestamp(T0 + 3 * DAY + timedelta(seconds=1))
+
+
+def _corrupt_chunk(path: Path, row_group: int, column: str) -> None:
+    """Overwrite one column chunk of one row group with garbage, keeping the footer (and its statistics)."""
+    meta = pq.ParquetFile(path).metadata
+    index = meta.schema.to_arrow_schema().get_field_index(column)
+    chunk = meta.row_group(row_group).column(index)
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    with path.open("r+b") as out:
+        out.seek(start)
+        out.write(b"\xff" * chunk.total_compressed_size)
+
+
+def test_time_and_column_pruning_skip_row_groups_and_columns_unread(db: Engine, tmp_path: Path) -> None:
+    """Proof that pruning happens in the reader: the chunks it must skip are garbage, and it still reads."""
+    model_id = add_model(db)
+    with bound_to(db, str(tmp_path / "segments")):
+        frame = events(150_000, step=timedelta(milliseconds=10))  # three row groups of 65,536 rows, by time
+        _write(db, model_id, frame)
+        path = next(tmp_path.glob("segments/**/*.parquet"))
+        assert pq.ParquetFile(path).metadata.num_row_groups == 3
+        _corrupt_chunk(path, 0, "f0")  # the first row group's f0: outside the window read below
+        _corrupt_chunk(path, 2, "f3")  # the last row group's f3: a column not asked for
+        late = frame[TS].iloc[70_000].to_pydatetime()
+        with Session(db) as session:
+            window = read_segments(session, model_id, late, T0 + DAY, ["f0", "f1"])
+        assert len(window) == 80_000 and window["f0"].tolist() == frame["f0"].iloc[70_000:].tolist()
+        with pytest.raises(OSError), Session(db) as session:  # reading what was corrupted does fail
+            read_segments(session, model_id, T0, T0 + DAY, ["f0"])
+
+
+def test_a_rolled_back_batch_leaves_an_orphan_the_sweep_deletes_after_the_grace(db: Engine, tmp_path: Path) -> None:
+    model_id = add_model(db)
+    with bound_to(db, str(tmp_path / "segments"), grace_s=600) as segments:
+        _write(db, model_id, events(10))
+        with Session(writer(db)) as session:
+            add_segment(session, model_id, events(10, seed=5))
+            session.rollback()  # e.g. the idempotency insert failed: the file is written, its row is not
+        files = set(tmp_path.glob("segments/**/*.parquet"))
+        assert len(files) == 2 and len(_live(db, model_id)) == 1
+        assert sweep(db) == 0  # young orphans stay: their transaction may still be committing
+        assert sweep(db, now=utcnow() + timedelta(seconds=601)) == 1
+        (kept,) = tmp_path.glob("segments/**/*.parquet")
+        assert kept.relative_to(tmp_path / "segments").as_posix() == _live(db, model_id)[0].path
+        assert len(_read(db, model_id)) == 10
+        assert isinstance(segments.store, FileStore)
+
+
+def test_compaction_keeps_old_files_for_readers_until_the_grace_passes(db: Engine, store: binding.Segments) -> None:
+    model_id = add_model(db)
+    for seed in range(4):
+        _write(db, model_id, events(25, start=T0 + timedelta(minutes=seed), seed=seed))
+    before = _read(db, model_id)
+    old = _live(db, model_id)
+    assert compact(db, model_id) == 4
+    with Session(db) as session:  # a reader that read the manifest before the swap still finds its segments
+        stale = read(session, [(s.id, s.path) for s in old if s.id is not None])
+    assert stale.num_rows == 100
+    assert sweep(db, now=utcnow() + store.grace + timedelta(seconds=1)) == (4 if isinstance(store.store, FileStore)
+                                                                             else 0)
+    with Session(db) as session:
+        assert len(session.exec(select(EventSegment).where(EventSegment.model_id == model_id)).all()) == 1
+    after = _read(db, model_id)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_plan_is_bounded_and_stays_within_a_date() -> None:
+    small = [compaction.Small(i, None, 100, (T0 + (i // 4) * DAY).date()) for i in range(12)]
+    groups = plan(small, target=250, budget=700)
+    # 0-3 on one date, 4-7 on the next; the budget ends the plan before segment 7, and 6 alone is not merged
+    assert [[s.id for s in g] for g in groups] == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_incremental_compaction_interleaved_with_ingest_loses_and_doubles_nothing(
+        db: Engine, store: binding.Segments) -> None:
+    model_id = add_model(db)
+    written: list[pd.DataFrame] = []
+    stop, started = threading.Event(), threading.Event()
+
+    def ingest() -> None:
+        while not stop.is_set():
+            n = len(written)
+            frame = events(10, start=T0 + timedelta(seconds=n * 10), seed=n)
+            _write(db, model_id, frame)
+            written.append(frame)
+            if n == 7:
+                started.set()
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    try:
+        assert started.wait(timeout=60)
+        runs = [compact(db, model_id, max_rows=40) for _ in range(6)]  # at most 40 rows read per run
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert runs[0] == 4 and max(runs) <= 4  # eight segments waited; the first run merged only four of them
+    while compact(db, model_id, max_rows=40):
+        pass
+    frame = _read(db, model_id)
+    expected = pd.concat(written)
+    assert len(written) > 8 and sorted(frame[ID]) == sorted(expected[ID]) and frame[ID].is_unique
+    assert frame["f2"].sum() == pytest.approx(expected["f2"].sum())
+
+
+def test_two_compactors_racing_merge_each_segment_once(db: Engine, store: binding.Segments) -> None:
+    model_id = add_model(db)
+    for seed in range(6):
+        _write(db, model_id, events(10, start=T0 + timedelta(minutes=seed), seed=seed))
+    with Session(db) as session:
+        stale = [compaction.Small(s.id, s.path, s.n_rows, s.min_ts.date()) for s in session.exec(
+            select(EventSegment).where(EventSegment.model_id == model_id)) if s.id is not None]
+    assert compact(db, model_id) == 6  # the other replica planned from the manifest before this swap
+    assert compaction._merge(db, model_id, stale) == 0  # so its swap finds them retired and gives up
+    if isinstance(store.store, FileStore):  # and its merged file was removed, not left behind
+        assert len(store.store.files(utcnow() + DAY)) == 6 + 1
+    for seed in range(6, 12):
+        _write(db, model_id, events(10, start=T0 + timedelta(minutes=seed), seed=seed))
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def race() -> None:
+        barrier.wait()
+        results.append(compact(db, model_id))
+
+    threads = [threading.Thread(target=race) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(results) == [0, 7]  # the first merge and the six new segments, merged by exactly one of them
+    frame = _read(db, model_id)
+    assert len(frame) == 120 and frame[ID].is_unique
+
+
+def test_a_directory_store_is_the_default_beside_a_sqlite_file(tmp_path: Path) -> None:
+    from watchtower.events.segstore.stores import DatabaseStore, open_store
+
+    store = open_store(None, f"sqlite:///{tmp_path}/wt.db")
+    assert isinstance(store, FileStore) and store.root == str(tmp_path / "watchtower-segments")
+    assert isinstance(store.filesystem, pafs.LocalFileSystem)
+    assert isinstance(open_store(None, "postgresql://u@h/db"), DatabaseStore)
+    assert isinstance(open_store("database", f"sqlite:///{tmp_path}/wt.db"), DatabaseStore)
