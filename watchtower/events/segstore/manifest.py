@@ -19,6 +19,7 @@ from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.stores import FileStore
 
 TS_TYPE = pa.timestamp("ns", tz="UTC")
+NS_MIN, NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
 
 def as_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
@@ -63,7 +64,7 @@ def scan(session: Session, model_id: int, start: datetime, end: datetime,
     rows = session.exec(select(EventSegment.id, EventSegment.path).where(
         EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
         col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
-    within = (ds.field(TS) >= pa.scalar(start, TS_TYPE)) & (ds.field(TS) < pa.scalar(end, TS_TYPE))
+    within = (ds.field(TS) >= _ts(start)) & (ds.field(TS) < _ts(end))
     return oldest_first(read(session, [(i, p) for i, p in rows if i is not None], columns, within))
 
 
@@ -89,6 +90,11 @@ def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Sequ
     if not tables:
         return pa.table({ID: pa.array([], pa.string()), TS: pa.array([], TS_TYPE)})
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def _ts(moment: datetime) -> pa.Scalar:
+    """A bound as a TS scalar; "open" bounds (year 1970 or 9999) clamped to what nanoseconds can hold."""
+    return pa.scalar(min(max(pd.Timestamp(moment), NS_MIN), NS_MAX), TS_TYPE)
 
 
 def _present(columns: Sequence[str] | None, schema: pa.Schema) -> list[str] | None:
