@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from drift_bench import CATEGORICAL, NUMERIC, SCHEMA, _child, generate
 
 ROOT = Path(__file__).resolve().parents[1]
