@@ -258,3 +258,26 @@ def test_a_directory_store_is_the_default_beside_a_sqlite_file(tmp_path: Path) -
     assert isinstance(store.filesystem, pafs.LocalFileSystem)
     assert isinstance(open_store(None, "postgresql://u@h/db"), DatabaseStore)
     assert isinstance(open_store("database", f"sqlite:///{tmp_path}/wt.db"), DatabaseStore)
+
+
+def test_a_drift_monitor_reads_its_features_and_nothing_else(db: Engine, store: binding.Segments) -> None:
+    from watchtower.events.store import read_window
+    from watchtower.registry.models import Monitor, MonitoredModel
+    from watchtower.windows import window_columns
+
+    model_id = add_model(db)
+    _write(db, model_id, events(40))
+    schema = dict.fromkeys(FEATURES, "numeric")
+    drift = Monitor(model_id=model_id, name="drift", detectors=[{"name": "native_drift"},
+                                                                {"name": "prediction_drift"}])
+    assert window_columns(drift, schema) == [*FEATURES, PREDICTION]
+    quality = Monitor(model_id=model_id, name="q", detectors=[{"name": "native_drift"}, {"name": "schema_check"}])
+    assert window_columns(quality, schema) is None  # a schema check looks at every column
+    with Session(db) as session:
+        model = session.get(MonitoredModel, model_id)
+        assert model is not None
+        frame = read_window(session, model, T0, T0 + DAY, window_columns(drift, schema))
+        everything = read_window(session, model, T0, T0 + DAY)
+    assert list(frame.columns) == [TS, *FEATURES, PREDICTION] and len(frame) == 40
+    assert {ID, LATENCY, ERROR, "__label__"} <= set(everything.columns)
+    pd.testing.assert_frame_equal(frame, everything[frame.columns])
