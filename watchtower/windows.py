@@ -11,8 +11,8 @@ from sqlmodel import Session, col, func, select
 
 from detectors.base import LABEL, PREDICTION, Window
 from detectors.profile import ReferenceProfile
+from watchtower.events.frames import prediction_column
 from watchtower.events.models import ServingEvent
-from watchtower.events.segments import prediction_column
 from watchtower.events.store import count_events, read_metrics, read_rejections, read_stage, read_window
 from watchtower.registry.models import Monitor, MonitoredModel, ReferenceData
 from watchtower.registry.service import schema_of
