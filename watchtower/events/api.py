@@ -69,13 +69,14 @@ def ingest_events(name: ModelName, body: Annotated[tuple[bytes, str | None], Dep
     "version"}, ...]}`."""
     events = parse_events(body)  # before the model lookup, as a validated body parameter would be
     model = active_model(session, name)
-    features = checked_features(session, model, [e.features for e in events], "body.events.{i}.features",
+    features = checked_features(session, model, [e["features"] for e in events], "body.events.{i}.features",
                                 check_columns)
     now = utcnow()
-    frame = event_frame([e.id for e in events], utc_times([e.ts for e in events], default=now), features,
-                        [e.prediction for e in events], model.task, latency=[e.latency_ms for e in events],
-                        errors=[e.error for e in events], scores=[e.scores for e in events],
-                        versions=[e.version for e in events], received_at=now)
+    frame = event_frame([e["id"] for e in events], utc_times([e.get("ts") for e in events], default=now),
+                        features, [e.get("prediction") for e in events], model.task,
+                        latency=[e.get("latency_ms") for e in events], errors=[e.get("error") for e in events],
+                        scores=[e.get("scores") for e in events], versions=[e.get("version") for e in events],
+                        received_at=now)
     return _stored(session, model, frame, request)
 
 
