@@ -156,7 +156,7 @@ def _strict(raw: bytes, content_type: str | None) -> list[LeanEvent]:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required",
                                        "input": None}])
     try:
-        batch = _BATCH.validate_python(body)
+        batch = _BATCH.validate_python(body, from_attributes=True)  # as FastAPI validates a body
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()],
                                      body=body) from exc
