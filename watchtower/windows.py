@@ -12,8 +12,8 @@ from sqlmodel import Session, col, func, select
 from detectors import registry
 from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, DetectorKind, Window
 from detectors.profile import ReferenceProfile
+from watchtower.events.frames import prediction_column
 from watchtower.events.models import ServingEvent
-from watchtower.events.segments import prediction_column
 from watchtower.events.store import count_events, read_metrics, read_rejections, read_stage, read_window
 from watchtower.registry.models import Monitor, MonitoredModel, ReferenceData
 from watchtower.registry.service import schema_of

@@ -1,6 +1,7 @@
 """Model, event and monitor input the fuzzer once turned into 500s: each is a 422 naming the field, nothing stored."""
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -8,10 +9,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from detectors.base import ERROR, LATENCY
 from tests import factories
 from tests.factories import BuiltModels
 from watchtower.events.models import FeatureLog, Label, MetricPoint, ServingEvent
-from watchtower.registry.models import Monitor
+from watchtower.events.store import read_window
+from watchtower.registry.models import Monitor, MonitoredModel
 
 BIG = str(10**400)  # 401 digits: Python's json parses it; no column can hold it
 ROW = {"f1": 0.1, "f2": 0.2, "f3": 0.3, "f4": 0.4}
@@ -163,5 +166,7 @@ def test_uploaded_text_columns_may_look_like_numbers(client: TestClient, model: 
     assert response.status_code == 200, response.text
     with Session(db) as session:
         event = session.exec(select(ServingEvent)).one()
-    assert (event.version, event.error, event.latency_ms) == ("2", "500", 1.5)
+        model_row = session.exec(select(MonitoredModel)).one()
+        row = read_window(session, model_row, event.ts, event.ts + timedelta(seconds=1)).iloc[0]
+    assert (event.version, row[ERROR], row[LATENCY]) == ("2", "500", 1.5)
     assert event.ts.isoformat().startswith("2026-01-02T02:04:05")

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from detectors.base import ID, LABEL, PREDICTION, PROBA_PREFIX
+from detectors.base import ERROR, ID, LABEL, LATENCY, PREDICTION, PROBA_PREFIX
 from tests import factories
 from tests.factories import BuiltModels
 from watchtower.clock import utcnow
@@ -108,8 +108,8 @@ def test_predict_validates_rows_and_records_events(client: TestClient, model: st
         event = session.exec(select(ServingEvent)).one()
         frame = read_window(session, _model(session), utcnow() - pd.Timedelta(hours=1), utcnow())
     assert (event.event_id, event.version) == ("mine-1", "primary-v1")
-    assert event.latency_ms is not None and event.latency_ms >= 0
     row = frame.iloc[0]
+    assert row[LATENCY] >= 0 and row[ERROR] is None
     assert (row[ID], *row[factories.NUMERIC]) == ("mine-1", 1.0, 2.0, 3.0, 4.0)
     assert row[PREDICTION] == str(ok.json()["predictions"][0]["prediction"])
     # The served model outputs probabilities: they are recorded per class and sum to one.

@@ -1,9 +1,10 @@
 """Serving events in: batch ingest (JSON or file) and labels. A 2xx means committed."""
 
-from typing import Annotated, Any, cast
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 
 import pandas as pd
-from fastapi import APIRouter, File, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 
@@ -11,10 +12,11 @@ from watchtower.auth import WriteAccess
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, multipart, problem_responses
+from watchtower.events.batch import documented_body, parse_events, raw_body
+from watchtower.events.frames import event_frame, utc_times
 from watchtower.events.models import IngestRejection, MetricPoint
 from watchtower.events.schemas import (
     STAGE_PATTERN,
-    EventBatch,
     EventIn,
     FeatureLogBatch,
     IngestResult,
@@ -22,8 +24,8 @@ from watchtower.events.schemas import (
     LabelResult,
     MetricBatch,
 )
-from watchtower.events.store import insert_events, insert_labels, served_ids, upsert_feature_logs
-from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_rows
+from watchtower.events.store import insert_frame, insert_labels, served_ids, upsert_feature_logs
+from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_columns, check_rows
 from watchtower.limits import explain
 from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
@@ -35,6 +37,7 @@ router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteA
                    responses=problem_responses(401, 404, 409, 422))
 RESERVED = ("id", "ts", "prediction", "latency_ms", "error", "version")
 _EVENTS = TypeAdapter(list[EventIn])
+T = TypeVar("T")
 
 
 def active_model(session: Session, name: str) -> MonitoredModel:
@@ -44,11 +47,12 @@ def active_model(session: Session, name: str) -> MonitoredModel:
     return model
 
 
-def checked_features(session: Session, model: MonitoredModel, rows: list[dict[str, Any]],
-                     where: str) -> list[dict[str, Any]]:
-    """check_rows, and on a schema mismatch record what was refused (for the schema_mismatch detector)."""
+def checked_features(session: Session, model: MonitoredModel, rows: list[dict[str, Any]], where: str,
+                     check: Callable[[list[dict[str, Any]], list[dict[str, Any]], str], T]) -> T:
+    """check_rows or check_columns, and on a schema mismatch record what was refused (for the schema_mismatch
+    detector)."""
     try:
-        return check_rows(rows, model.features, where)
+        return check(rows, model.features, where)
     except SchemaMismatch as exc:
         now = utcnow()
         session.add_all([IngestRejection(model_id=cast(int, model.id), ts=now, kind=kind, feature=_column_safe(feature),
@@ -57,22 +61,23 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
         raise
 
 
-@router.post("/events", response_model=IngestResult)
-def ingest_events(name: ModelName, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
-    """Store serving events reported by a model served elsewhere; resent ids are ignored."""
+@router.post("/events", response_model=IngestResult, openapi_extra=documented_body())
+def ingest_events(name: ModelName, body: Annotated[tuple[bytes, str | None], Depends(raw_body)],
+                  session: SessionDep, request: Request) -> IngestResult:
+    """Store serving events reported by a model served elsewhere; resent ids are ignored. The body is an
+    EventBatch: `{"events": [{"id", "ts", "features", "prediction", "scores", "latency_ms", "error",
+    "version"}, ...]}`."""
+    events = parse_events(body)  # before the model lookup, as a validated body parameter would be
     model = active_model(session, name)
-    features = checked_features(session, model, [e.features for e in body.events], "body.events.{i}.features")
+    features = checked_features(session, model, [e["features"] for e in events], "body.events.{i}.features",
+                                check_columns)
     now = utcnow()
-    rows = [
-        {"event_id": e.id, "ts": to_utc(e.ts) if e.ts else now, "features": f, "prediction": e.prediction,
-         "scores": e.scores, "latency_ms": e.latency_ms, "error": e.error, "version": e.version,
-         "received_at": now}
-        for e, f in zip(body.events, features, strict=True)
-    ]
-    accepted = insert_events(session, model, rows)
-    session.commit()
-    request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
-    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+    frame = event_frame([e["id"] for e in events], utc_times([e.get("ts") for e in events], default=now),
+                        features, [e.get("prediction") for e in events], model.task,
+                        latency=[e.get("latency_ms") for e in events], errors=[e.get("error") for e in events],
+                        scores=[e.get("scores") for e in events], versions=[e.get("version") for e in events],
+                        received_at=now)
+    return _stored(session, model, frame, request)
 
 
 @router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413, 415),
@@ -95,17 +100,20 @@ def upload_events(name: ModelName, file: Annotated[UploadFile, File(description=
     records: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")
     events = _file_events(records)
     feature_rows = [{k: v for k, v in r.items() if k not in RESERVED} for r in records]
-    features = checked_features(session, model, feature_rows, "file.rows.{i}")
+    features = checked_features(session, model, feature_rows, "file.rows.{i}", check_columns)
     now = utcnow()
-    rows = [
-        {"event_id": e.id, "features": f, "prediction": e.prediction, "ts": e.ts or now,
-         "latency_ms": e.latency_ms, "error": e.error, "version": e.version, "received_at": now}
-        for e, f in zip(events, features, strict=True)
-    ]
-    accepted = insert_events(session, model, rows)
+    frame = event_frame([e.id for e in events], utc_times([e.ts for e in events], default=now), features,
+                        [e.prediction for e in events], model.task, latency=[e.latency_ms for e in events],
+                        errors=[e.error for e in events], versions=[e.version for e in events], received_at=now)
+    return _stored(session, model, frame, request)
+
+
+def _stored(session: Session, model: MonitoredModel, frame: pd.DataFrame, request: Request) -> IngestResult:
+    """Store a checked batch and commit: a 2xx means committed."""
+    accepted = int(insert_frame(session, model, frame).sum())
     session.commit()
     request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
-    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+    return IngestResult(accepted=accepted, duplicates=len(frame) - accepted)
 
 
 def _column_safe(feature: str) -> str:
@@ -178,7 +186,8 @@ def log_stage_features(name: ModelName, stage: Annotated[str, Path(pattern=STAGE
     if stage == "serving":
         raise Invalid("'serving' is what the events carry; log other stages",
                       errors=[field_error("path.stage", "'serving' is reserved")])
-    features = checked_features(session, model, [r.features for r in body.rows], "body.rows.{i}.features")
+    features = checked_features(session, model, [r.features for r in body.rows], "body.rows.{i}.features",
+                                check_rows)
     now = utcnow()
     rows = [{"model_id": model.id, "stage": stage, "entity_id": r.id, "features": f, "logged_at": now}
             for r, f in zip(body.rows, features, strict=True)]

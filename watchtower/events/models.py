@@ -10,10 +10,10 @@ from watchtower.clock import utcnow
 
 
 class ServingEvent(SQLModel, table=True):
-    """A prediction as served: its identity, time, output, who served it and how fast.
+    """A prediction's key: its identity, when it was served, which version served it and when it arrived.
 
-    The features live in the model's EventSegments (columnar); this row is the idempotency key, the label
-    join and the count index. Rows written before segments existed still carry `features`.
+    Everything else (features, prediction, probabilities, latency, error) lives in the model's EventSegments
+    (columnar); this row is the idempotency key, the label and stage join and the count index.
     """
 
     __tablename__ = "serving_event"
@@ -25,10 +25,6 @@ class ServingEvent(SQLModel, table=True):
     model_id: int = Field(foreign_key="monitored_model.id")
     event_id: str = Field(max_length=200)
     ts: datetime
-    features: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    prediction: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
-    latency_ms: float | None = None
-    error: str | None = Field(default=None, max_length=2000)
     version: str | None = Field(default=None, max_length=100)
     received_at: datetime = Field(default_factory=utcnow)
 

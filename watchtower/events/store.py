@@ -1,18 +1,30 @@
 """Write serving events and labels idempotently; read a model's window back as a DataFrame."""
 
+import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as csv
 from sqlalchemy import Table, and_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
 from detectors.base import ID, LABEL, TS
+from watchtower.events.frames import (
+    KEY_COLUMNS,
+    RECEIVED_AT,
+    VERSION,
+    events_frame,
+    features_frame,
+    prediction_column,
+)
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
-from watchtower.events.segments import add_segment, events_frame, features_frame, prediction_column, read_segments
+from watchtower.events.segments import add_segment, read_segments
 from watchtower.events.segstore.manifest import scan, to_frame
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
@@ -20,27 +32,82 @@ from watchtower.registry.service import schema_of
 CHUNK = 5000
 
 
-EVENT_COLUMNS = ("model_id", "event_id", "ts", "prediction", "latency_ms", "error", "version", "received_at")
+def insert_frame(session: Session, model: MonitoredModel, frame: pd.DataFrame) -> np.ndarray:
+    """Store one model's events (an events_frame-shaped frame) in the caller's transaction; return the mask of
+    rows that were new. Ids already stored are skipped, and of several rows with one id the first wins.
+
+    The idempotency keys go to serving_event in one INSERT ... SELECT from a temporary table filled with
+    COPY (PostgreSQL) or executemany (SQLite); the new rows become one segment.
+    """
+    assert model.id is not None
+    ids = frame[ID].astype(object).to_numpy()
+    first = ~pd.Index(ids).duplicated(keep="first")
+    postgres = session.get_bind().dialect.name == "postgresql"
+    keys = _key_table(frame.loc[first, [ID, TS, VERSION, RECEIVED_AT]], "+00" if postgres else "")
+    stored = _insert_keys(session, model.id, keys, postgres)
+    new = first if len(stored) == keys.num_rows else first & pd.Index(ids).isin(stored)
+    segment = frame.loc[new].drop(columns=[c for c in KEY_COLUMNS if c in frame.columns]).reset_index(drop=True)
+    if segment[TS].dtype != "datetime64[ns, UTC]":  # segments (and their readers) hold nanosecond UTC times
+        segment[TS] = pd.to_datetime(segment[TS], utc=True).astype("datetime64[ns, UTC]")
+    add_segment(session, model.id, segment)
+    return np.asarray(new, dtype=bool)
 
 
 def insert_events(session: Session, model: MonitoredModel, rows: Sequence[dict[str, Any]]) -> int:
-    """Store one model's events, skipping event ids already stored; return how many were new.
+    """insert_frame for row dicts (event_id, ts, features, prediction, latency_ms, error, version,
+    received_at, optionally scores: class -> probability); return how many were new."""
+    if not rows:
+        return 0
+    return int(insert_frame(session, model, events_frame(rows, schema_of(model), model.task)).sum())
 
-    Each row: event_id, ts, features (normalised), prediction, latency_ms, error, version, received_at, and
-    optionally scores (class -> probability). The new ones become ServingEvent rows and one EventSegment,
-    in the caller's transaction.
-    """
-    assert model.id is not None
-    keyed = [{k: r.get(k) for k in EVENT_COLUMNS} | {"model_id": model.id} for r in rows]
-    new = set(_insert_ignoring_duplicates(session, ServingEvent.__table__, keyed))  # type: ignore[attr-defined]
-    # The first of several rows with one id in a batch is the one stored (as in _insert_ignoring_duplicates).
-    fresh, seen = [], set()
-    for r in rows:
-        if r["event_id"] in new and r["event_id"] not in seen:
-            seen.add(r["event_id"])
-            fresh.append(r)
-    add_segment(session, model.id, events_frame(fresh, schema_of(model), model.task))
-    return len(fresh)
+
+def _key_table(keys: pd.DataFrame, zone: str) -> pa.Table:
+    """The idempotency keys as text columns; times spelled as SQLite stores them, plus `zone` ("+00" for
+    PostgreSQL, which would otherwise read them in the session's time zone)."""
+    def utc_text(column: pd.Series) -> pa.Array:
+        if column.empty:
+            return pa.array([], pa.string())
+        # Cast without the zone first: the values stay UTC, and Arrow formats naive times 50x faster.
+        text = pa.array(column, type=pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us")).cast(pa.string())
+        return pc.binary_join_element_wise(text, zone, "") if zone else text
+
+    return pa.table({"event_id": pa.array(keys[ID], type=pa.string()), "ts": utc_text(keys[TS]),
+                     "version": pa.array(keys[VERSION], type=pa.string()),
+                     "received_at": utc_text(keys[RECEIVED_AT])})
+
+
+_KEY_TABLE = "ingest_key"
+_COPY_KEYS = f"COPY {_KEY_TABLE} (event_id, ts, version, received_at) FROM STDIN (FORMAT csv)"
+# WHERE true: SQLite's parser needs it between SELECT and an upsert clause.
+_INSERT_KEYS = (f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) "
+                f"SELECT {{model}}, event_id, ts, version, received_at FROM {_KEY_TABLE} WHERE true "
+                "ON CONFLICT (model_id, event_id) DO NOTHING RETURNING event_id")
+
+
+def _insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool) -> list[str]:
+    """Insert the keys not stored yet (unique within `keys`); return the event ids really inserted."""
+    if keys.num_rows == 0:
+        return []
+    raw = session.connection().connection.driver_connection
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        # One temporary table per connection, emptied at commit; a rolled-back transaction takes it away too.
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_KEY_TABLE} (event_id text NOT NULL, "
+                       f"ts {'timestamptz' if postgres else 'DATETIME'} NOT NULL, version text, received_at "
+                       f"{'timestamptz' if postgres else 'DATETIME'}){' ON COMMIT DELETE ROWS' if postgres else ''}")
+        cursor.execute(f"DELETE FROM {_KEY_TABLE}")  # an earlier batch of this transaction, maybe another model's
+        if postgres:
+            buffer = io.BytesIO()
+            csv.write_csv(keys, buffer, csv.WriteOptions(include_header=False))
+            with cursor.copy(_COPY_KEYS) as copy:
+                copy.write(buffer.getbuffer())
+        else:
+            cursor.executemany(f"INSERT INTO {_KEY_TABLE} VALUES (?, ?, ?, ?)",
+                               zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
+        cursor.execute(_INSERT_KEYS.format(model=int(model_id)))
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 def insert_labels(session: Session, rows: Sequence[dict[str, Any]]) -> int:

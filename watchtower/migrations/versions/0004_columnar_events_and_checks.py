@@ -101,7 +101,8 @@ def _events_to_segments(chunk: int = 100_000) -> None:
     """Move every stored event's features into segments of up to `chunk` rows, in served-time order."""
     import json
 
-    from watchtower.events.segments import encode, events_frame
+    from watchtower.events.frames import KEY_COLUMNS, events_frame
+    from watchtower.events.segments import encode
 
     bind = op.get_bind()
     text_json = bind.dialect.name == "sqlite"
@@ -115,7 +116,7 @@ def _events_to_segments(chunk: int = 100_000) -> None:
             # SQLite hands JSON columns back as text (or a number, by column affinity); PostgreSQL decodes them.
             batch = [dict(r) | {k: json.loads(r[k]) if text_json and isinstance(r[k], str) else r[k]
                                 for k in ("features", "prediction")} for r in rows[start:start + chunk]]
-            frame = events_frame(batch, schema, task)
+            frame = events_frame(batch, schema, task).drop(columns=list(KEY_COLUMNS))
             bind.execute(sa.text(
                 "INSERT INTO event_segment (model_id, min_ts, max_ts, n_rows, parquet, created_at) "
                 "VALUES (:m, :lo, :hi, :n, :p, CURRENT_TIMESTAMP)"),

@@ -1,0 +1,213 @@
+"""Ingest throughput: events/s through Watchtower's HTTP API beside the storage floor, in one run.
+
+For each database, the same N events (a classifier with 11 or 25 features: 80% numeric, 20% categorical;
+id, ts, features, prediction, latency_ms) are loaded:
+  watchtower   POST /models/bench/events in batches, one client, to a real `watchtower serve` (one uvicorn
+               worker, scheduler off) on a fresh database. The request bodies are encoded before the clock
+               starts; the time is from the first request to the last 2xx (each one committed).
+  COPY         PostgreSQL only: the same rows, as the client holds them (Python dicts), written with psycopg's
+               COPY (write_row, binary) into a plain table with one column per field, in one transaction.
+  parquet      The same rows -> pyarrow Table (from_pylist) -> Parquet file (zstd), as a writer of files would.
+Targets (issue 12): Watchtower at least 50% of COPY on PostgreSQL and of the Parquet write on SQLite.
+
+    python bench/ingest_bench.py                                   # 20k events, 11 features, both databases
+    python bench/ingest_bench.py --events 200000 --batch 10000 --features 25
+    python bench/ingest_bench.py --databases sqlite --events 5000
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import TOKEN  # noqa: E402
+from tests.processes import start_serve, stop_process  # noqa: E402
+
+POSTGRES = os.environ.get("WATCHTOWER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test_ingest")
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+MODEL = "bench"
+CATEGORIES = np.array(["red", "green", "blue", "amber", "violet"])
+
+
+def feature_schema(n: int) -> dict[str, str]:
+    """n features, the last fifth categorical."""
+    categorical = max(1, n // 5)
+    return {f"x{i:02d}": "numeric" for i in range(n - categorical)} | {f"c{i}": "categorical"
+                                                                      for i in range(categorical)}
+
+
+def make_events(n: int, schema: dict[str, str], seed: int = 0) -> list[dict[str, Any]]:
+    """N events as a client sends them (JSON-ready dicts), served over the last 50 minutes."""
+    rng = np.random.default_rng(seed)
+    columns = {name: (rng.normal(50, 10, n).round(4) if kind == "numeric" else rng.choice(CATEGORIES, n)).tolist()
+               for name, kind in schema.items()}
+    start = datetime.now(UTC) - timedelta(minutes=50)
+    ts = [(start + timedelta(milliseconds=i * 45 * 60_000 / n)).isoformat() for i in range(n)]
+    predictions = rng.integers(0, 2, n).tolist()
+    latency = rng.gamma(2.0, 1.5, n).round(3).tolist()
+    names = list(schema)
+    return [{"id": f"e{i}", "ts": ts[i], "features": {k: columns[k][i] for k in names},
+             "prediction": predictions[i], "latency_ms": latency[i]} for i in range(n)]
+
+
+def register(base: str, schema: dict[str, str], events: list[dict[str, Any]]) -> None:
+    """A real ONNX classifier registered on a reference sample of the events."""
+    from watchtower.modelkit import named_classifier
+
+    numeric = [k for k, v in schema.items() if v == "numeric"]
+    categorical = [k for k, v in schema.items() if v == "categorical"]
+    reference = pd.DataFrame([e["features"] for e in events[:2000]])
+    reference["label"] = [e["prediction"] for e in events[:2000]]
+    built = named_classifier(reference[list(schema)], reference["label"], numeric, categorical, simple=True)
+    spec = {"name": MODEL, "task": "classification", "target": "label",
+            "features": [{"name": k, "type": v} for k, v in schema.items()]}
+    buffer = io.BytesIO()
+    reference.to_parquet(buffer, index=False)
+    response = httpx.post(f"{base}/models", headers=HEADERS, timeout=120, data={"spec": json.dumps(spec)}, files={
+        "primary": ("p.onnx", built.onnx), "fallback": ("f.onnx", built.onnx),
+        "reference": ("reference.parquet", buffer.getvalue())})
+    assert response.status_code == 201, response.text
+
+
+def load_through_api(base: str, events: list[dict[str, Any]], batch: int) -> float:
+    """Events/s of POST /models/bench/events, bodies encoded beforehand, one client, sequential batches."""
+    bodies = [json.dumps({"events": events[i:i + batch]}).encode() for i in range(0, len(events), batch)]
+    headers = HEADERS | {"Content-Type": "application/json"}
+    with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
+        started = time.perf_counter()
+        for body in bodies:
+            response = client.post(f"/models/{MODEL}/events", content=body)
+            assert response.status_code == 200 and response.json()["duplicates"] == 0, response.text
+        return len(events) / (time.perf_counter() - started)
+
+
+def measure_watchtower_client(base: str, model: str, n: int) -> float | None:
+    """Events/s through watchtower.client (issue 12 point 7), when bench/ingest_client.py is present.
+
+    LEAD: the "client" helper's bench/ingest_client.py: measure_client(base_url, token, model, n) plugs in here.
+    """
+    try:
+        from bench.ingest_client import measure_client  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return float(measure_client(base, TOKEN, model, n))
+
+
+def copy_rows(url: str, events: list[dict[str, Any]], schema: dict[str, str]) -> float:
+    """Events/s of psycopg COPY of the same rows into a plain table (dropped afterwards)."""
+    import psycopg
+
+    names = list(schema)
+    columns = ", ".join(f"{k} {'double precision' if v == 'numeric' else 'text'}" for k, v in schema.items())
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy")
+        conn.execute(f"CREATE TABLE bench_copy (id text, ts timestamptz, {columns}, prediction text, "
+                     "latency_ms double precision)")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy(
+                f"COPY bench_copy (id, ts, {', '.join(names)}, prediction, latency_ms) FROM STDIN") as copy:
+            for e in events:
+                f = e["features"]
+                copy.write_row((e["id"], e["ts"], *(f[k] for k in names), str(e["prediction"]), e["latency_ms"]))
+        conn.commit()
+        rate = len(events) / (time.perf_counter() - started)
+        conn.execute("DROP TABLE bench_copy")
+        conn.commit()
+    return rate
+
+
+def write_parquet(events: list[dict[str, Any]], schema: dict[str, str], directory: Path) -> float:
+    """Events/s of the same rows -> Arrow -> a Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    rows = [{"id": e["id"], "ts": e["ts"], **e["features"], "prediction": str(e["prediction"]),
+             "latency_ms": e["latency_ms"]} for e in events]
+    table = pa.Table.from_pylist(rows)
+    table = table.set_column(1, "ts", pa.compute.cast(table.column("ts"), pa.timestamp("us", tz="UTC")))
+    pq.write_table(table, directory / "events.parquet", compression="zstd")
+    return len(events) / (time.perf_counter() - started)
+
+
+def fresh_database(kind: str, directory: Path) -> str:
+    """An empty database: a new SQLite file, or the PostgreSQL benchmark database emptied."""
+    if kind == "sqlite":
+        return f"sqlite:///{directory / 'bench.db'}"
+    from sqlalchemy import MetaData, create_engine
+
+    engine = create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1))
+    meta = MetaData()
+    meta.reflect(engine)
+    meta.drop_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version, apscheduler_jobs")
+    engine.dispose()
+    return POSTGRES
+
+
+def run_database(kind: str, events: list[dict[str, Any]], schema: dict[str, str], batch: int,
+                 directory: Path) -> list[tuple[str, float]]:
+    """[(what, events/s)] for Watchtower on one database and its peer(s)."""
+    url = fresh_database(kind, directory)
+    server = start_serve(url, directory / f"serve-{kind}.log")
+    try:
+        register(server.base, schema, events)
+        rates = [(f"watchtower {kind}", load_through_api(server.base, events, batch))]
+        client_rate = measure_watchtower_client(server.base, MODEL, len(events))
+        if client_rate is not None:
+            rates.append((f"watchtower.client {kind}", client_rate))
+    finally:
+        stop_process(server.process)
+    if kind == "postgresql":
+        rates.append(("COPY postgresql", copy_rows(POSTGRES, events, schema)))
+    else:
+        rates.append(("parquet write", write_parquet(events, schema, directory)))
+    return rates
+
+
+def report(rates: list[tuple[str, float]], peers: dict[str, str]) -> None:
+    by_name = dict(rates)
+    print(f"{'':28}{'events/s':>12}  vs peer")
+    for name, rate in rates:
+        database = name.rsplit(" ", 1)[-1]
+        peer = peers.get(database)
+        ratio = f"{rate / by_name[peer]:.0%} of {peer}" if peer in by_name and name != peer else ""
+        print(f"{name:28}{rate:12,.0f}  {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--features", type=int, choices=(11, 25), default=11)
+    parser.add_argument("--databases", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    schema = feature_schema(args.features)
+    events = make_events(args.events, schema)
+    print(f"{args.events:,} events, {args.features} features, batches of {args.batch:,}; "
+          f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    rates: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.databases:
+            rates += run_database(kind, events, schema, args.batch, Path(tmp))
+    report(rates, {"sqlite": "parquet write", "postgresql": "COPY postgresql"})
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Typed event frames built a column at a time: the shape insert_frame stores and segments hold.
+
+An event frame has ID (str), TS (datetime64[ns, UTC]), one column per feature (float64 for numeric, object
+str/None for categorical), PREDICTION (class string or float), LATENCY, ERROR, PROBA_<class> and, for the
+idempotency keys, VERSION and RECEIVED_AT. Whole columns go through numpy or Arrow; Python touches a value
+only where JSON gave a value no column type can take without looking at it (a class spelled 1.0, a dict).
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS, class_name
+from watchtower.clock import utcnow
+
+VERSION = "version"
+RECEIVED_AT = "received_at"
+KEY_COLUMNS = (VERSION, RECEIVED_AT)  # stored with the idempotency key, not in segments
+_NONE = type(None)
+
+
+def prediction_column(values: Sequence[Any] | np.ndarray, task: str) -> pd.Series:
+    """Predictions typed for the task: class strings for classifiers, floats for regressors."""
+    series = pd.Series(values, dtype=object if len(values) == 0 else None)
+    if task != "classification":
+        if series.dtype.kind in "iuf":
+            return series.astype(float)
+        return pd.to_numeric(series.astype(object), errors="coerce").astype(float)
+    if series.dtype.kind in "iu":  # the common case (ONNX labels): no per-value Python call
+        return series.astype(str).astype(object)
+    if series.dtype.kind == "f" and bool(np.all(np.isnan(series) | (series == np.round(series)))):
+        return series.astype("Int64").astype(str).astype(object).where(series.notna(), None)
+    if series.dtype.kind == "O" and set(map(type, series)) <= {str, _NONE}:  # labels already spelled as text
+        return series
+    return pd.Series([class_name(v) for v in series], dtype=object)
+
+
+def features_frame(records: Sequence[Mapping[str, Any]], schema: dict[str, str]) -> pd.DataFrame:
+    """Feature dicts -> one typed column per schema feature: float64 for numeric, str or None for categorical."""
+    frame = pd.DataFrame.from_records(list(records), columns=list(schema))
+    return typed_features(frame, schema)
+
+
+def typed_features(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
+    """The schema's feature columns of `frame` as stored: float64 numeric, object str/None categorical."""
+    for name, kind in schema.items():
+        column = frame[name]
+        if kind == "numeric":
+            if column.dtype != np.float64:
+                frame[name] = pd.to_numeric(column, errors="coerce").astype(float)
+        elif column.dtype != object or column.isna().any():
+            frame[name] = column.astype(object).where(column.notna(), None)
+    return frame
+
+
+def utc_times(values: Sequence[datetime | str | None] | pa.Array, default: datetime) -> pd.Series:
+    """Aware datetimes (None: `default`) as a datetime64[ns, UTC] column, converted by Arrow in one call."""
+    try:  # aware datetimes (the API's), or naive ones taken as UTC
+        times = values if isinstance(values, pa.Array) else pa.array(values, type=pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # text, as SQLite hands stored times back
+        times = pa.array(pd.to_datetime(pd.Series(values, dtype=object), utc=True))
+    if times.null_count:
+        times = times.fill_null(pa.scalar(default, type=times.type))
+    return pd.Series(times.cast(pa.timestamp("ns", tz="UTC")).to_pandas(), copy=False)
+
+
+def proba_columns(scores: Sequence[Mapping[str, float] | None]) -> dict[str, np.ndarray]:
+    """Per-event class -> probability dicts as one float64 column per class (NaN where a class is absent)."""
+    present = [s for s in scores if s]
+    if not present:
+        return {}
+    classes = sorted(set().union(*present))
+    # Arrow converts the dicts in C++: one struct field per class, null where an event lacks the class.
+    structs = pa.array([s or None for s in scores], type=pa.struct([(c, pa.float64()) for c in classes]))
+    return {f"{PROBA_PREFIX}{c}": field.to_numpy(zero_copy_only=False)
+            for c, field in zip(classes, structs.flatten(), strict=True)}
+
+
+def event_frame(ids: Sequence[str], ts: pd.Series, features: Mapping[str, Any], predictions: Sequence[Any],
+                task: str, *, latency: Sequence[float | None] | None = None,
+                errors: Sequence[str | None] | None = None,
+                scores: Sequence[Mapping[str, float] | None] | None = None,
+                versions: Sequence[str | None] | str | None = None, received_at: datetime) -> pd.DataFrame:
+    """Columns of one batch -> the frame insert_frame takes (features already checked and typed)."""
+    n = len(ids)
+    frame = pd.DataFrame(dict(features), index=pd.RangeIndex(n))
+    frame[ID] = np.asarray(ids, dtype=object)
+    frame[TS] = ts.array
+    frame[PREDICTION] = prediction_column(predictions, task).to_numpy()
+    frame[LATENCY] = np.full(n, np.nan) if latency is None else np.array(latency, dtype=float)
+    frame[ERROR] = np.full(n, None, dtype=object) if errors is None else np.asarray(errors, dtype=object)
+    for name, column in proba_columns(scores or []).items():
+        frame[name] = column
+    frame[VERSION] = versions if versions is None or isinstance(versions, str) else np.asarray(versions, dtype=object)
+    frame[RECEIVED_AT] = pd.Timestamp(received_at).tz_convert("UTC")
+    return frame
+
+
+def events_frame(rows: Sequence[Mapping[str, Any]], schema: dict[str, str], task: str) -> pd.DataFrame:
+    """ServingEvent-shaped dicts (event_id, ts, features, prediction, latency_ms, error, scores, version,
+    received_at) -> the frame insert_frame takes. Row dicts must be taken apart one by one; event_frame
+    does the rest on whole columns."""
+    now = utcnow()
+    features = features_frame([r["features"] for r in rows], schema)
+    frame = event_frame(
+        [str(r["event_id"]) for r in rows], utc_times([r["ts"] for r in rows], default=now),
+        {name: features[name].to_numpy() for name in schema}, [r.get("prediction") for r in rows], task,
+        latency=[r.get("latency_ms") for r in rows], errors=[r.get("error") for r in rows],
+        scores=[r.get("scores") for r in rows], versions=[r.get("version") for r in rows], received_at=now)
+    frame[RECEIVED_AT] = utc_times([r.get("received_at") for r in rows], default=now).array
+    return frame
