@@ -171,7 +171,8 @@ def test_copy_path_on_postgresql(churn: str, db: Engine) -> None:
     with Session(writer(db)) as session:
         insert_frame(session, model(session, churn), frame(["k1", "k2", "k1"]))
         temporary = session.execute(text(
-            "SELECT count(*) FROM pg_class WHERE relname = 'ingest_key' AND relpersistence = 't'"
+            "SELECT count(*) FROM pg_class WHERE relname = 'ingest_key' AND relpersistence = 't' "
+            "AND pg_table_is_visible(oid)"
             if db.dialect.name == "postgresql" else
             "SELECT count(*) FROM sqlite_temp_master WHERE name = 'ingest_key'")).scalar_one()
         session.commit()
