@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from alerts.metrics import Metrics
+from watchtower.events.writer import EventWriter
 from watchtower.serving.cache import SessionCache
+from watchtower.serving.directory import ServingDirectory
 from watchtower.settings import Settings
 from watchtower.windows import ReferenceCache
 
@@ -19,3 +21,10 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     cache: SessionCache = field(default_factory=SessionCache)
     references: ReferenceCache = field(default_factory=ReferenceCache)
+    # The event writer's thread is started by the app's lifespan; other processes never start it.
+    writer: EventWriter = field(init=False)
+    directory: ServingDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.writer = EventWriter(self.engine, self.settings, self.metrics)
+        self.directory = ServingDirectory(self.engine, self.settings.serving_refresh_s)

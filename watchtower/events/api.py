@@ -22,7 +22,7 @@ from watchtower.events.schemas import (
     LabelResult,
     MetricBatch,
 )
-from watchtower.events.store import insert_events, insert_labels, served_ids, upsert_feature_logs
+from watchtower.events.store import insert_labels, served_ids, upsert_feature_logs
 from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_rows
 from watchtower.limits import explain
 from watchtower.registry.archive import require_active
@@ -57,10 +57,25 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
         raise
 
 
-@router.post("/events", response_model=IngestResult)
+def served_model(request: Request, name: str) -> MonitoredModel:
+    """The model as the serving directory holds it (no database round trip); 404, or 409 when archived."""
+    model = request.app.state.runtime.directory.lookup(name).model
+    require_active(model)
+    return cast(MonitoredModel, model)
+
+
+def store_durably(request: Request, model: MonitoredModel, rows: list[dict[str, Any]]) -> int:
+    """Hand the rows to the event writer and wait for their commit (shared with concurrent requests); return
+    how many were new. A 2xx still means committed."""
+    accepted = request.app.state.runtime.writer.write(model, rows, durable=True)
+    request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
+    return cast(int, accepted)
+
+
+@router.post("/events", response_model=IngestResult, responses=problem_responses(503))
 def ingest_events(name: ModelName, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
     """Store serving events reported by a model served elsewhere; resent ids are ignored."""
-    model = active_model(session, name)
+    model = served_model(request, name)
     features = checked_features(session, model, [e.features for e in body.events], "body.events.{i}.features")
     now = utcnow()
     rows = [
@@ -69,20 +84,18 @@ def ingest_events(name: ModelName, body: EventBatch, session: SessionDep, reques
          "received_at": now}
         for e, f in zip(body.events, features, strict=True)
     ]
-    accepted = insert_events(session, model, rows)
-    session.commit()
-    request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
+    accepted = store_durably(request, model, rows)
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-@router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413, 415),
+@router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413, 415, 503),
              dependencies=[multipart({"file": "the events as CSV or Parquet"})])
 def upload_events(name: ModelName, file: Annotated[UploadFile, File(description="CSV or Parquet: id, "
                   "features..., optional ts, prediction, latency_ms, error, version")],
                   session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
     # A plain `def`: parsing and checking a big file runs in the thread pool, never on the event loop.
-    model = active_model(session, name)
+    model = served_model(request, name)
     data = read_upload(file, "file", request.app.state.settings.max_upload_bytes)
     try:
         frame = read_table(data, file.filename)
@@ -102,9 +115,7 @@ def upload_events(name: ModelName, file: Annotated[UploadFile, File(description=
          "latency_ms": e.latency_ms, "error": e.error, "version": e.version, "received_at": now}
         for e, f in zip(events, features, strict=True)
     ]
-    accepted = insert_events(session, model, rows)
-    session.commit()
-    request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
+    accepted = store_durably(request, model, rows)
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 

@@ -29,17 +29,24 @@ def insert_events(session: Session, model: MonitoredModel, rows: Sequence[dict[s
     optionally scores (class -> probability). The new ones become ServingEvent rows and one EventSegment,
     in the caller's transaction.
     """
+    return sum(insert_events_mask(session, model, rows))
+
+
+def insert_events_mask(session: Session, model: MonitoredModel, rows: Sequence[dict[str, Any]]) -> list[bool]:
+    """insert_events, saying for each row whether it was new (the event writer splits a flush's count per
+    request with it)."""
     assert model.id is not None
     keyed = [{k: r.get(k) for k in EVENT_COLUMNS} | {"model_id": model.id} for r in rows]
     new = set(_insert_ignoring_duplicates(session, ServingEvent.__table__, keyed))  # type: ignore[attr-defined]
     # The first of several rows with one id in a batch is the one stored (as in _insert_ignoring_duplicates).
-    fresh, seen = [], set()
+    mask, seen = [], set()
     for r in rows:
-        if r["event_id"] in new and r["event_id"] not in seen:
-            seen.add(r["event_id"])
-            fresh.append(r)
-    add_segment(session, model.id, events_frame(fresh, schema_of(model), model.task))
-    return len(fresh)
+        fresh = r["event_id"] in new and r["event_id"] not in seen
+        seen.add(r["event_id"])
+        mask.append(fresh)
+    add_segment(session, model.id, events_frame([r for r, m in zip(rows, mask, strict=True) if m],
+                                                schema_of(model), model.task))
+    return mask
 
 
 def insert_labels(session: Session, rows: Sequence[dict[str, Any]]) -> int:
