@@ -101,13 +101,8 @@ class EventWriter:
         deadline = time.monotonic() + self._settings.log_wait_s
         with self._cond:
             # A request larger than the whole buffer goes in alone, once the buffer is empty.
-            while not self._stopping and self._held > 0 and self._held + n > self._settings.log_buffer_events:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self._metrics.event_buffer_timeouts.inc()
-                    raise Unavailable(f"the event buffer stayed full for {self._settings.log_wait_s:g} s (database "
-                                      "slow or unreachable); nothing was stored, resend later")
-                self._cond.wait(remaining)
+            if self._held > 0 and self._held + n > self._settings.log_buffer_events:
+                self._wait_for_room(n, deadline)
             if self._stopping:
                 raise Unavailable("the server is shutting down; nothing was stored, resend to another replica")
             self._queue.append(item)
@@ -118,6 +113,20 @@ class EventWriter:
             self._metrics.event_buffer.set(self._held)
             self._cond.notify_all()
         return item.future
+
+    def _wait_for_room(self, n: int, deadline: float) -> None:
+        """Back-pressure (called with the lock held): wait until n more events fit, or 503 at the deadline."""
+        self._metrics.event_buffer_waiting.inc()
+        try:
+            while not self._stopping and self._held > 0 and self._held + n > self._settings.log_buffer_events:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._metrics.event_buffer_timeouts.inc()
+                    raise Unavailable(f"the event buffer stayed full for {self._settings.log_wait_s:g} s (database "
+                                      "slow or unreachable); nothing was stored, resend later")
+                self._cond.wait(remaining)
+        finally:
+            self._metrics.event_buffer_waiting.dec()
 
     def _run(self) -> None:
         failures = 0
