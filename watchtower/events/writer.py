@@ -105,13 +105,18 @@ class EventWriter:
                 self._wait_for_room(n, deadline)
             if self._stopping:
                 raise Unavailable("the server is shutting down; nothing was stored, resend to another replica")
+            # Wake the writer only when this request changes its plan: it sleeps without a timeout on an empty
+            # buffer, and otherwise until the oldest request is due (a wake-up per request costs a thread switch).
+            wake = (not self._queue or durable
+                    or self._queued < self._settings.log_flush_events <= self._queued + n)
             self._queue.append(item)
             self._held += n
             self._queued += n
             self._durable += durable
             self._oldest = self._oldest or time.monotonic()
             self._metrics.event_buffer.set(self._held)
-            self._cond.notify_all()
+            if wake:
+                self._cond.notify_all()
         return item.future
 
     def _wait_for_room(self, n: int, deadline: float) -> None:
