@@ -217,3 +217,20 @@ def test_a_swap_committed_here_is_served_at_once(db: Engine, settings: Settings,
             session.add(model)
             session.commit()
         assert predict(client, "b").json()["role"] == "fallback"
+
+
+def test_a_swap_committed_elsewhere_is_served_after_the_refresh_interval(db: Engine, settings: Settings,
+                                                                         models: BuiltModels) -> None:
+    def swap_from_another_process(role: str) -> None:  # a Core UPDATE: no ORM session of this process sees it
+        with db.begin() as conn:
+            conn.execute(text("UPDATE monitored_model SET active_role = :role"), {"role": role})
+
+    with app_client(settings, db, serving_refresh_s=3600) as (client, _):
+        factories.register_tensor(client, models)
+        assert predict(client, "a").json()["role"] == "primary"
+        swap_from_another_process("fallback")
+        assert predict(client, "b").json()["role"] == "primary"  # cached until the refresh interval ends
+    with app_client(settings, db, serving_refresh_s=0) as (client, _):  # 0: re-read on every request
+        assert predict(client, "c").json()["role"] == "fallback"
+        swap_from_another_process("primary")
+        assert predict(client, "d").json()["role"] == "primary"
