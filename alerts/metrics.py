@@ -61,6 +61,16 @@ class Metrics:
                                         registry=r)
         self.escalations = Counter("watchtower_escalations", "Escalation steps run because nobody acknowledged (every "
                                    "step after the first, repeats included)", registry=r)
+        self.event_buffer = Gauge("watchtower_event_buffer_events", "Events buffered for the event writer or being "
+                                  "written (what a kill -9 would lose)", registry=r)
+        self.event_flushes = Counter("watchtower_event_flushes", "Event writer flushes (one commit each), by outcome: "
+                                     "ok or error (rolled back; async events retried)", ["outcome"], registry=r)
+        self.event_flush_duration = Histogram("watchtower_event_flush_duration_seconds", "One event writer flush, "
+                                              "commit included", buckets=LATENCY_BUCKETS, registry=r)
+        self.event_buffer_waiting = Gauge("watchtower_event_buffer_waiting_requests", "Requests waiting for room in "
+                                          "the full event buffer (back-pressure)", registry=r)
+        self.event_buffer_timeouts = Counter("watchtower_event_buffer_timeouts", "Requests refused (503) because the "
+                                             "event buffer stayed full for WATCHTOWER_LOG_WAIT_S", registry=r)
         self.delivery_failures = Counter("watchtower_delivery_failures", "Slack/webhook deliveries that failed",
                                          ["kind"], registry=r)
 

@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.writer.start()
         if settings.scheduler_enabled:
             from watchtower.scheduler.supervisor import MonitorScheduler
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         yield
         if app.state.scheduler is not None:
             app.state.scheduler.shutdown()
+        runtime.writer.stop()  # after the server stopped taking requests: every buffered event is flushed
 
     app = FastAPI(title="Watchtower", version="0.1.0", lifespan=lifespan,
                   dependencies=[Depends(reject_unknown_query)],  # a misspelt query parameter is a 422

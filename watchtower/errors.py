@@ -47,6 +47,12 @@ class Unauthorized(WatchtowerError):
     status, title = 401, "Unauthorized"
 
 
+class Unavailable(WatchtowerError):
+    """Transient: the request may succeed if resent later (it is answered with Retry-After)."""
+
+    status, title = 503, "Service unavailable"
+
+
 class PayloadTooLarge(WatchtowerError):
     status, title = 413, "Payload too large"
 
@@ -97,6 +103,8 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(WatchtowerError)
     async def _domain(_: Request, exc: WatchtowerError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
         return problem(exc.status, exc.title, exc.detail, exc.errors, headers)
 
     @app.exception_handler(RequestValidationError)

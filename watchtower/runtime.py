@@ -6,7 +6,9 @@ from sqlalchemy.engine import Engine
 
 from alerts.metrics import Metrics
 from watchtower.events.segstore import binding
+from watchtower.events.writer import EventWriter
 from watchtower.serving.cache import SessionCache
+from watchtower.serving.directory import ServingDirectory
 from watchtower.settings import Settings
 from watchtower.windows import ReferenceCache
 
@@ -20,7 +22,12 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     cache: SessionCache = field(default_factory=SessionCache)
     references: ReferenceCache = field(default_factory=ReferenceCache)
+    # The event writer's thread is started by the app's lifespan; other processes never start it.
+    writer: EventWriter = field(init=False)
+    directory: ServingDirectory = field(init=False)
 
     def __post_init__(self) -> None:
         # The one place a process's engine meets its settings: sessions made from it write to this store.
         binding.bind(self.engine, self.settings)
+        self.writer = EventWriter(self.engine, self.settings, self.metrics)
+        self.directory = ServingDirectory(self.engine, self.settings.serving_refresh_s)

@@ -1,6 +1,6 @@
 """Settings, read from environment variables prefixed WATCHTOWER_ (and an optional .env file)."""
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +61,21 @@ class Settings(BaseSettings):
         default=300, gt=0, description="How long a deliverer owns a message it is sending; after that a crashed "
         "deliverer's message is sent again")
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Prediction logging (watchtower.events.writer): see "Prediction logging" in README.md.
+    log_mode: Literal["durable", "async"] = Field(
+        default="durable", description="durable: a predict answers once its events are committed; async: at once "
+        "(a model's own log_mode overrides this)")
+    log_flush_ms: float = Field(default=10, gt=0, le=10_000, description="Longest time async events wait in the "
+                                "buffer before a flush (durable requests are flushed at once)")
+    log_flush_events: int = Field(default=5_000, gt=0, description="A flush starts once this many events wait")
+    log_buffer_events: int = Field(default=50_000, gt=0, description="Most events held in memory, being written "
+                                   "included; a full buffer makes requests wait for room")
+    log_wait_s: float = Field(default=30, gt=0, description="Longest a request waits for room in the buffer or for "
+                              "its durable flush before a 503")
+    serving_refresh_s: float = Field(default=1.0, ge=0, description="How long predict reuses a model's active "
+                                     "version before re-reading it (a swap in another process takes effect within "
+                                     "this; in this process at once)")
 
     @model_validator(mode="after")
     def _claim_outlasts_a_send(self) -> Self:

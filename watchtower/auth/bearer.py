@@ -11,7 +11,7 @@ from watchtower.errors import Unauthorized
 _bearer = HTTPBearer(auto_error=False, description="WATCHTOWER_API_TOKEN")
 
 
-def require_token(
+async def require_token(  # async: no I/O, so FastAPI runs it on the loop instead of a thread-pool hop per request
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Let the request through only with `Authorization: Bearer <WATCHTOWER_API_TOKEN>`."""

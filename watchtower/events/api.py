@@ -24,7 +24,7 @@ from watchtower.events.schemas import (
     LabelResult,
     MetricBatch,
 )
-from watchtower.events.store import insert_frame, insert_labels, served_ids, upsert_feature_logs
+from watchtower.events.store import insert_labels, served_ids, upsert_feature_logs
 from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_columns, check_rows
 from watchtower.limits import explain
 from watchtower.registry.archive import require_active
@@ -61,14 +61,30 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
         raise
 
 
-@router.post("/events", response_model=IngestResult, openapi_extra=documented_body())
+def served_model(request: Request, name: str) -> MonitoredModel:
+    """The model as the serving directory holds it (no database round trip); 404, or 409 when archived."""
+    model = request.app.state.runtime.directory.lookup(name).model
+    require_active(model)
+    return cast(MonitoredModel, model)
+
+
+def store_durably(request: Request, model: MonitoredModel, frame: pd.DataFrame) -> int:
+    """Hand the checked batch (an event_frame) to the event writer and wait for its commit (shared with
+    concurrent requests); return how many were new. A 2xx still means committed."""
+    accepted = request.app.state.runtime.writer.write(model, frame, durable=True)
+    request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
+    return cast(int, accepted)
+
+
+@router.post("/events", response_model=IngestResult, openapi_extra=documented_body(),
+             responses=problem_responses(503))
 def ingest_events(name: ModelName, body: Annotated[tuple[bytes, str | None], Depends(raw_body)],
                   session: SessionDep, request: Request) -> IngestResult:
     """Store serving events reported by a model served elsewhere; resent ids are ignored. The body is an
     EventBatch: `{"events": [{"id", "ts", "features", "prediction", "scores", "latency_ms", "error",
     "version"}, ...]}`."""
     events = parse_events(body)  # before the model lookup, as a validated body parameter would be
-    model = active_model(session, name)
+    model = served_model(request, name)
     features = checked_features(session, model, [e["features"] for e in events], "body.events.{i}.features",
                                 check_columns)
     now = utcnow()
@@ -77,17 +93,18 @@ def ingest_events(name: ModelName, body: Annotated[tuple[bytes, str | None], Dep
                         latency=[e.get("latency_ms") for e in events], errors=[e.get("error") for e in events],
                         scores=[e.get("scores") for e in events], versions=[e.get("version") for e in events],
                         received_at=now)
-    return _stored(session, model, frame, request)
+    accepted = store_durably(request, model, frame)
+    return IngestResult(accepted=accepted, duplicates=len(frame) - accepted)
 
 
-@router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413, 415),
+@router.post("/events/upload", response_model=IngestResult, responses=problem_responses(413, 415, 503),
              dependencies=[multipart({"file": "the events as CSV or Parquet"})])
 def upload_events(name: ModelName, file: Annotated[UploadFile, File(description="CSV or Parquet: id, "
                   "features..., optional ts, prediction, latency_ms, error, version")],
                   session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
     # A plain `def`: parsing and checking a big file runs in the thread pool, never on the event loop.
-    model = active_model(session, name)
+    model = served_model(request, name)
     data = read_upload(file, "file", request.app.state.settings.max_upload_bytes)
     try:
         frame = read_table(data, file.filename)
@@ -105,15 +122,9 @@ def upload_events(name: ModelName, file: Annotated[UploadFile, File(description=
     frame = event_frame([e.id for e in events], utc_times([e.ts for e in events], default=now), features,
                         [e.prediction for e in events], model.task, latency=[e.latency_ms for e in events],
                         errors=[e.error for e in events], versions=[e.version for e in events], received_at=now)
-    return _stored(session, model, frame, request)
-
-
-def _stored(session: Session, model: MonitoredModel, frame: pd.DataFrame, request: Request) -> IngestResult:
-    """Store a checked batch and commit: a 2xx means committed."""
-    accepted = int(insert_frame(session, model, frame).sum())
-    session.commit()
-    request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
+    accepted = store_durably(request, model, frame)
     return IngestResult(accepted=accepted, duplicates=len(frame) - accepted)
+
 
 
 def _column_safe(feature: str) -> str:

@@ -18,6 +18,7 @@ from watchtower.registry.models import MonitoredModel, Pipeline
 from watchtower.registry.schemas import (
     HoldingDecision,
     ModelName,
+    ModelPatch,
     ModelRead,
     ModelSpec,
     MonitorName,
@@ -111,6 +112,19 @@ def list_models(session: SessionDep) -> list[ModelRead]:
 def read_model(name: ModelName, session: SessionDep) -> ModelRead:
     """One model: schema, versions, which role serves, monitors."""
     return model_read(session, get_model(session, name))
+
+
+@router.patch("/models/{name}", response_model=ModelRead, dependencies=WriteAccess,
+              responses=problem_responses(401, 422))
+def patch_model(name: ModelName, body: ModelPatch, session: SessionDep) -> ModelRead:
+    """Change a model's settings; fields left out keep their value (`log_mode: null` follows
+    WATCHTOWER_LOG_MODE again)."""
+    model = get_model(session, name)
+    if "log_mode" in body.model_fields_set:
+        model.log_mode = body.log_mode
+    session.add(model)
+    session.commit()
+    return model_read(session, model)
 
 
 @router.post("/models/{name}/restore", response_model=ModelRead, dependencies=WriteAccess,

@@ -48,6 +48,8 @@ class MonitoredModel(SQLModel, table=True):
     archived_at: datetime | None = None
     archived_by: str | None = Field(default=None, max_length=200)
     archived_reason: str | None = Field(default=None, max_length=2000)
+    # Prediction logging mode (durable | async); None follows WATCHTOWER_LOG_MODE.
+    log_mode: str | None = Field(default=None, max_length=20)
 
 
 class ModelVersion(SQLModel, table=True):

@@ -10,6 +10,9 @@ from watchtower.limits import INT32_MAX, JsonValue, SafeStr, ShortText
 from watchtower.policy.holds import HoldRead
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+LogMode = Literal["durable", "async"]
+LOG_MODE_HELP = ("How predict logs its events: durable (answers once stored) or async (answers at once; a crash can "
+                 "lose the last flush interval). null: WATCHTOWER_LOG_MODE")
 
 
 class FeatureSpec(BaseModel):
@@ -87,6 +90,7 @@ class ModelSpec(BaseModel):
     target: ShortText | None = None
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
     monitors: list[MonitorSpec] = Field(default_factory=lambda: [MonitorSpec()], min_length=1, max_length=100)
+    log_mode: LogMode | None = Field(default=None, description=LOG_MODE_HELP)
 
     _unique = field_validator("features")(unique_features)
 
@@ -96,6 +100,13 @@ class ModelSpec(BaseModel):
         if len({m.name for m in monitors}) != len(monitors):
             raise ValueError("monitor names must be unique")
         return monitors
+
+
+class ModelPatch(BaseModel):
+    """PATCH /models/{name}: the settings of a model that change without a new version."""
+
+    model_config = ConfigDict(extra="forbid")
+    log_mode: LogMode | None = Field(default=None, description=LOG_MODE_HELP)
 
 
 class VersionRead(BaseModel):
@@ -138,6 +149,7 @@ class ModelRead(BaseModel):
     archived_at: datetime | None = Field(default=None, description="Set while archived: not served, not monitored")
     archived_by: str | None = None
     archived_reason: str | None = None
+    log_mode: str | None = Field(default=None, description=LOG_MODE_HELP)
 
 
 class OperatorDecision(BaseModel):

@@ -103,7 +103,7 @@ def register_model(
     model = MonitoredModel(
         name=spec.name, task=spec.task, features=[f.model_dump() for f in spec.features],
         input_style=models[Role.primary].style, output_kind=models[Role.primary].output_kind,
-        target=spec.target, pipeline_id=pipeline.id,
+        target=spec.target, pipeline_id=pipeline.id, log_mode=spec.log_mode,
     )
     session.add(model)
     session.flush()
@@ -155,7 +155,7 @@ def model_read(session: Session, model: MonitoredModel) -> ModelRead:
         monitors=[MonitorRead(name=m.name, detectors=m.detectors, interval_s=m.interval_s, window_s=m.window_s,
                               window_events=m.window_events, min_events=m.min_events) for m in monitors],
         policy=_policy_summary(session, model.id), created_at=model.created_at, archived_at=model.archived_at,
-        archived_by=model.archived_by, archived_reason=model.archived_reason,
+        archived_by=model.archived_by, archived_reason=model.archived_reason, log_mode=model.log_mode,
         holds=[holds.hold_read(h, None) for h, _ in holds.holds_of(session, model.id, utcnow(), active_only=True)],
     )
 

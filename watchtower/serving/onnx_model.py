@@ -5,6 +5,7 @@ Two input shapes are accepted: one float tensor [N, F] with the features in sche
 what skl2onnx makes of a ColumnTransformer pipeline).
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +38,18 @@ class OnnxModel:
 
     def predict_scores(self, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
         """Labels or values, and for a classifier with a probability output the [N, classes] probabilities."""
+        return self._score({name: frame[name].to_numpy() for name in self.schema}, len(frame))
+
+    def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[Any], np.ndarray | None]:
+        """predict_scores on check_rows' normalised dicts, without building a DataFrame (the predict path)."""
+        columns = {name: np.array([r[name] for r in rows], dtype=float if kind == "numeric" else object)
+                   for name, kind in self.schema.items()}
+        return self._score(columns, len(rows))
+
+    def _score(self, columns: Mapping[str, np.ndarray], n: int) -> tuple[list[Any], np.ndarray | None]:
         outputs = [o.name for o in self.session.get_outputs()][:2 if self.classes else 1]
-        result = self.session.run(outputs, self._feed(frame))
-        values: list[Any] = np.asarray(result[0]).reshape(len(frame), -1)[:, 0].tolist()
+        result = self.session.run(outputs, self._feed(columns))
+        values: list[Any] = np.asarray(result[0]).reshape(n, -1)[:, 0].tolist()
         if len(result) < 2:
             return values, None
         raw = result[1]
@@ -47,21 +57,21 @@ class OnnxModel:
             keyed = [{str(k): v for k, v in row.items()} for row in raw]
             proba = np.array([[row.get(c, np.nan) for c in self.classes] for row in keyed])
         else:
-            proba = np.asarray(raw, dtype=float).reshape(len(frame), -1)
+            proba = np.asarray(raw, dtype=float).reshape(n, -1)
         return values, proba if proba.shape[1] == len(self.classes) else None
 
-    def _feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def _feed(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = self.session.get_inputs()
         if self.style == "tensor":
             dtype = NUMERIC_TYPES[inputs[0].type]
-            return {inputs[0].name: frame[list(self.schema)].to_numpy(dtype=dtype)}
+            return {inputs[0].name: np.column_stack([columns[name] for name in self.schema]).astype(dtype)}
         feed = {}
         for node in inputs:
-            values = frame[node.name]
+            values = columns[node.name]
             if node.type == "tensor(string)":
-                array = values.astype(str).to_numpy(dtype=object)
+                array = values.astype(str).astype(object)
             else:
-                array = values.to_numpy(dtype=NUMERIC_TYPES[node.type])
+                array = values.astype(NUMERIC_TYPES[node.type])
             feed[node.name] = array.reshape(-1, 1) if len(node.shape) == 2 else array
         return feed
 

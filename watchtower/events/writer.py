@@ -1,0 +1,257 @@
+"""Prediction logging off the request path: requests hand their events to a bounded buffer, and one writer
+thread stores whatever has gathered as one segment per model with one commit (group commit).
+
+- durable: the request waits for the flush holding its events (a 2xx means committed). Flushed at once: the
+  requests that arrive while a flush is under way share the next one.
+- async: the request returns once its events are buffered; they are flushed every WATCHTOWER_LOG_FLUSH_MS or
+  WATCHTOWER_LOG_FLUSH_EVENTS. What a kill -9 can lose is what the buffer holds (at most
+  WATCHTOWER_LOG_BUFFER_EVENTS events).
+- The buffer counts events until they are committed; a request that does not fit waits for room (never a drop),
+  and after WATCHTOWER_LOG_WAIT_S gets a 503 with nothing stored.
+- A failed flush (database down) rolls back whole: durable requests in it get a 503 (resending is idempotent),
+  async events stay buffered and are retried with backoff. The thread never dies.
+"""
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from alerts.metrics import Metrics
+from watchtower.db import writer
+from watchtower.errors import Unavailable
+from watchtower.events.frames import events_frame
+from watchtower.events.store import insert_frame
+from watchtower.registry.models import MonitoredModel
+from watchtower.registry.service import schema_of
+from watchtower.settings import Settings
+
+log = logging.getLogger(__name__)
+BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)  # between retries of a failed flush
+
+
+# One request's events: row dicts (predict: turned into columns here, off the request path) or a frame the
+# request already built column by column (the events API's batches).
+Events: TypeAlias = Sequence[dict[str, Any]] | pd.DataFrame
+
+
+def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> NDArray[np.bool_]:
+    """Store one model's share of a flush (one segment); say which rows were new. The one call to the store."""
+    frames: list[pd.DataFrame] = []
+    rows: list[dict[str, Any]] = []
+    for part in parts:  # consecutive row lists become one frame; the order (first id wins) is kept
+        if isinstance(part, pd.DataFrame):
+            if rows:
+                frames.append(events_frame(rows, schema_of(model), model.task))
+                rows = []
+            frames.append(part)
+        else:
+            rows.extend(part)
+    if rows:
+        frames.append(events_frame(rows, schema_of(model), model.task))
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return insert_frame(session, model, frame)
+
+
+@dataclass(eq=False)
+class Pending:
+    """One request's events, and the future its caller waits on (resolved with how many were new)."""
+
+    model: MonitoredModel
+    rows: Events
+    durable: bool
+    future: Future[int] = field(default_factory=Future)
+
+
+def log_mode(model: MonitoredModel, settings: Settings) -> str:
+    """durable | async: the model's own mode, else WATCHTOWER_LOG_MODE."""
+    return model.log_mode or settings.log_mode
+
+
+class EventWriter:
+    """The buffer and its writer thread; one per process, started and stopped by the app's lifespan."""
+
+    def __init__(self, engine: Engine, settings: Settings, metrics: Metrics) -> None:
+        self._engine, self._settings, self._metrics = writer(engine), settings, metrics
+        self._cond = threading.Condition()
+        self._queue: deque[Pending] = deque()
+        self._held = 0  # events buffered or being written: what the bound counts and a crash can lose
+        self._queued = 0  # events waiting for a flush
+        self._durable = 0  # durable requests waiting for a flush
+        self._oldest: float | None = None  # when the oldest waiting request arrived
+        self._stopping = False
+        self._stop_deadline = 0.0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30) -> None:
+        """Flush what is buffered (retrying for up to `timeout_s`), then end the thread."""
+        with self._cond:
+            self._stopping, self._stop_deadline = True, time.monotonic() + timeout_s
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s + 5)
+
+    def write(self, model: MonitoredModel, rows: Events, *, durable: bool) -> int | None:
+        """Buffer one request's events; durable: wait until they are committed and return how many were new."""
+        future = self.submit(model, rows, durable=durable)
+        if not durable:
+            return None
+        try:
+            return future.result(timeout=self._settings.log_wait_s)
+        except FutureTimeout:
+            raise Unavailable(f"the events were not stored within {self._settings.log_wait_s:g} s (database slow "
+                              "or unreachable); resend them (ids make it idempotent)") from None
+
+    def submit(self, model: MonitoredModel, rows: Events, *, durable: bool) -> Future[int]:
+        """Put one request's events in the buffer, waiting for room while it is full."""
+        item, n = Pending(model, rows, durable), len(rows)
+        deadline = time.monotonic() + self._settings.log_wait_s
+        with self._cond:
+            # A request larger than the whole buffer goes in alone, once the buffer is empty.
+            if self._held > 0 and self._held + n > self._settings.log_buffer_events:
+                self._wait_for_room(n, deadline)
+            if self._stopping:
+                raise Unavailable("the server is shutting down; nothing was stored, resend to another replica")
+            # Wake the writer only when this request changes its plan: it sleeps without a timeout on an empty
+            # buffer, and otherwise until the oldest request is due (a wake-up per request costs a thread switch).
+            wake = (not self._queue or durable
+                    or self._queued < self._settings.log_flush_events <= self._queued + n)
+            self._queue.append(item)
+            self._held += n
+            self._queued += n
+            self._durable += durable
+            self._oldest = self._oldest or time.monotonic()
+            self._metrics.event_buffer.set(self._held)
+            if wake:
+                self._cond.notify_all()
+        return item.future
+
+    def _wait_for_room(self, n: int, deadline: float) -> None:
+        """Back-pressure (called with the lock held): wait until n more events fit, or 503 at the deadline."""
+        self._metrics.event_buffer_waiting.inc()
+        try:
+            while not self._stopping and self._held > 0 and self._held + n > self._settings.log_buffer_events:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._metrics.event_buffer_timeouts.inc()
+                    raise Unavailable(f"the event buffer stayed full for {self._settings.log_wait_s:g} s (database "
+                                      "slow or unreachable); nothing was stored, resend later")
+                self._cond.wait(remaining)
+        finally:
+            self._metrics.event_buffer_waiting.dec()
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if self._flush(batch):
+                failures = 0
+                continue
+            failures += 1
+            with self._cond:
+                if self._stopping and time.monotonic() >= self._stop_deadline:
+                    self._abandon()
+                    return
+                self._cond.wait_for(lambda: self._stopping and time.monotonic() >= self._stop_deadline,
+                                    BACKOFF_S[min(failures, len(BACKOFF_S)) - 1])
+
+    def _next_batch(self) -> list[Pending] | None:
+        """Wait for something to flush: at once for a durable request, else for the interval or the count."""
+        flush_s = self._settings.log_flush_ms / 1000
+        with self._cond:
+            while True:
+                if not self._queue:
+                    if self._stopping:
+                        return None
+                    self._cond.wait()
+                    continue
+                due = (self._oldest or 0) + flush_s
+                if self._durable or self._stopping or self._queued >= self._settings.log_flush_events:
+                    break
+                if time.monotonic() >= due:
+                    break
+                self._cond.wait(due - time.monotonic())
+            batch = list(self._queue)
+            self._queue.clear()
+            self._queued, self._durable, self._oldest = 0, 0, None
+            return batch
+
+    def _flush(self, batch: list[Pending]) -> bool:
+        """One transaction for the whole batch, one segment per model; resolve or requeue every request."""
+        started = time.perf_counter()
+        try:
+            counts = self._write(batch)
+        except Exception as exc:  # the loop must go on: counted, logged, durable callers told, async retried
+            self._metrics.event_flushes.labels("error").inc()
+            log.warning("flushing %d buffered events failed (%s: %s); durable requests get a 503, async events are "
+                        "retried", sum(len(p.rows) for p in batch), type(exc).__name__, str(exc).strip()[:300])
+            self._fail_durable_and_requeue(batch)
+            return False
+        self._metrics.event_flushes.labels("ok").inc()
+        self._metrics.event_flush_duration.observe(time.perf_counter() - started)
+        for item, accepted in zip(batch, counts, strict=True):
+            item.future.set_result(accepted)
+        self._release(sum(len(p.rows) for p in batch))
+        return True
+
+    def _write(self, batch: list[Pending]) -> list[int]:
+        """Store the batch in one transaction; how many rows of each request were new (first id wins)."""
+        by_model: dict[int, list[Pending]] = {}
+        for item in batch:
+            by_model.setdefault(item.model.id or 0, []).append(item)
+        counts: dict[int, int] = {}
+        with Session(self._engine) as session:
+            for items in by_model.values():
+                mask = _store(session, items[0].model, [item.rows for item in items])
+                start = 0
+                for item in items:
+                    counts[id(item)] = int(mask[start:start + len(item.rows)].sum())
+                    start += len(item.rows)
+            session.commit()
+        return [counts[id(item)] for item in batch]
+
+    def _fail_durable_and_requeue(self, batch: list[Pending]) -> None:
+        failed = [p for p in batch if p.durable]
+        for item in failed:
+            item.future.set_exception(Unavailable("the database could not store the events; nothing was stored, "
+                                                  "resend them (ids make it idempotent)"))
+        kept = [p for p in batch if not p.durable]
+        with self._cond:
+            self._queue.extendleft(reversed(kept))  # oldest first again, before what arrived meanwhile
+            self._queued += sum(len(p.rows) for p in kept)
+            if kept:
+                self._oldest = time.monotonic() - self._settings.log_flush_ms / 1000  # due at the next attempt
+        self._release(sum(len(p.rows) for p in failed))
+
+    def _abandon(self) -> None:
+        """Shutting down and the database stayed unreachable: say what is lost (called with the lock held)."""
+        lost = sum(len(p.rows) for p in self._queue)
+        log.error("shutting down with %d async events unstored: the database stayed unreachable", lost)
+        for item in self._queue:
+            item.future.set_exception(Unavailable("the server shut down before the events could be stored"))
+        self._queue.clear()
+        self._metrics.event_buffer.set(0)
+
+    def _release(self, n: int) -> None:
+        with self._cond:
+            self._held -= n
+            self._metrics.event_buffer.set(self._held)
+            self._cond.notify_all()
