@@ -1,13 +1,17 @@
 """What the API, the scheduler and the CLI share in one process: settings, engine, metrics, loaded models."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from alerts.metrics import Metrics
 from watchtower.serving.cache import SessionCache
 from watchtower.settings import Settings
-from watchtower.windows import ReferenceCache
+
+if TYPE_CHECKING:
+    from watchtower.windows import ReferenceCache
 
 
 @dataclass
@@ -18,4 +22,10 @@ class Runtime:
     engine: Engine
     metrics: Metrics = field(default_factory=Metrics)
     cache: SessionCache = field(default_factory=SessionCache)
-    references: ReferenceCache = field(default_factory=ReferenceCache)
+
+    @cached_property
+    def references(self) -> "ReferenceCache":
+        """Decoded reference frames; windows (pandas) is imported by the first monitor pass, not at start-up."""
+        from watchtower.windows import ReferenceCache
+
+        return ReferenceCache()

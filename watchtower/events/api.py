@@ -2,7 +2,6 @@
 
 from typing import Annotated, Any, cast
 
-import pandas as pd
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
@@ -22,14 +21,12 @@ from watchtower.events.schemas import (
     LabelResult,
     MetricBatch,
 )
-from watchtower.events.store import insert_events, insert_labels, served_ids, upsert_feature_logs
 from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_rows
 from watchtower.limits import explain
 from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import get_model
-from watchtower.registry.tabular import read_table, read_upload
 
 router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteAccess,
                    responses=problem_responses(401, 404, 409, 422))
@@ -60,6 +57,8 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
 @router.post("/events", response_model=IngestResult)
 def ingest_events(name: ModelName, body: EventBatch, session: SessionDep, request: Request) -> IngestResult:
     """Store serving events reported by a model served elsewhere; resent ids are ignored."""
+    from watchtower.events.store import insert_events  # pandas and pyarrow: not at the app's start-up
+
     model = active_model(session, name)
     features = checked_features(session, model, [e.features for e in body.events], "body.events.{i}.features")
     now = utcnow()
@@ -82,6 +81,9 @@ def upload_events(name: ModelName, file: Annotated[UploadFile, File(description=
                   session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
     # A plain `def`: parsing and checking a big file runs in the thread pool, never on the event loop.
+    from watchtower.events.store import insert_events
+    from watchtower.registry.tabular import read_table, read_upload
+
     model = active_model(session, name)
     data = read_upload(file, "file", request.app.state.settings.max_upload_bytes)
     try:
@@ -130,7 +132,7 @@ def _plain(value: Any, column: str) -> Any:
     CSV reader saw numbers in them (version 2, error code 500)."""
     if column in ("error", "version"):
         return str(value)
-    if isinstance(value, pd.Timestamp):
+    if hasattr(value, "to_pydatetime"):  # a pandas Timestamp
         return value.to_pydatetime()
     return value.item() if hasattr(value, "item") else value
 
@@ -145,6 +147,8 @@ def ingest_labels(
 ) -> LabelResult:
     """Attach ground truth to prediction ids (it may arrive long after the prediction); every id must name an
     event of this model unless `allow_unserved=true`."""
+    from watchtower.events.store import insert_labels, served_ids
+
     model = active_model(session, name)
     assert model.id is not None
     errors = [field_error(f"body.labels.{i}.label", "must not be null")
@@ -174,6 +178,8 @@ def log_stage_features(name: ModelName, stage: Annotated[str, Path(pattern=STAGE
     """Log feature values per entity id as a pipeline stage produced them (e.g. `training`: as generated for
     training). Skew checks join them with what serving received under the same ids; a resent id replaces
     its values."""
+    from watchtower.events.store import upsert_feature_logs
+
     model = active_model(session, name)
     if stage == "serving":
         raise Invalid("'serving' is what the events carry; log other stages",

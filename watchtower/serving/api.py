@@ -3,7 +3,6 @@
 import time
 import uuid
 
-import pandas as pd
 from fastapi import APIRouter, Request
 from sqlmodel import Session
 
@@ -12,7 +11,6 @@ from watchtower.clock import utcnow
 from watchtower.db import writer
 from watchtower.errors import Invalid, field_error, problem_responses
 from watchtower.events.schemas import Prediction, PredictRequest, PredictResponse
-from watchtower.events.store import insert_events
 from watchtower.events.validation import check_rows
 from watchtower.registry.archive import require_active
 from watchtower.registry.schemas import ModelName
@@ -24,6 +22,10 @@ router = APIRouter(tags=["serving"], dependencies=WriteAccess, responses=problem
 @router.post("/models/{name}/predict", response_model=PredictResponse)
 def predict(name: ModelName, body: PredictRequest, request: Request) -> PredictResponse:
     """Score rows with the model's active version (primary, or fallback after a swap) and record them."""
+    import pandas as pd  # here, not at import: `watchtower serve` answers before pandas is loaded
+
+    from watchtower.events.store import insert_events
+
     state = request.app.state
     # Which graph serves is read per request: a swap committed by the monitor takes effect on the next call.
     with Session(state.engine) as session:
