@@ -10,10 +10,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:  # profile.py imports FeatureType from here
+if TYPE_CHECKING:  # profile.py imports FeatureType from here; pandas stays out of the app's start-up
+    import pandas as pd
+
     from detectors.profile import ReferenceProfile
 
 # Columns of the current frame besides the features (the reference frame has PREDICTION, LABEL and PROBA_*).
@@ -50,8 +51,8 @@ class Window:
     service stored one at registration, spares the native detectors from profiling the reference on every pass.
     """
 
-    reference: pd.DataFrame
-    current: pd.DataFrame
+    reference: "pd.DataFrame"
+    current: "pd.DataFrame"
     schema: dict[str, FeatureType]
     task: Literal["classification", "regression"] = "classification"
     profile: "ReferenceProfile | None" = None
@@ -60,14 +61,14 @@ class Window:
     end: datetime | None = None
     # Feature values logged at other pipeline stages for the window's ids (stage name -> ID column + features),
     # e.g. "training" (as generated for training) or "ingestion"; skew checks join them on ID.
-    stages: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    stages: "Mapping[str, pd.DataFrame]" = field(default_factory=dict)
     # Business KPI points pushed through the API during the window: columns name, value, ts.
-    metrics: pd.DataFrame | None = None
+    metrics: "pd.DataFrame | None" = None
     # Events in each of the previous windows of the same length, oldest first (volume checks learn from them).
     history_counts: tuple[int, ...] = ()
     # Events refused at ingest during the window, by reason: columns kind (missing | extra | wrong_type),
     # feature, count. Producers that log fire-and-forget never see their 422s; this is how we do.
-    rejected: pd.DataFrame | None = None
+    rejected: "pd.DataFrame | None" = None
 
     def columns_of(self, kind: FeatureType) -> list[str]:
         """Feature names of one type, in schema order."""

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from detectors.base import Detector, Finding, Window
@@ -201,6 +200,8 @@ def reference_chunk_scores(detector: Detector, window: Window, chunks: int = 10,
         if against == "whole":
             chunk_window = Window(reference, part, window.schema, window.task, window.profile)
         else:
+            import pandas as pd  # here only: the app's start-up imports this module
+
             rest = pd.concat([reference.iloc[:start], reference.iloc[stop:]], ignore_index=True)
             chunk_window = Window(rest, part, window.schema, window.task)
         findings += detector.run(chunk_window)

@@ -107,7 +107,7 @@ def search_incidents(
     filters = filters_for(session, tag, model, severity, status, opened_from, opened_to)
     results = search(session, q, filters, load_index(session), sort=sort, limit=limit, offset=offset)
     url = request.app.state.settings.public_url
-    hits = [_hit(session, h, url) for h in results.hits]
+    hits = light_hits(session, results.hits, url)
     return SearchResponse(total=results.total, total_capped=results.capped, hits=hits, facets=results.facets,
                           window=search_module.WINDOW)
 
@@ -274,17 +274,24 @@ def _read(request: Request, session: Session, incident: Incident) -> IncidentRea
     return incident_read(session, incident, request.app.state.settings.public_url)
 
 
-def _hit(session: Session, hit: search_module.Hit, url: str) -> Hit:
+def light_hits(session: Session, hits: list[search_module.Hit], url: str) -> list[Hit]:
+    """A page of hits as the API and the search page show them: one query for the models' names, none per hit."""
     from postmortems.service import incident_url
     from watchtower.registry.models import MonitoredModel
 
-    incident = hit.incident
-    assert incident.id is not None
-    model = session.get(MonitoredModel, incident.model_id) if incident.model_id else None
-    return Hit(id=incident.id, title=incident.title, severity=incident.severity, status=incident.status,
-               model=model.name if model else None, tags=hit.tags, opened_at=incident.opened_at,
-               url=incident_url(url, incident.id), score=hit.score, snippet=str(hit.snippet.html()),
-               snippet_text=hit.snippet.text, highlights=list(hit.snippet.marks))
+    model_ids = {h.incident.model_id for h in hits if h.incident.model_id is not None}
+    names = dict(session.exec(select(MonitoredModel.id, MonitoredModel.name)
+                              .where(col(MonitoredModel.id).in_(model_ids))).all()) if model_ids else {}
+    rows = []
+    for hit in hits:
+        incident = hit.incident
+        assert incident.id is not None
+        rows.append(Hit(id=incident.id, title=incident.title, severity=incident.severity, status=incident.status,
+                        model=names.get(incident.model_id) if incident.model_id else None, tags=hit.tags,
+                        opened_at=incident.opened_at, url=incident_url(url, incident.id), score=hit.score,
+                        snippet=str(hit.snippet.html()), snippet_text=hit.snippet.text,
+                        highlights=list(hit.snippet.marks)))
+    return rows
 
 
 def observe_durations(request: Request, incident: Incident) -> None:

@@ -85,7 +85,7 @@ def search_page(request: Request, session: SessionDep, q: Annotated[SafeStr, Que
                 opened_from: str = "", opened_to: str = "", sort: Literal["relevance", "date"] = "relevance",
                 page: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 1) -> HTMLResponse:
     """Search with facets and highlighted snippets."""
-    from postmortems.api import filters_for
+    from postmortems.api import filters_for, light_hits
 
     index = load_index(session)
     tags = [t for t in tag if t in index.nodes]
@@ -95,7 +95,7 @@ def search_page(request: Request, session: SessionDep, q: Annotated[SafeStr, Que
     results = search(session, q, filters, index, sort=sort,
                      limit=PAGE, offset=(page - 1) * PAGE)
     url = request.app.state.settings.public_url
-    hits = [(incident_read(session, h.incident, url, index), h.snippet.html(), h.score) for h in results.hits]
+    hits = light_hits(session, results.hits, url)  # the API's rows: no incident view per hit
     def link(add_tag: str = "", **changes: str) -> str:
         """This search narrowed by a tag or with parameters replaced; every other filter is kept."""
         kept = [(k, v) for k, v in request.query_params.multi_items()

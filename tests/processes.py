@@ -49,9 +49,10 @@ def database_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
-def start_serve(url: str, log: Path, **env: str) -> Server:
-    """Start `watchtower serve` on a free port with WATCHTOWER_* settings `env`; wait for /healthz."""
-    port = free_port()
+def start_serve(url: str, log: Path, port: int | None = None, **env: str) -> Server:
+    """Start `watchtower serve` on `port` (default: a free one) with WATCHTOWER_* settings `env`; wait for
+    /healthz."""
+    port = port or free_port()
     settings = {"DATABASE_URL": url, "API_TOKEN": TOKEN, "SCHEDULER_ENABLED": "false"} | env
     environ = os.environ | {f"WATCHTOWER_{k}": v for k, v in settings.items()} | {"PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:

@@ -3,8 +3,10 @@
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from watchtower.settings import Settings
+if TYPE_CHECKING:  # pydantic-settings costs a third of `watchtower --help`
+    from watchtower.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx", "apscheduler"):  # APScheduler logs every run of every job at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from watchtower.settings import Settings
+
     settings = Settings()
 
     if args.command == "serve":
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _backtest(settings: Settings, name: str, since: str, until: str | None, policy_file: str | None) -> int:
+def _backtest(settings: "Settings", name: str, since: str, until: str | None, policy_file: str | None) -> int:
     """Print candidate vs current (replayed) vs what really happened; 2 on bad input, naming what is wrong."""
     from pathlib import Path
 

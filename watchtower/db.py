@@ -1,13 +1,12 @@
 """Engine, sessions and schema migrations."""
 
+import ast
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from alembic import command
-from alembic.config import Config
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -59,16 +58,46 @@ def writer(engine: Engine) -> Engine:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (creates it on an empty database) and load built-in data."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    if applied_revisions(engine) != script_heads():
+        # Alembic costs half a second to import: only when there is something to upgrade.
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
     from postmortems.taxonomy import ensure_builtin
 
     with Session(writer(engine)) as session:
         ensure_builtin(session)
         session.commit()
+
+
+def script_heads() -> set[str]:
+    """The revisions no migration file revises: what `alembic upgrade head` leads to (read without Alembic)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.AnnAssign | ast.Assign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {t.id for t in targets if isinstance(t, ast.Name)}
+                value = ast.literal_eval(node.value) if names & {"revision", "down_revision"} else None
+                if "revision" in names:
+                    revisions.add(str(value))
+                elif "down_revision" in names and value is not None:
+                    revised.update([value] if isinstance(value, str) else value)
+    return revisions - revised
+
+
+def applied_revisions(engine: Engine) -> set[str]:
+    """The revisions in the database's alembic_version table (empty for a new database)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return set()
+        return {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -31,7 +31,6 @@ from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import get_model
-from watchtower.registry.tabular import read_table, read_upload
 
 router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteAccess,
                    responses=problem_responses(401, 404, 409, 422))
@@ -104,6 +103,8 @@ def upload_events(name: ModelName, file: Annotated[UploadFile, File(description=
                   session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
     # A plain `def`: parsing and checking a big file runs in the thread pool, never on the event loop.
+    from watchtower.registry.tabular import read_table, read_upload  # pyarrow's CSV and Parquet readers
+
     model = served_model(request, name)
     data = read_upload(file, "file", request.app.state.settings.max_upload_bytes)
     try:
@@ -149,7 +150,7 @@ def _plain(value: Any, column: str) -> Any:
     CSV reader saw numbers in them (version 2, error code 500)."""
     if column in ("error", "version"):
         return str(value)
-    if isinstance(value, pd.Timestamp):
+    if hasattr(value, "to_pydatetime"):  # a pandas Timestamp
         return value.to_pydatetime()
     return value.item() if hasattr(value, "item") else value
 
@@ -164,6 +165,7 @@ def ingest_labels(
 ) -> LabelResult:
     """Attach ground truth to prediction ids (it may arrive long after the prediction); every id must name an
     event of this model unless `allow_unserved=true`."""
+
     model = active_model(session, name)
     assert model.id is not None
     errors = [field_error(f"body.labels.{i}.label", "must not be null")
@@ -193,6 +195,7 @@ def log_stage_features(name: ModelName, stage: Annotated[str, Path(pattern=STAGE
     """Log feature values per entity id as a pipeline stage produced them (e.g. `training`: as generated for
     training). Skew checks join them with what serving received under the same ids; a resent id replaces
     its values."""
+
     model = active_model(session, name)
     if stage == "serving":
         raise Invalid("'serving' is what the events carry; log other stages",

@@ -37,7 +37,6 @@ from watchtower.registry.service import (
     register_model,
 )
 from watchtower.registry.tabular import read_upload
-from watchtower.registry.versions import add_versions
 
 Spec = TypeVar("Spec", bound=BaseModel)
 
@@ -90,6 +89,8 @@ def upload_version(
 ) -> ModelRead:
     """A new version from the model's pipeline, optionally with a new schema and reference (the old reference
     is kept; monitors are re-profiled); 409 while the pipeline is paused or the model is archived."""
+    from watchtower.registry.versions import add_versions  # onnxruntime and pandas: not at start-up
+
     model = get_model(session, name)
     limit = request.app.state.settings.max_upload_bytes
     parsed = _parse(VersionSpec, spec) if spec is not None else None

@@ -1,18 +1,16 @@
 """Register models (validated end to end before anything is stored) and look them up."""
 
-import hashlib
-from typing import Any
+from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import hashlib
+from typing import TYPE_CHECKING, Any
+
 from pydantic import ValidationError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from detectors import registry as detector_registry
 from detectors.base import LABEL, PREDICTION, PROBA_PREFIX
-from detectors.profile import profile_reference
-from detectors.thresholds import parse_spec
 from watchtower.clock import utcnow
 from watchtower.errors import Conflict, Invalid, NotFound, field_error
 from watchtower.policy import holds
@@ -27,10 +25,13 @@ from watchtower.registry.schemas import (
     PipelineRead,
     VersionRead,
 )
-from watchtower.registry.tabular import read_table, to_parquet
-from watchtower.serving.cache import SessionCache
-from watchtower.serving.onnx_model import OnnxModel, SignatureError, load, task_of
 from watchtower.settings import Settings
+
+if TYPE_CHECKING:  # pandas, numpy and onnxruntime are imported where models are registered, not at start-up
+    import pandas as pd
+
+    from watchtower.serving.cache import SessionCache
+    from watchtower.serving.onnx_model import OnnxModel
 
 TRIAL_ROWS = 50
 
@@ -128,6 +129,9 @@ def current_reference(session: Session, model_id: int) -> ReferenceData:
 
 def add_reference(session: Session, model_id: int, frame: pd.DataFrame, schema: dict[str, str]) -> ReferenceData:
     """Store a reference frame with its profile, computed once so checks touch only the current window."""
+    from detectors.profile import profile_reference
+    from watchtower.registry.tabular import to_parquet
+
     profile = profile_reference(frame, schema).to_bytes()  # type: ignore[arg-type]
     reference = ReferenceData(model_id=model_id, n_rows=len(frame), parquet=to_parquet(frame), profile=profile)
     session.add(reference)
@@ -209,6 +213,8 @@ def put_monitor(session: Session, model: MonitoredModel, monitor: MonitorSpec, s
 
 
 def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Settings) -> Monitor:
+    from detectors.thresholds import parse_spec
+
     detectors = ([d.model_dump(exclude_none=True) for d in monitor.detectors] if monitor.detectors
                  else default_detectors(task))
     errors = []
@@ -251,6 +257,8 @@ def _threshold_field(error: Any) -> str:
 
 def load_checked(role: str, data: bytes, schema: dict[str, str]) -> OnnxModel:
     """Load a graph for `role`; a graph that does not fit the schema is a 422 naming the role."""
+    from watchtower.serving.onnx_model import SignatureError, load
+
     try:
         return load(data, schema)
     except SignatureError as exc:
@@ -258,6 +266,8 @@ def load_checked(role: str, data: bytes, schema: dict[str, str]) -> OnnxModel:
 
 
 def load_pair(primary: bytes, fallback: bytes, schema: dict[str, str], task: str) -> dict[str, OnnxModel]:
+    from watchtower.serving.onnx_model import task_of
+
     models: dict[str, OnnxModel] = {Role.primary: load_checked(Role.primary, primary, schema),
                                     Role.fallback: load_checked(Role.fallback, fallback, schema)}
     p, f = models[Role.primary].output_kind, models[Role.fallback].output_kind
@@ -273,6 +283,10 @@ def load_pair(primary: bytes, fallback: bytes, schema: dict[str, str], task: str
 def reference_frame(data: bytes, filename: str | None, features: list[FeatureSpec], target: str | None
                     ) -> pd.DataFrame:
     """The reference upload checked against a schema: its feature columns (typed) and the target as LABEL."""
+    import pandas as pd
+
+    from watchtower.registry.tabular import read_table
+
     try:
         frame = read_table(data, filename)
     except ValueError as exc:
@@ -310,6 +324,8 @@ def trial_run(models: dict[str, OnnxModel], frame: pd.DataFrame) -> None:
 
 def add_predictions(model: OnnxModel, frame: pd.DataFrame, chunk: int = 100_000) -> None:
     """PREDICTION, and PROBA_<class> columns when the model outputs probabilities, for every reference row."""
+    import numpy as np
+
     parts = [model.predict_scores(frame.iloc[start:start + chunk]) for start in range(0, len(frame), chunk)]
     frame[PREDICTION] = [p for values, _ in parts for p in values]
     if parts and all(proba is not None for _, proba in parts):

@@ -1,11 +1,16 @@
 """Read uploaded files: the spooled upload itself (bounded), and CSV or Parquet into a DataFrame."""
 
-import io
+from __future__ import annotations
 
-import pandas as pd
+import io
+from typing import TYPE_CHECKING
+
 from fastapi import UploadFile
 
 from watchtower.errors import Invalid, PayloadTooLarge, field_error
+
+if TYPE_CHECKING:  # read_upload is used at start-up, the rest with pandas once a table arrives
+    import pandas as pd
 
 
 def read_upload(upload: UploadFile, field: str, limit: int) -> bytes:
@@ -25,6 +30,8 @@ def read_upload(upload: UploadFile, field: str, limit: int) -> bytes:
 
 def read_table(data: bytes, filename: str | None) -> pd.DataFrame:
     """Parquet by magic bytes or extension, CSV otherwise; ValueError when neither parses."""
+    import pandas as pd
+
     if not data:
         raise ValueError("the file is empty")
     is_parquet = data[:4] == b"PAR1" or (filename or "").lower().endswith((".parquet", ".pq"))

@@ -3,13 +3,18 @@
 Content-addressed on purpose: a row id can be reused after a rolled-back insert, a hash cannot lie.
 """
 
+from __future__ import annotations
+
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from watchtower.registry.models import ModelVersion
-from watchtower.serving.onnx_model import OnnxModel, load
+
+if TYPE_CHECKING:  # onnxruntime and pandas load with the first model, not at the app's start-up
+    from watchtower.serving.onnx_model import OnnxModel
 
 Key = tuple[int, str]
 
@@ -39,5 +44,7 @@ class SessionCache:
                         ModelVersion.model_id == model_id, ModelVersion.sha256 == sha256)).first()
                     if data is None:
                         raise LookupError(f"no ONNX graph {sha256} for model {model_id}")
+                    from watchtower.serving.onnx_model import load
+
                     self._models[key] = load(data, schema)
             return self._models[key]
