@@ -11,9 +11,9 @@ from watchtower.auth import WriteAccess
 from watchtower.clock import utcnow
 from watchtower.db import writer
 from watchtower.errors import Invalid, field_error, problem_responses
+from watchtower.events.api import checked_features
 from watchtower.events.schemas import Prediction, PredictRequest, PredictResponse
 from watchtower.events.store import insert_events
-from watchtower.events.validation import check_rows
 from watchtower.registry.archive import require_active
 from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import current_version, get_model, schema_of, version_label
@@ -34,7 +34,8 @@ def predict(name: ModelName, body: PredictRequest, request: Request) -> PredictR
     if len(ids) != len(body.instances):
         raise Invalid("ids and instances differ in length",
                       errors=[field_error("body.ids", f"{len(ids)} ids for {len(body.instances)} instances")])
-    rows = check_rows(body.instances, model.features, "body.instances.{i}")
+    with Session(writer(state.engine)) as session:  # a refused batch is counted for schema_mismatch, as on /events
+        rows = checked_features(session, model, body.instances, "body.instances.{i}")
     schema = schema_of(model)
     onnx = state.cache.get(state.engine, model.id, version.sha256, schema)
     started = time.perf_counter()
