@@ -69,5 +69,5 @@ def merge_numbers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def p_text(p: float) -> str:
-    """A p-value as a reason shows it: 0.41, 0.003, 2e-14."""
-    return f"{p:.2g}" if p >= 0.001 else f"{p:.0e}"
+    """A p-value as a reason shows it: 0.41, 0.003, 2e-14, < 1e-300."""
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.0e}" if p > 1e-300 else "< 1e-300"

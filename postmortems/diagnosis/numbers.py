@@ -22,6 +22,7 @@ from postmortems.diagnosis import feature_numbers
 from postmortems.diagnosis.unit_maps import thinned
 
 log = logging.getLogger(__name__)
+MIN_ROWS = 20  # fewer serving rows (every request refused, a dead feed) say nothing about each feature
 
 
 def measure(window: Window) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def measure(window: Window) -> dict[str, Any]:
     profile = window.profile
     features: dict[str, Any] = {}
     for name, kind in window.schema.items():
-        if name not in window.current.columns or name not in window.reference.columns:
+        if len(window.current) < MIN_ROWS or name not in window.current.columns or name not in window.reference:
             continue
         if kind == "numeric":
             features[name] = feature_numbers.numeric(window.reference[name], window.current[name],
