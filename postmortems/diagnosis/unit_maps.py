@@ -31,7 +31,8 @@ class UnitMap:
         return (serving - self.offset) / self.scale
 
 
-_NAMED = {100.0: "fraction → percent", 0.01: "percent → fraction", 1000.0: "seconds → milliseconds",
+_NAMED = {100.0: "fraction → percent, or a unit 100× smaller", 0.01: "percent → fraction, or a unit 100× larger",
+          1000.0: "seconds → milliseconds",
           0.001: "milliseconds → seconds", 60.0: "minutes → seconds", 1 / 60: "seconds → minutes",
           60_000.0: "minutes → milliseconds", 1 / 60_000: "milliseconds → minutes", 3600.0: "hours → seconds",
           1 / 3600: "seconds → hours"}

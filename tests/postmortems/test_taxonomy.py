@@ -6,11 +6,10 @@ import yaml
 from detectors import registry
 from postmortems.taxonomy import BUILTIN_DIR, SYMPTOMS_OF, Tag
 
-OLD_KEYS = {"handover-failure", "training-serving-skew", "feature-definition-change", "unrepresentative-validation-data",
-            "static-model-failure", "feature-distribution-shift", "prediction-distribution-shift", "kpi-degradation",
-            "concept-drift", "continuously-updated-model-failure", "weak-safety-checks", "non-reproducible-model",
-            "infrastructure-reliability", "data-quality", "missing-or-broken-feature", "data-pipeline-failure",
-            "config-change", "other"}
+OLD_KEYS = set("""handover-failure training-serving-skew feature-definition-change unrepresentative-validation-data
+static-model-failure feature-distribution-shift prediction-distribution-shift kpi-degradation concept-drift
+continuously-updated-model-failure weak-safety-checks non-reproducible-model infrastructure-reliability data-quality
+missing-or-broken-feature data-pipeline-failure config-change other""".split())
 CLASSES = {"handover-failure", "static-model-failure", "continuously-updated-model-failure"}
 
 

@@ -10,11 +10,21 @@ from postmortems.taxonomy import Tag
 KEY = "covariate_concept"
 MIN_GAP = 0.03  # accuracy points below the estimate that count as concept drift (or 3 sampling errors if wider)
 MAX_HELD_DROP = 0.05  # a KPI within this of the reference held
+MOVED_P = 1e-3  # predictions moved below this p-value
+
+
+def predictions_moved(evidence: Evidence) -> bool:
+    """The predictions' distribution moved (by the numbers, or prediction_drift breached)."""
+    prediction = evidence.numbers.get("prediction") or {}
+    return prediction.get("p", 1.0) < MOVED_P or bool(evidence.breached("prediction_drift"))
 
 
 def suggest(evidence: Evidence, explained: Iterable[str] = ()) -> list[Suggestion]:
     """`explained`: moved features another signature accounts for (a unit change is no covariate shift)."""
-    shifted = [f for f in evidence.shifted() if f not in set(explained)]
+    known = set(explained)
+    shifted = [f for f in evidence.shifted() if f not in known]
+    if not evidence.shifted() and predictions_moved(evidence):
+        return []  # the model's answers moved on unmoved inputs: the model changed, not the world (prediction_shift)
     kpi: dict[str, Any] = evidence.numbers.get("kpi") or {}
     dropped = bool(evidence.breached("kpi", "estimated_kpi"))
     inputs = f"inputs moved ({', '.join(shifted[:4])}{' …' if len(shifted) > 4 else ''})" if shifted else ""
@@ -24,6 +34,8 @@ def suggest(evidence: Evidence, explained: Iterable[str] = ()) -> list[Suggestio
         margin = max(MIN_GAP, 3 * float(kpi.get("sampling_error", 0.0)))
         gap = estimated - measured
         ref = f"; reference {reference:.2f}" if reference is not None else ""
+        if gap > margin and known:
+            return []  # the inputs the model saw were broken (unit, skew, join): that, not the world, cost accuracy
         if gap > margin and (dropped or reference is None or measured < reference - MIN_GAP):
             reason = (f"accuracy from labels {measured:.2f} is {gap:.2f} below the {estimated:.2f} that the input "
                       f"shift alone explains (label-free estimate{ref})")

@@ -1,5 +1,7 @@
 """Unit or definition change: a moved numeric feature that matches its reference under a simple affine map."""
 
+import math
+
 from postmortems.diagnosis.evidence import Evidence, Suggestion, p_text
 from postmortems.taxonomy import Tag
 
@@ -27,9 +29,10 @@ def suggest(evidence: Evidence) -> list[Suggestion]:
     if not fits:
         return []
     best, name, numbers = fits[-1]
+    gain = math.log10(best / max(float(numbers["p"]), 1e-300))  # orders of magnitude the map gained
     reason = (f"{name} looks like the reference {numbers['unit']['map']}: KS p {p_text(best)} after the map "
               f"({p_text(numbers['p'])} before)")
     others = [n for _, n, _ in fits[:-1]]
     if others:
         reason += f"; also {', '.join(others)}"
-    return [Suggestion(Tag.unit_change.value, round(min(0.95, 0.6 + 0.35 * min(1.0, best / 0.2)), 2), reason, KEY)]
+    return [Suggestion(Tag.unit_change.value, round(0.75 + 0.2 * min(1.0, gain / 50), 2), reason, KEY)]

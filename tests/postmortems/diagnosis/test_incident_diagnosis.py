@@ -105,7 +105,8 @@ def test_a_later_kpi_breach_adds_concept_drift_and_withdraws_what_no_longer_hold
     tags = {t["tag"]: t for t in incident["tags"]}
     concept = tags["concept-drift"]
     assert concept["signature"] == "covariate_concept" and "kpi-degradation" in tags
-    assert concept["reason"].startswith("accuracy from labels 0.") and "the input shift alone explains" in concept["reason"]
+    assert concept["reason"].startswith("accuracy from labels 0.")
+    assert "the input shift alone explains" in concept["reason"]
     timeline = [e["text"] for e in incident["timeline"]]
     assert any(t.startswith("Suggested tag concept-drift (") for t in timeline)
     withdrawn = [t for t in timeline if t.startswith("Withdrew suggested tag covariate-shift")]

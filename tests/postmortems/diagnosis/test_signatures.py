@@ -126,7 +126,8 @@ def test_labels_worse_than_the_estimate_expects_are_concept_drift(trained: tuple
     found = suggestions(window(reference, _served(model, current, 9)))
     concept = found["concept-drift"]
     assert "covariate-shift" not in found
-    assert concept.reason.startswith("accuracy from labels 0.") and "that the input shift alone explains" in concept.reason
+    assert concept.reason.startswith("accuracy from labels 0.")
+    assert "that the input shift alone explains" in concept.reason
 
 
 def test_a_kpi_drop_the_input_shift_explains_is_covariate_shift_not_concept(
