@@ -186,3 +186,13 @@ def test_extra_sources_merge_into_one_suggestion_per_tag_the_most_confident_winn
     merged = diagnose(evidence, sources=[from_signatures, lambda session, e: [learned]])
     assert [s.tag for s in merged] == ["unit-change"] and merged[0].signature == "learned"
     assert PREDICTION  # the evidence needs no prediction numbers to diagnose a unit change
+
+
+def test_accuracy_lost_to_a_unit_change_is_not_concept_drift(trained: tuple[pd.DataFrame, Model]) -> None:
+    reference, model = trained
+    current = features(600, seed=9)
+    current[LABEL] = labels(current, 9).astype(str)
+    current["f1"] = current["f1"] * 1.8 + 32  # the model reads f1 in Fahrenheit: its answers and accuracy suffer
+    found = suggestions(window(reference, _served(model, current, 9)))
+    assert "f1 looks like the reference Celsius → Fahrenheit" in found["unit-change"].reason
+    assert "kpi-degradation" in found and "concept-drift" not in found
