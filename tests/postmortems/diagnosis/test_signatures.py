@@ -196,3 +196,18 @@ def test_accuracy_lost_to_a_unit_change_is_not_concept_drift(trained: tuple[pd.D
     found = suggestions(window(reference, _served(model, current, 9)))
     assert "f1 looks like the reference Celsius → Fahrenheit" in found["unit-change"].reason
     assert "kpi-degradation" in found and "concept-drift" not in found
+
+
+def test_a_volume_drop_is_a_data_pipeline_failure(trained: tuple[pd.DataFrame, Model]) -> None:
+    reference, model = trained
+    current = _served(model, features(120, seed=9), 9)  # a feed that used to bring ~600 events a window
+    found = suggestions(window(reference, current, history_counts=(610, 590, 600, 605)), [("volume", {})])
+    floor = "below the floor of 301 (volume_drop)"  # half the median of the previous windows, 602.5
+    assert found["data-pipeline-failure"].reason == f"120 events in the window, {floor}"
+
+
+def test_a_quieter_window_within_the_usual_range_is_no_pipeline_failure(trained: tuple[pd.DataFrame, Model]) -> None:
+    reference, model = trained
+    current = _served(model, features(450, seed=9), 9)  # a Sunday: fewer events, well above the floor
+    found = suggestions(window(reference, current, history_counts=(610, 590, 600, 605)), [("volume", {})])
+    assert "data-pipeline-failure" not in found and "broken-join" not in found
