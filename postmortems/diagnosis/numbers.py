@@ -5,6 +5,7 @@ Pure: a detectors Window in, a JSON-able dict out.
 """
 
 import logging
+import math
 from statistics import median
 from typing import Any
 
@@ -38,8 +39,21 @@ def measure(window: Window) -> dict[str, Any]:
         else:
             features[name] = feature_numbers.categorical(window.reference[name], window.current[name],
                                                          profile.categorical.get(name) if profile else None)
-    return {"rows": len(window.current), "features": features, "prediction": prediction_shift(window),
-            "kpi": kpi(window), "volume": volume(window), "refused": refused(window)}
+    numbers: dict[str, Any] = finite({"rows": len(window.current), "features": features,
+                                      "prediction": prediction_shift(window), "kpi": kpi(window),
+                                      "volume": volume(window), "refused": refused(window)})
+    return numbers
+
+
+def finite(value: Any) -> Any:
+    """The numbers with NaN and infinities as None: PostgreSQL's JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def prediction_shift(window: Window) -> dict[str, Any]:

@@ -211,3 +211,10 @@ def test_a_quieter_window_within_the_usual_range_is_no_pipeline_failure(trained:
     current = _served(model, features(450, seed=9), 9)  # a Sunday: fewer events, well above the floor
     found = suggestions(window(reference, current, history_counts=(610, 590, 600, 605)), [("volume", {})])
     assert "data-pipeline-failure" not in found and "broken-join" not in found
+
+
+def test_measured_numbers_hold_no_nan_for_postgresql_json() -> None:
+    from postmortems.diagnosis.numbers import finite
+
+    assert finite({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}}) == {"a": None, "b": [1.0, None],
+                                                                                     "c": {"d": 2}}
