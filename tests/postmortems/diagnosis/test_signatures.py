@@ -218,3 +218,23 @@ def test_measured_numbers_hold_no_nan_for_postgresql_json() -> None:
 
     assert finite({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}}) == {"a": None, "b": [1.0, None],
                                                                                      "c": {"d": 2}}
+
+
+def _regressor_evidence(moved: bool) -> Evidence:
+    """A regressor's evidence (no label-free estimate): MAE from labels doubled; inputs moved or not."""
+    features = {"x": {"type": "numeric", "p": 1e-12 if moved else 0.4, "missing": 0.0}, "y": {"type": "numeric",
+                                                                                              "p": 0.6}}
+    kpi = {"metric": "mae", "reference": 1.1, "measured": 2.3, "labelled": 400}
+    return Evidence(numbers={"features": features, "kpi": kpi, "prediction": {"p": 0.3}})
+
+
+def test_a_regressor_worse_on_unmoved_inputs_is_concept_drift() -> None:
+    found = {s.tag: s for s in diagnose(_regressor_evidence(moved=False))}
+    assert found["concept-drift"].reason == "mae 2.3 from labels vs 1.1 on the reference, with no input shift"
+    assert "covariate-shift" not in found
+
+
+def test_a_regressor_worse_on_moved_inputs_is_not_called_concept_drift_with_confidence() -> None:
+    found = {s.tag: s for s in diagnose(_regressor_evidence(moved=True))}
+    assert found["concept-drift"].confidence == found["covariate-shift"].confidence == 0.4
+    assert "no label-free estimate to tell how much the shift explains" in found["concept-drift"].reason
