@@ -92,6 +92,11 @@ class IncidentTag(SQLModel, table=True):
     source: str = Field(default="detector", max_length=20)  # detector | similarity | person | import
     author: str = Field(default="watchtower", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
+    # What the diagnosis said (postmortems/diagnosis): how sure (0..1), why (naming the numbers), and which
+    # signature said it. Kept when a person confirms or rejects the tag; None for tags people added.
+    score: float | None = None
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    signature: str | None = Field(default=None, max_length=50)
 
 
 class WriteupRevision(SQLModel, table=True):

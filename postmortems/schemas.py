@@ -29,6 +29,9 @@ class TagRead(BaseModel):
     source: str
     author: str
     root_cause: bool
+    score: float | None = Field(default=None, description="How sure the diagnosis was (0..1); None for a person's tag")
+    reason: str = Field(default="", description="Why the diagnosis suggested it, naming the numbers")
+    signature: str | None = Field(default=None, description="The diagnosis signature that suggested it")
 
 
 class ActionItemRead(BaseModel):

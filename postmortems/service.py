@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from alerts.slack.updates import incident_changed
 from postmortems import lifecycle
+from postmortems.diagnosis.evidence import merge_numbers
 from postmortems.documents import refresh_document
 from postmortems.models import (
     ACTIVE,
@@ -50,14 +51,15 @@ def find_open(session: Session, key: str) -> Incident | None:
 
 def open_or_append(
     session: Session, *, key: str, model_id: int, monitor_id: int, model_name: str, pipeline: str, title: str,
-    summary: str, severity: str, severity_rule: str, evidence: dict[str, Any], tags: list[str],
+    summary: str, severity: str, severity_rule: str, evidence: dict[str, Any],
     impact_started_at: datetime, at: datetime,
 ) -> tuple[Incident, bool]:
     """Open an incident for the grouping key, or add the breach to its active one. Returns (incident, created).
 
     An appended breach merges into the incident: the latest result of each monitor's detectors replaces the
-    earlier one in the evidence (which stays on the timeline), the title, summary and tags follow, and the
-    severity only goes up. The unique open_key makes a concurrent second opener append instead.
+    earlier one in the evidence (which stays on the timeline), the title and summary follow, and the severity
+    only goes up; the caller re-evaluates the tags (postmortems.diagnosis.reevaluate). The unique open_key makes
+    a concurrent second opener append instead.
     """
     existing = find_open(session, key)
     if existing is None:
@@ -74,8 +76,6 @@ def open_or_append(
             assert existing is not None, "open_key conflict without an active incident"
         else:
             assert incident.id is not None
-            for tag in tags:
-                session.add(IncidentTag(incident_id=incident.id, tag=tag))
             add_entry(session, incident.id, "breach", summary, details=evidence, at=at)
             refresh_document(session, incident)
             return incident, True
@@ -90,10 +90,6 @@ def open_or_append(
     incident_changed(session, existing.id, f"Breached again: {summary}{raised}", repeat=not raised)
     existing.evidence = merge_evidence(existing.evidence, evidence)
     existing.title, existing.summary = title, summary
-    have = set(session.exec(select(IncidentTag.tag).where(IncidentTag.incident_id == existing.id)).all())
-    for tag in tags:
-        if tag not in have:
-            session.add(IncidentTag(incident_id=existing.id, tag=tag))
     existing.updated_at = at
     session.add(existing)
     session.flush()
@@ -109,7 +105,10 @@ def merge_evidence(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     checks = {key(c, old.get("monitor", "")): c for c in old.get("checks", [])}
     checks |= {key(c, new.get("monitor", "")): c for c in new.get("checks", [])}
     monitors = sorted({m for m, _ in checks if m})
-    return new | {"checks": list(checks.values()), "monitors": monitors}
+    merged = new | {"checks": list(checks.values()), "monitors": monitors}
+    if old.get("diagnosis") or new.get("diagnosis"):
+        merged["diagnosis"] = merge_numbers(old.get("diagnosis") or {}, new.get("diagnosis") or {})
+    return merged
 
 
 def file_incident(session: Session, body: IncidentCreate, source: str = "manual") -> Incident:
@@ -285,7 +284,8 @@ def incident_read(session: Session, incident: Incident, public_url: str,
         impact=incident.impact, impact_numbers=incident.impact_numbers | _served_by_fallback(session, incident),
         evidence=incident.evidence,
         tags=[TagRead(tag=t.tag, label=index.label(t.tag), confidence=t.confidence, source=t.source,
-                      author=t.author, root_cause=index.is_root_cause(t.tag)) for t in tags],
+                      author=t.author, root_cause=index.is_root_cause(t.tag), score=t.score, reason=t.reason,
+                      signature=t.signature) for t in tags],
         impact_started_at=incident.impact_started_at, opened_at=incident.opened_at,
         acknowledged_at=incident.acknowledged_at, mitigated_at=incident.mitigated_at,
         resolved_at=incident.resolved_at, completed_at=incident.completed_at,

@@ -5,11 +5,10 @@ classes), the 19 "How ML Breaks" root causes with their ML and distributed axes,
 technical failures. A team adds its own with POST /taxonomies; no migration is needed.
 """
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,58 +23,41 @@ KEY = r"^[a-z0-9][a-z0-9-]{0,99}$"
 
 
 class Tag(StrEnum):
-    """Keys of the built-in `watchtower` taxonomy that detectors suggest."""
+    """Keys of the built-in `watchtower` taxonomy that the diagnosis suggests (postmortems/diagnosis)."""
 
     feature_distribution_shift = "feature-distribution-shift"
     prediction_distribution_shift = "prediction-distribution-shift"
     training_serving_skew = "training-serving-skew"
+    categorical_encoding_mismatch = "categorical-encoding-mismatch"
+    unit_change = "unit-change"
+    broken_join = "broken-join"
     missing_or_broken_feature = "missing-or-broken-feature"
     kpi_degradation = "kpi-degradation"
+    covariate_shift = "covariate-shift"
     concept_drift = "concept-drift"
+    model_or_preprocessing_change = "model-or-preprocessing-change"
     data_pipeline_failure = "data-pipeline-failure"
     config_change = "config-change"
     infrastructure_reliability = "infrastructure-reliability"
+    serving_infrastructure = "serving-infrastructure"
     other = "other"
 
 
-# detector name -> tags its breach suggests
-SUGGESTED_BY = {
-    "evidently_drift": [Tag.feature_distribution_shift],
-    "stat_drift": [Tag.feature_distribution_shift],
-    "native_drift": [Tag.feature_distribution_shift],
-    "evidently_compatible_drift": [Tag.feature_distribution_shift],
-    "alibi_drift": [Tag.feature_distribution_shift],
-    "alibi_mmd_drift": [Tag.feature_distribution_shift],
+# Symptoms: what a breach of the detector shows, suggested as such; root causes come from the signatures.
+_INPUT_DRIFT = [Tag.feature_distribution_shift]
+SYMPTOMS_OF = {
+    "evidently_drift": _INPUT_DRIFT, "stat_drift": _INPUT_DRIFT, "native_drift": _INPUT_DRIFT,
+    "evidently_compatible_drift": _INPUT_DRIFT, "alibi_drift": _INPUT_DRIFT, "alibi_mmd_drift": _INPUT_DRIFT,
     "prediction_drift": [Tag.prediction_distribution_shift],
-    "accuracy": [Tag.kpi_degradation],
-    "classification_kpi": [Tag.kpi_degradation],
-    "log_loss": [Tag.kpi_degradation],
-    "regression_kpi": [Tag.kpi_degradation],
-    "estimated_accuracy": [Tag.kpi_degradation],
+    "accuracy": [Tag.kpi_degradation], "classification_kpi": [Tag.kpi_degradation], "log_loss": [Tag.kpi_degradation],
+    "regression_kpi": [Tag.kpi_degradation], "estimated_accuracy": [Tag.kpi_degradation],
     "business_kpi": [Tag.kpi_degradation],
-    "feature_skew": [Tag.training_serving_skew],
-    "missing_values": [Tag.missing_or_broken_feature, Tag.data_pipeline_failure],
-    "non_finite": [Tag.missing_or_broken_feature],
-    "out_of_range": [Tag.missing_or_broken_feature],
-    "unseen_categories": [Tag.missing_or_broken_feature, Tag.training_serving_skew],
-    "schema_mismatch": [Tag.missing_or_broken_feature, Tag.data_pipeline_failure],
-    "volume": [Tag.data_pipeline_failure],
-    "latency": [Tag.infrastructure_reliability],
-    "error_rate": [Tag.infrastructure_reliability],
+    "feature_skew": [], "missing_values": [Tag.missing_or_broken_feature],
+    "non_finite": [Tag.missing_or_broken_feature], "out_of_range": [Tag.missing_or_broken_feature],
+    "unseen_categories": [], "schema_mismatch": [],
+    "volume": [], "latency": [], "error_rate": [],
 }
-KPI_DETECTORS = frozenset(name for name, tags in SUGGESTED_BY.items() if Tag.kpi_degradation in tags)
-
-
-def suggest(breached_detectors: Iterable[str], drifted_share: float) -> list[Tag]:
-    """Tags for what fired; most features shifting at once points at a handover (skew), not the world."""
-    tags: list[Tag] = []
-    for name in breached_detectors:
-        tags += [t for t in SUGGESTED_BY.get(name, []) if t not in tags]
-    if drifted_share > 0.5 and Tag.feature_distribution_shift in tags:
-        tags.append(Tag.training_serving_skew)
-    if Tag.kpi_degradation in tags and Tag.feature_distribution_shift not in tags:
-        tags.append(Tag.concept_drift)
-    return tags
+KPI_DETECTORS = frozenset(name for name, tags in SYMPTOMS_OF.items() if Tag.kpi_degradation in tags)
 
 
 class TaxonomyNode(BaseModel):
@@ -89,6 +71,8 @@ class TaxonomyNode(BaseModel):
     root_cause: bool = False
     ml: Literal["ml", "non-ml"] | None = None
     distributed: Literal["distributed", "less", "not"] | None = None
+    # Keys of another taxonomy's nodes that this one corresponds to (watchtower -> how-ml-breaks).
+    maps_to: list[Annotated[str, Field(pattern=KEY)]] | None = Field(default=None, max_length=20)
 
 
 class TaxonomySpec(BaseModel):

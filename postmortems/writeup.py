@@ -27,6 +27,7 @@ def draft(incident: IncidentRead) -> str:
         kpis=kpis, timeline=incident.timeline,
         root_causes=[t.label for t in incident.tags if t.confidence == "confirmed" and t.root_cause],
         suggested=[t.label for t in incident.tags if t.confidence == "suggested"],
+        diagnosis=[t for t in incident.tags if t.reason and t.score is not None and t.confidence != "rejected"],
         mitigations=[e for e in incident.timeline if e.kind in MITIGATING and not e.text.startswith("FAILED")],
         action_items=incident.action_items,
     )

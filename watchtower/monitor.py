@@ -4,7 +4,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import pandas as pd
 from sqlmodel import Session, col, select
@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from detectors import registry
 from detectors.base import TS, Finding, InsufficientData, Window
 from detectors.thresholds import FittedThreshold, Key, apply
+from postmortems.diagnosis.numbers import measure
 from watchtower import learned_thresholds
 from watchtower.checks.models import CheckResult, CheckRun
 from watchtower.clock import utcnow
@@ -88,6 +89,7 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
                if enough or not registry.needs_events(str(spec["name"]))
                else (spec, "insufficient_data", [], f"{len(window.current)} events, need {monitor.min_events}")
                for spec in monitor.detectors]
+    numbers = _measure(window, model_name) if any(status == "breached" for _, status, _, _ in results) else {}
 
     with Session(writer(runtime.engine)) as session:
         outcomes, runs = [], []
@@ -115,7 +117,7 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
         plan = decide.plan(policy, outcomes, store.history(session, monitor.id, _history_needed(policy)))
         breach = Breach(model.id, model.name, monitor.id, monitor.name, start, min(end, now), outcomes,
                         first_event_at=_first_served(window), plan=plan,
-                        group_key=group_key(policy.grouping, model.id, monitor.id))
+                        group_key=group_key(policy.grouping, model.id, monitor.id), diagnosis=numbers)
         decision = respond(session, runtime, breach, policy, scope, now)
         for run in runs:
             run.decision_id = decision.id
@@ -145,6 +147,15 @@ def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: 
         runtime.metrics.monitor_failures.labels(model_name).inc()
         return spec, "error", [], f"{type(exc).__name__}: {exc}"[:2000]
     return spec, "breached" if any(f.breached for f in findings) else "ok", findings, None
+
+
+def _measure(window: Window, model_name: str) -> dict[str, Any]:
+    """The numbers the breach's diagnosis needs; a failure leaves them out (the breach still acts), logged."""
+    try:
+        return measure(window)
+    except Exception as exc:  # the incident must still open: a diagnosis is a help, not a gate
+        log.exception("measuring the breach window of %s for its diagnosis failed", model_name)
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def _history_needed(policy: Policy) -> int:

@@ -90,7 +90,8 @@ def status_line(state: IncidentState) -> str:
 
 def incident_message(*, channel: str, incident_id: int, severity: str, title: str, summary: str,
                      mitigations: list[str], url: str, oncall: str | None,
-                     similar: list[str] | None = None, state: IncidentState | None = None) -> dict[str, Any]:
+                     similar: list[str] | None = None, state: IncidentState | None = None,
+                     diagnosis: list[str] | None = None) -> dict[str, Any]:
     """chat.postMessage arguments for an incident's message; with `state`, its status line and buttons."""
     done = "; ".join(escape(m) for m in mitigations) if mitigations else "no automatic mitigation succeeded"
     mention_ = f" <@{oncall}>" if oncall else ""
@@ -100,6 +101,8 @@ def incident_message(*, channel: str, incident_id: int, severity: str, title: st
         _section(escape(summary)),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Done automatically: {done}"[:SECTION_MAX]}]},
     ]
+    if diagnosis:  # the likely causes, each with its confidence and reason (postmortems/diagnosis)
+        blocks.append(_section("*Likely cause:* " + "\n".join(escape(d) for d in diagnosis)))
     if similar:
         blocks.append(_section("*Last time:* " + "\n".join(escape(s) for s in similar)))
     blocks.append(_section(f"<{url}|Open incident #{incident_id}>"))

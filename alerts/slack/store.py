@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from alerts.slack.messages import IncidentState, incident_message
 from alerts.slack.models import SlackMessage
 from alerts.slack.updates import original_status
-from postmortems.models import Incident, Status, TimelineEntry
+from postmortems.models import Incident, IncidentTag, Status, TimelineEntry
 from postmortems.service import incident_url, similar_of
 from postmortems.taxonomy import load_index
 from watchtower.actions.models import ActionRun
@@ -53,7 +53,18 @@ def incident_payload(session: Session, incident: Incident, *, channel: str, publ
     return incident_message(
         channel=channel, incident_id=incident.id, severity=incident.severity, title=incident.title,
         summary=incident.summary, mitigations=mitigations, url=incident_url(public_url, incident.id),
-        oncall=oncall, similar=past, state=incident_state(session, incident))
+        oncall=oncall, similar=past, state=incident_state(session, incident),
+        diagnosis=diagnosis_lines(session, incident))
+
+
+def diagnosis_lines(session: Session, incident: Incident, limit: int = 3) -> list[str]:
+    """The most confident root causes the diagnosis suggested (not rejected): 'Unit change (86%): reason'."""
+    index = load_index(session)
+    tags = session.exec(select(IncidentTag).where(IncidentTag.incident_id == incident.id,
+                                                  IncidentTag.confidence != "rejected", IncidentTag.reason != "")).all()
+    causes = sorted((t for t in tags if index.is_root_cause(t.tag)), key=lambda t: -(t.score or 0.0))[:limit]
+    return [f"{index.label(t.tag)} ({(t.score or 0.0):.0%}{', confirmed' if t.confidence == 'confirmed' else ''}): "
+            f"{t.reason}" for t in causes]
 
 
 class IncidentMessages:

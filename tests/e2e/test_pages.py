@@ -48,9 +48,11 @@ def incident(client: TestClient, models: factories.BuiltModels, runtime: Runtime
     assert result.status == "breached" and result.incident_id is not None, result
     body = _api(client, result.incident_id)
     tags = {t["tag"]: t for t in body["tags"]}
-    # The workflow below relies on this: only suggested symptoms (SHIFT_TAG among them), no root cause yet.
-    assert SHIFT_TAG in tags and OTHER_TAG not in tags, tags
-    assert all(t["confidence"] == "suggested" and not t["root_cause"] for t in tags.values()), tags
+    # The workflow below relies on this: only suggestions (SHIFT_TAG among them, and the diagnosis' covariate
+    # shift with its reason), none confirmed, and not ROOT_CAUSE_TAG, which a person adds.
+    assert SHIFT_TAG in tags and OTHER_TAG not in tags and ROOT_CAUSE_TAG not in tags, tags
+    assert all(t["confidence"] == "suggested" for t in tags.values()), tags
+    assert tags["covariate-shift"]["reason"].startswith("inputs moved (f1, f2)"), tags
     return body
 
 

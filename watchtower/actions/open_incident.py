@@ -4,13 +4,16 @@ from typing import Any
 
 from sqlmodel import Session
 
-from detectors.base import DATASET, Finding
+from detectors.base import Finding
+from postmortems.diagnosis import reevaluate
+from postmortems.diagnosis.evidence import Evidence
+from postmortems.diagnosis.suggest import diagnose
+from postmortems.documents import refresh_document
 from postmortems.models import Incident, Severity
 from postmortems.service import find_open, mark_mitigated, merge_evidence, open_or_append
 from postmortems.similar import link_similar
-from postmortems.taxonomy import suggest
 from watchtower.actions.base import ActionContext
-from watchtower.policy.breach import Breach, is_feature_drift
+from watchtower.policy.breach import Breach
 from watchtower.registry.models import MonitoredModel, Pipeline
 
 MITIGATIONS = ("pause_pipeline", "swap_model")
@@ -40,6 +43,8 @@ def evidence_of(breach: Breach) -> dict[str, Any]:
             for o in breach.outcomes
         ],
     }
+    if breach.diagnosis:
+        evidence["diagnosis"] = breach.diagnosis
     if breach.plan is not None:
         evidence["policy"] = {"fired": [h.rule.name for h in breach.plan.fired],
                               "explanation": breach.plan.explain()}
@@ -77,11 +82,9 @@ class OpenIncident:
         merged = evidence if existing is None else merge_evidence(existing.evidence, evidence)
         breached = [o for o in merged["checks"] if o["status"] == "breached"]
         findings = [f | {"detector": c["detector"]} for c in breached for f in c["findings"]]
-        drift = [c for c in merged["checks"] if is_feature_drift(c["detector"])]
         model = session.get(MonitoredModel, breach.model_id)
         assert model is not None
-        drifted = len({f["feature"] for c in drift for f in c["findings"]} - {DATASET})
-        tags = suggest([c["detector"] for c in breached], drifted / max(len(model.features), 1))
+        suggestions = diagnose(Evidence.of(merged), session)
         kinds = sorted({c["detector"] for c in breached})
         monitors = sorted({c["monitor"] for c in breached})
         pipeline = session.get(Pipeline, model.pipeline_id)
@@ -90,8 +93,10 @@ class OpenIncident:
             model_name=breach.model_name, pipeline=pipeline.name if pipeline else "", severity_rule=rule,
             title=f"{breach.model_name}: {', '.join(kinds)} breached ({', '.join(monitors)} "
                   f"monitor{'s' if len(monitors) > 1 else ''})",
-            summary=describe(findings), severity=severity, evidence=evidence, tags=[t.value for t in tags],
+            summary=describe(findings), severity=severity, evidence=evidence,
             impact_started_at=breach.first_event_at or breach.window_start, at=breach.window_end)
+        reevaluate.apply(session, incident, suggestions, breach.window_end, created)
+        refresh_document(session, incident)
         if any(r.ok and r.action in MITIGATIONS for r in ctx.runs):
             mark_mitigated(session, incident, breach.window_end)
         ctx.incident_id, ctx.incident_created = incident.id, created

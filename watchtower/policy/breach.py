@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import DATASET, Finding
 
@@ -41,6 +41,8 @@ class Breach:
     first_event_at: datetime | None = None
     plan: "Plan | None" = None  # what the response policy decided about this pass
     group_key: str = ""  # breaches with the same key join one open incident
+    # The window's numbers a diagnosis needs (postmortems.diagnosis.numbers.measure), measured when it breached.
+    diagnosis: dict[str, Any] = field(default_factory=dict)
 
     @property
     def breached(self) -> list[DetectorOutcome]:

@@ -4,10 +4,13 @@ import time
 import uuid
 
 from fastapi import APIRouter, Request
+from sqlmodel import Session
 
 from watchtower.auth import WriteAccess
 from watchtower.clock import utcnow
+from watchtower.db import writer
 from watchtower.errors import Invalid, field_error, problem_responses
+from watchtower.events.api import checked_features
 from watchtower.events.schemas import Prediction, PredictRequest, PredictResponse
 from watchtower.events.validation import check_rows
 from watchtower.events.writer import log_mode
@@ -31,7 +34,9 @@ def predict(name: ModelName, body: PredictRequest, request: Request) -> PredictR
     if len(ids) != len(body.instances):
         raise Invalid("ids and instances differ in length",
                       errors=[field_error("body.ids", f"{len(ids)} ids for {len(body.instances)} instances")])
-    rows = check_rows(body.instances, model.features, "body.instances.{i}")
+    # The session connects only to record a refused batch (counted for schema_mismatch, as on /events).
+    with Session(writer(state.engine)) as session:
+        rows = checked_features(session, model, body.instances, "body.instances.{i}", check_rows)
     onnx = state.cache.get(state.engine, model.id, served.sha256, served.schema)
     started = time.perf_counter()
     predictions, proba = onnx.predict_rows(rows)

@@ -1,0 +1,1 @@
+"""One module per failure signature; each turns an Evidence into Suggestions (pure functions)."""
