@@ -92,6 +92,9 @@ class IncidentTag(SQLModel, table=True):
     source: str = Field(default="detector", max_length=20)  # detector | similarity | person | import
     author: str = Field(default="watchtower", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
+    # How sure the suggestion is (0..1) and why, in one line naming the numbers or past incidents.
+    score: float | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class WriteupRevision(SQLModel, table=True):
@@ -119,6 +122,9 @@ class ActionItem(SQLModel, table=True):
     status: str = Field(default="open", max_length=20)  # open | done | wont_do
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # A guard: the detector this item added to a monitor ({"model", "monitor", "monitor_id", "detector",
+    # "params"}); its check runs carry this item's id (check_run.guard_item_id). None: an ordinary task.
+    guard: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class SimilarLink(SQLModel, table=True):

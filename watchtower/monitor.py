@@ -97,7 +97,8 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
                            params=spec.get("params", {}),
                            status=status, window_start=start, window_end=min(end, now),
                            n_reference=len(window.reference),
-                           n_current=len(window.current), error=error, created_at=now)
+                           n_current=len(window.current), error=error, created_at=now,
+                           guard_item_id=_guard_item(spec))
             session.add(run)
             session.flush()
             runs.append(run)
@@ -145,6 +146,12 @@ def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: 
         runtime.metrics.monitor_failures.labels(model_name).inc()
         return spec, "error", [], f"{type(exc).__name__}: {exc}"[:2000]
     return spec, "breached" if any(f.breached for f in findings) else "ok", findings, None
+
+
+def _guard_item(spec: dict[str, object]) -> int | None:
+    """The postmortem action item that added this detector as a guard, if it is one."""
+    guard = spec.get("guard")
+    return int(guard["action_item_id"]) if isinstance(guard, dict) else None
 
 
 def _history_needed(policy: Policy) -> int:

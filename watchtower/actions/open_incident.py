@@ -5,6 +5,8 @@ from typing import Any
 from sqlmodel import Session
 
 from detectors.base import DATASET, Finding
+from postmortems.diagnosis.guards import record_catches
+from postmortems.diagnosis.learned import apply_learned
 from postmortems.models import Incident, Severity
 from postmortems.service import find_open, mark_mitigated, merge_evidence, open_or_append
 from postmortems.similar import link_similar
@@ -97,6 +99,10 @@ class OpenIncident:
         ctx.incident_id, ctx.incident_created = incident.id, created
         if created:
             link_similar(session, incident)
+        # Issue 14, guards helper: a breach a postmortem's guard caught links back to it; learned suggestions
+        # (root causes confirmed on resembling incidents) join the diagnosis helper's suggestion sources at merge.
+        record_catches(session, incident, evidence)
+        apply_learned(session, incident)
         return f"opened incident #{incident.id} ({severity})" if created else f"added breach to incident #{incident.id}"
 
 
