@@ -39,6 +39,8 @@ class TagRead(BaseModel):
     source: str
     author: str
     root_cause: bool
+    score: float | None = None
+    reason: str | None = None
 
 
 class GuardRead(BaseModel):

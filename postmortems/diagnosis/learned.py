@@ -5,10 +5,11 @@ without tags, so that what people concluded does not feed back into "does the ev
 
 For a root-cause tag t and a new incident x, over past incidents p with jaccard(x, p) >= RESEMBLES:
 
-    support    = 1 - prod(1 - sim(p))       over p where a person confirmed t   (noisy-OR: more, closer, surer)
-    confidence = support * prod(1 - REJECT_WEIGHT * sim(r))   over r where a person rejected t
+    support    = 1 - prod(1 - CONFIRM_WEIGHT * sim(p))   over p where a person confirmed t
+    confidence = support * prod(1 - REJECT_WEIGHT * sim(r))  over r where a person rejected t
 
-so each similar rejection scales the suggestion down (an identical one halves it). A rejection on an incident
+Support is a noisy-OR: more and closer confirmations make it surer, and one identical past incident gives 0.8,
+two give 0.96, never 1. Each similar rejection scales it down (an identical one halves it). A rejection on an incident
 with the same evidence fingerprint (the detectors that fired and their features) is a veto when such rejections
 are at least as many as confirmations with that fingerprint: people said no to exactly this evidence.
 Suggestions under MIN_CONFIDENCE are dropped.
@@ -25,7 +26,7 @@ from postmortems.service import add_entry
 from postmortems.similar import jaccard, signature
 from postmortems.taxonomy import load_index
 
-RESEMBLES, REJECT_WEIGHT, MIN_CONFIDENCE = 0.5, 0.5, 0.3
+RESEMBLES, CONFIRM_WEIGHT, REJECT_WEIGHT, MIN_CONFIDENCE = 0.5, 0.8, 0.5, 0.3
 CANDIDATES = 2000  # decided (confirmed or rejected) tags read, newest incidents first
 SOURCE = "learned"
 
@@ -113,7 +114,7 @@ def combined(confirmed: list[tuple[int, float]], rejected: list[tuple[int, float
     """The module docstring's formula: noisy-OR of the confirmations, scaled down by each rejection."""
     doubt = 1.0
     for _, similarity in confirmed:
-        doubt *= 1 - similarity
+        doubt *= 1 - CONFIRM_WEIGHT * similarity
     confidence = 1 - doubt
     for _, similarity in rejected:
         confidence *= 1 - REJECT_WEIGHT * similarity
@@ -128,7 +129,7 @@ def _ids(ids: tuple[int, ...]) -> str:
 def _shared(shared: set[str], all_same: bool) -> str:
     detectors = sorted(s.split(":", 1)[1] for s in shared if s.startswith("detector:"))
     features = sorted(s.split(":", 1)[1] for s in shared if s.startswith("feature:"))
-    what = ", ".join(x for x in (f"features {', '.join(features)}" if features else "",
+    what = "; ".join(x for x in (f"features {', '.join(features)}" if features else "",
                                  f"detectors {', '.join(detectors)}" if detectors else "") if x)
     if all_same:
         return f"the same drifted features and detectors ({what})"
