@@ -44,7 +44,7 @@ def test_a_guard_from_the_incident_page_catches_the_next_failure_and_links_back(
 
     # A bad param in the free form: the error page names the field, and nothing is added.
     form = page.locator("#guard-form")
-    form.get_by_label("Action").fill("Tighter range check")
+    form.get_by_label("Guard action").fill("Tighter range check")
     form.get_by_label("Detector").select_option("out_of_range")
     form.get_by_label("Params (JSON)").fill('{"max_share": 2}')
     _submit(page, lambda: form.get_by_role("button", name="Add guard").click(), status=422)

@@ -22,7 +22,7 @@ def test_manual_incident_walks_the_whole_lifecycle(client: TestClient, runtime: 
     assert incident["source"] == "manual" and incident["status"] == "open" and incident["owner"] == "bo"
     assert incident["tags"][0] | {"label": "x"} == {"tag": "hmb-cache-invalidation", "label": "x",
                                                      "confidence": "confirmed", "source": "person", "author": "ana",
-                                                     "root_cause": True}
+                                                     "root_cause": True, "score": None, "reason": None}
     assert incident["durations"]["time_to_detect"] >= 7000
     iid = incident["id"]
     for status in ("acknowledged", "mitigated", "resolved", "postmortem_complete"):
