@@ -76,6 +76,8 @@ def learned_suggestions(session: Session, incident: Incident) -> list[LearnedSug
                col(Incident.opened_at) <= incident.opened_at)
         .order_by(col(IncidentTag.incident_id).desc()).limit(CANDIDATES)).all()
     decided = [d for d in decided if index.is_root_cause(d[1])]
+    if not decided:
+        return []
     pasts = {p.id: p for p in session.exec(select(Incident).where(col(Incident.id).in_({d[0] for d in decided})))}
     votes: dict[str, _Votes] = defaultdict(_Votes)
     for past_id, tag, decision in decided:

@@ -1,5 +1,6 @@
 """A guard created from the incident page in Chromium: the proposal pre-filled from the evidence, a bad param
-shown by field, and the later incident the guard catches linking back to the postmortem that created it."""
+shown by field, and the later incident the guard catches linking back to the postmortem that created it, with
+the root cause confirmed there suggested from history."""
 
 import json
 from typing import Any
@@ -59,10 +60,14 @@ def test_a_guard_from_the_incident_page_catches_the_next_failure_and_links_back(
     expect(row).to_contain_text("not yet run")
     assert _monitor(client)[-1]["guard"]["incident_id"] == first
 
+    assert client.put(f"/incidents/{first}/tags/feature-definition-change",
+                      json={"author": "ana", "confidence": "confirmed"}).status_code == 200
     assert client.post(f"/incidents/{first}/status", json={"status": "resolved", "author": "ana",
                                                            "reason": "unit fixed upstream"}).status_code == 200
     second = _unit_change(client, runtime, seed=7)  # the same failure again: the guard fires
     page.goto(f"{live_server}/postmortems/incidents/{second}")
+    learned = page.locator("tr.tag-row", has_text="feature-definition-change")
+    expect(learned.locator(".tag-reason")).to_contain_text(f"confirmed on #{first}, which had")
     back = page.locator(".caught-by")
     expect(back).to_contain_text(f"Caught by guard from #{first}")
     _submit(page, lambda: back.get_by_role("link").click())

@@ -166,3 +166,10 @@ def test_a_guard_from_a_postmortem_catches_the_next_occurrence_and_links_back(
     assert guard_read["state"] == "fired" and guard_read["runs"] == {"ok": 1, "breached": 1}
     assert guard_read["caught"] == [second] and guard_read["last_fired_at"] is not None
     assert any(e["kind"] == "guard_fired" and f"caught #{second}" in e["text"] for e in source["timeline"])
+
+    _inject(client, seed=8, unit_change=True)  # it keeps failing: the open incident grows, the link stays one
+    [third] = run_monitor_pass(runtime)
+    assert third.incident_id == second
+    assert len(client.get(f"/incidents/{second}").json()["caught_by"]) == 1
+    guard_read = client.get(f"/incidents/{first}").json()["action_items"][0]["guard"]
+    assert guard_read["runs"] == {"ok": 1, "breached": 2} and guard_read["caught"] == [second]
