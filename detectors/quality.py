@@ -37,10 +37,14 @@ class OutOfRange(Detector):
     name: ClassVar[str] = "out_of_range"
     kind: ClassVar[DetectorKind] = DetectorKind.DATA_QUALITY
     max_share: float = Field(default=0.01, ge=0, le=1, description="Breach above this share of out-of-range values")
+    features: list[str] | None = Field(default=None, min_length=1,
+                                       description="Only these numeric features (a guard's pinned set); None: all")
 
     def run(self, window: Window) -> list[Finding]:
         findings = []
         for column in window.columns_of("numeric"):
+            if self.features is not None and column not in self.features:
+                continue
             reference = pd.to_numeric(window.reference[column], errors="coerce")
             current = pd.to_numeric(window.current[column], errors="coerce").dropna()
             finite = reference[np.isfinite(reference)]

@@ -12,11 +12,13 @@ from sqlmodel import Session, col, select
 from postmortems import search as search_module
 from postmortems import similar, transfer, writeup
 from postmortems.analytics import summarize
+from postmortems.diagnosis.guards import add_guard_item, proposals_for
 from postmortems.models import Incident, Severity, Status
 from postmortems.schemas import (
     ActionItemCreate,
     ActionItemRead,
     ActionItemUpdate,
+    GuardProposalRead,
     IncidentCreate,
     IncidentRead,
     IncidentUpdate,
@@ -29,6 +31,7 @@ from postmortems.schemas import (
 )
 from postmortems.search import Filters, search
 from postmortems.service import (
+    action_item_read,
     add_action_item,
     add_note,
     decide_tag,
@@ -202,10 +205,12 @@ def writeup_revisions(incident_id: Id, session: SessionDep) -> list[WriteupRead]
 
 @writes.post("/incidents/{incident_id}/action-items", response_model=ActionItemRead, status_code=201)
 def new_action_item(incident_id: Id, body: ActionItemCreate, session: SessionDep) -> ActionItemRead:
-    """Add a follow-up with owner and due date."""
-    item = add_action_item(session, get_incident(session, incident_id), body)
+    """Add a follow-up with owner and due date; with `guard`, also add its detector to a monitor of the incident's
+    model (a 422 names a bad model, monitor, detector or param, and nothing is stored)."""
+    incident = get_incident(session, incident_id)
+    item = (add_guard_item if body.guard else add_action_item)(session, incident, body)
     session.commit()
-    return ActionItemRead.model_validate(item, from_attributes=True)
+    return action_item_read(session, item)
 
 
 @writes.patch("/incidents/{incident_id}/action-items/{item_id}", response_model=ActionItemRead)
@@ -213,7 +218,13 @@ def edit_action_item(incident_id: Id, item_id: Id, body: ActionItemUpdate, sessi
     """Close, reassign or reschedule an action item."""
     item = update_action_item(session, get_incident(session, incident_id), item_id, body)
     session.commit()
-    return ActionItemRead.model_validate(item, from_attributes=True)
+    return action_item_read(session, item)
+
+
+@router.get("/incidents/{incident_id}/guard-proposals", response_model=list[GuardProposalRead])
+def guard_proposals(incident_id: Id, session: SessionDep) -> list[GuardProposalRead]:
+    """Guards pre-filled from the incident's evidence; POST one as an action item's `guard` to add it."""
+    return proposals_for(session, get_incident(session, incident_id))
 
 
 @writes.post("/incidents/{incident_id}/similar/{other_id}/dismiss", response_model=IncidentRead)

@@ -124,6 +124,9 @@ class ActionItem(SQLModel, table=True):
     status: str = Field(default="open", max_length=20)  # open | done | wont_do
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # A guard: the detector this item added to a monitor ({"model", "monitor", "monitor_id", "detector",
+    # "params"}); its check runs carry this item's id (check_run.guard_item_id). None: an ordinary task.
+    guard: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class SimilarLink(SQLModel, table=True):

@@ -4,6 +4,7 @@ Reads are open; every form POST needs a signed-in session (see web_session.py) a
 then redirects back (POST/redirect/GET). Jinja2 autoescapes all user text.
 """
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -17,12 +18,14 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
 from alerts.outbox import service as outbox
+from detectors import registry as detector_registry
 from postmortems import search as search_module
 from postmortems import similar, writeup
 from postmortems.analytics import summarize
+from postmortems.diagnosis.guards import add_guard_item, proposals_for
 from postmortems.lifecycle import ALLOWED
 from postmortems.models import Severity, Status
-from postmortems.schemas import ActionItemCreate, ActionItemUpdate, IncidentCreate
+from postmortems.schemas import ActionItemCreate, ActionItemUpdate, GuardSpec, IncidentCreate
 from postmortems.search import search
 from postmortems.service import (
     add_action_item,
@@ -38,7 +41,7 @@ from postmortems.taxonomy import load_index
 from postmortems.web_session import COOKIE, check_token, cookie_for, csrf_token, current_user, require_user
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
-from watchtower.errors import WatchtowerError
+from watchtower.errors import Invalid, WatchtowerError, field_error
 from watchtower.limits import INT32_MAX, DatetimeBound, Id, SafeStr
 from watchtower.policy import holds
 
@@ -125,7 +128,8 @@ def incident_page(incident_id: Id, request: Request, session: SessionDep) -> HTM
         "moves": ["reopen" if m == "open" else m for m in moves],
         "undelivered": outbox.undelivered(session, incident_id),  # alerts that never went out, with a Retry
         "holds": holds.of_incident(session, incident_id, row.model_id, utcnow()),  # automatic actions held
-        "revisions": writeup.history(session, incident_id), "statuses": [s.value for s in Status]})
+        "revisions": writeup.history(session, incident_id), "statuses": [s.value for s in Status],
+        "proposals": proposals_for(session, row), "detectors": detector_registry.names()})
 
 
 @router.get("/new", response_class=HTMLResponse)
@@ -213,6 +217,29 @@ def action_item_from_page(incident_id: Id, request: Request, session: SessionDep
         body = ActionItemCreate(author=require_user(request, csrf), title=title, owner=owner or None,
                                 due=date.fromisoformat(due) if due else None)
         add_action_item(session, get_incident(session, incident_id), body)
+        session.commit()
+        return back_to(incident_id, "#action-items")
+
+    return guarded(request, act)
+
+
+@router.post("/incidents/{incident_id}/guards")
+def guard_from_page(incident_id: Id, request: Request, session: SessionDep, *, csrf: CsrfField = "",
+                    title: Annotated[str, Form(min_length=1)], monitor: Annotated[str, Form(min_length=1)],
+                    detector: Annotated[str, Form(min_length=1)], params: Annotated[str, Form()] = "{}",
+                    model: Annotated[str, Form()] = "") -> Response:
+    """An action item that is a guard: its detector goes on the monitor now (see postmortems/diagnosis/guards.py)."""
+    def act() -> Response:
+        author = require_user(request, csrf)
+        try:
+            parsed = json.loads(params or "{}")
+        except json.JSONDecodeError as exc:
+            raise Invalid("the params are not JSON", errors=[field_error("params", str(exc))]) from exc
+        if not isinstance(parsed, dict):
+            raise Invalid("the params are not a JSON object", errors=[field_error("params", "must be an object")])
+        guard = GuardSpec(model=model or None, monitor=monitor, detector=detector, params=parsed)
+        add_guard_item(session, get_incident(session, incident_id), ActionItemCreate(author=author, title=title,
+                                                                                     guard=guard))
         session.commit()
         return back_to(incident_id, "#action-items")
 

@@ -6,7 +6,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from postmortems.models import Severity, Status
-from watchtower.limits import INT32_MAX, Day, FiniteFloat, LongText, Patchable, SafeStr, ShortText, UtcDatetime
+from watchtower.limits import (
+    INT32_MAX,
+    Day,
+    FiniteFloat,
+    JsonValue,
+    LongText,
+    Patchable,
+    SafeStr,
+    ShortText,
+    UtcDatetime,
+)
 
 Author = Field(min_length=1, max_length=200)
 Names = Annotated[list[ShortText], Field(max_length=1000)]
@@ -34,12 +44,37 @@ class TagRead(BaseModel):
     signature: str | None = Field(default=None, description="The diagnosis signature that suggested it")
 
 
+class GuardRead(BaseModel):
+    """The detector an action item added to a monitor, and what it has done since."""
+
+    model: str
+    monitor: str
+    detector: str
+    params: dict[str, Any]
+    state: Literal["not_yet_run", "quiet", "fired"]
+    runs: dict[str, int] = Field(description="Check runs of the guard since it was added, by status")
+    last_run_at: datetime | None
+    last_fired_at: datetime | None
+    caught: list[int] = Field(description="Later incidents this guard caught")
+
+
 class ActionItemRead(BaseModel):
     id: int
     title: str
     owner: str | None
     due: date | None
     status: str
+    guard: GuardRead | None = None
+
+
+class GuardCatchRead(BaseModel):
+    """A postmortem's guard that caught this incident: the incident that created it, linked back."""
+
+    incident_id: int
+    incident_title: str
+    action_item_id: int
+    detector: str
+    monitor: str
 
 
 class SimilarRead(BaseModel):
@@ -93,6 +128,7 @@ class IncidentRead(BaseModel):
     action_items: list[ActionItemRead]
     similar: list[SimilarRead]
     writeup_revision: int
+    caught_by: list[GuardCatchRead] = Field(default_factory=list)
 
 
 class IncidentCreate(BaseModel):
@@ -164,12 +200,34 @@ class WriteupRead(BaseModel):
     created_at: datetime | None
 
 
+class GuardSpec(BaseModel):
+    """A detector with params to add to a monitor of the incident's model, validated by the detector registry."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: ShortText | None = Field(default=None, description="Default: the incident's model")
+    monitor: ShortText = Field(min_length=1)
+    detector: ShortText = Field(min_length=1)
+    params: Annotated[dict[ShortText, JsonValue], Field(max_length=100)] = Field(default_factory=dict)
+
+
+class GuardProposalRead(BaseModel):
+    """A guard pre-filled from the incident's evidence."""
+
+    model: str
+    monitor: str
+    detector: str
+    params: dict[str, Any]
+    reason: str
+
+
 class ActionItemCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     author: SafeStr = Author
     title: SafeStr = Field(min_length=1, max_length=500)
     owner: SafeStr | None = Field(default=None, max_length=200)
     due: Day | None = None
+    guard: GuardSpec | None = Field(default=None, description="Make the item a guard: add this detector to the "
+                                    "monitor now (recorded on the timeline); its runs show on the item")
 
 
 class ActionItemUpdate(BaseModel):

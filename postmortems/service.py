@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from alerts.slack.updates import incident_changed
 from postmortems import lifecycle
 from postmortems.diagnosis.evidence import merge_numbers
+from postmortems.diagnosis.guard_status import CAUGHT, guard_read
 from postmortems.documents import refresh_document
 from postmortems.models import (
     ACTIVE,
@@ -26,6 +27,7 @@ from postmortems.schemas import (
     ActionItemCreate,
     ActionItemRead,
     ActionItemUpdate,
+    GuardCatchRead,
     IncidentCreate,
     IncidentRead,
     IncidentUpdate,
@@ -208,6 +210,7 @@ def add_action_item(session: Session, incident: Incident, body: ActionItemCreate
     assert incident.id is not None
     item = ActionItem(incident_id=incident.id, title=body.title, owner=body.owner, due=body.due)
     session.add(item)
+    session.flush()  # the id, for a guard's link
     add_entry(session, incident.id, "action_item", f"Action item: {body.title}", source="human",
               author=body.author)
     session.flush()
@@ -291,9 +294,17 @@ def incident_read(session: Session, incident: Incident, public_url: str,
         resolved_at=incident.resolved_at, completed_at=incident.completed_at,
         durations=lifecycle.durations(incident), url=incident_url(public_url, incident.id),
         timeline=[TimelineRead.model_validate(e, from_attributes=True) for e in entries],
-        action_items=[ActionItemRead.model_validate(i, from_attributes=True) for i in items],
+        action_items=[action_item_read(session, i) for i in items],
         similar=similar_of(session, incident.id, index), writeup_revision=revision,
+        caught_by=[GuardCatchRead.model_validate(e.details) for e in entries if e.kind == CAUGHT],
     )
+
+
+def action_item_read(session: Session, item: ActionItem) -> ActionItemRead:
+    """An action item as the API shows it; a guard with what it has done since it was added."""
+    assert item.id is not None
+    return ActionItemRead(id=item.id, title=item.title, owner=item.owner, due=item.due, status=item.status,
+                          guard=guard_read(session, item))
 
 
 def similar_of(session: Session, incident_id: int, index: TaxonomyIndex) -> list[SimilarRead]:

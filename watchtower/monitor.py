@@ -99,7 +99,8 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
                            params=spec.get("params", {}),
                            status=status, window_start=start, window_end=min(end, now),
                            n_reference=len(window.reference),
-                           n_current=len(window.current), error=error, created_at=now)
+                           n_current=len(window.current), error=error, created_at=now,
+                           guard_item_id=_guard_item(spec))
             session.add(run)
             session.flush()
             runs.append(run)
@@ -156,6 +157,12 @@ def _measure(window: Window, model_name: str) -> dict[str, Any]:
     except Exception as exc:  # the incident must still open: a diagnosis is a help, not a gate
         log.exception("measuring the breach window of %s for its diagnosis failed", model_name)
         return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _guard_item(spec: dict[str, object]) -> int | None:
+    """The postmortem action item that added this detector as a guard, if it is one."""
+    guard = spec.get("guard")
+    return int(guard["action_item_id"]) if isinstance(guard, dict) else None
 
 
 def _history_needed(policy: Policy) -> int:

@@ -1,1 +1,2 @@
-"""Diagnosis: from a breach's numbers to likely root causes, each with a confidence and a reason."""
+"""Diagnosis: what likely broke, from a breach's numbers and from what people confirmed before, each with a
+confidence and a reason; and guards, the detectors a postmortem adds so the same failure is caught next time."""

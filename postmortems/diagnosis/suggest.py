@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 
 from sqlmodel import Session
 
+from postmortems.diagnosis import learned
 from postmortems.diagnosis.evidence import Evidence, Suggestion
 from postmortems.diagnosis.signatures import (
     broken_join,
@@ -14,6 +15,7 @@ from postmortems.diagnosis.signatures import (
     symptoms,
     unit_change,
 )
+from postmortems.models import Incident
 
 # A source reads the evidence (and, for sources that learn from history, the database) and suggests tags.
 Source = Callable[[Session | None, Evidence], list[Suggestion]]
@@ -40,3 +42,11 @@ def diagnose(evidence: Evidence, session: Session | None = None,
             if suggestion.tag not in best or suggestion.confidence > best[suggestion.tag].confidence:
                 best[suggestion.tag] = suggestion
     return sorted(best.values(), key=lambda s: (-s.confidence, s.tag))
+
+
+def diagnose_incident(session: Session, incident: Incident, evidence: Evidence) -> list[Suggestion]:
+    """An incident's diagnosis: every source over its merged evidence plus the root causes people confirmed on
+    resembling incidents, each weighed by how people judged its signature's suggestions before."""
+    remembered = learned.as_suggestions(session, incident)
+    found = diagnose(evidence, session, sources=[*SOURCES, lambda _session, _evidence: remembered])
+    return learned.weigh(session, incident, found)

@@ -7,7 +7,8 @@ from sqlmodel import Session
 from detectors.base import Finding
 from postmortems.diagnosis import reevaluate
 from postmortems.diagnosis.evidence import Evidence
-from postmortems.diagnosis.suggest import diagnose
+from postmortems.diagnosis.guards import record_catches
+from postmortems.diagnosis.suggest import diagnose_incident
 from postmortems.documents import refresh_document
 from postmortems.models import Incident, Severity
 from postmortems.service import find_open, mark_mitigated, merge_evidence, open_or_append
@@ -84,7 +85,6 @@ class OpenIncident:
         findings = [f | {"detector": c["detector"]} for c in breached for f in c["findings"]]
         model = session.get(MonitoredModel, breach.model_id)
         assert model is not None
-        suggestions = diagnose(Evidence.of(merged), session)
         kinds = sorted({c["detector"] for c in breached})
         monitors = sorted({c["monitor"] for c in breached})
         pipeline = session.get(Pipeline, model.pipeline_id)
@@ -95,6 +95,7 @@ class OpenIncident:
                   f"monitor{'s' if len(monitors) > 1 else ''})",
             summary=describe(findings), severity=severity, evidence=evidence,
             impact_started_at=breach.first_event_at or breach.window_start, at=breach.window_end)
+        suggestions = diagnose_incident(session, incident, Evidence.of(merged))
         reevaluate.apply(session, incident, suggestions, breach.window_end, created)
         refresh_document(session, incident)
         if any(r.ok and r.action in MITIGATIONS for r in ctx.runs):
@@ -102,6 +103,7 @@ class OpenIncident:
         ctx.incident_id, ctx.incident_created = incident.id, created
         if created:
             link_similar(session, incident)
+        record_catches(session, incident, evidence)  # a breach a postmortem's guard caught links back to it
         return f"opened incident #{incident.id} ({severity})" if created else f"added breach to incident #{incident.id}"
 
 

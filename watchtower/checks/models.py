@@ -28,6 +28,9 @@ class CheckRun(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # What the response policy made of the pass this run belongs to (rules fired, actions done or dry-run).
     decision_id: int | None = Field(default=None, foreign_key="policy_decision.id", index=True)
+    # Set when the detector is a postmortem's guard: the action item that added it (postmortems/diagnosis/guards.py).
+    # No foreign key: a monitor PUT may carry a stale link, and a check run must never fail on it.
+    guard_item_id: int | None = Field(default=None, index=True)
 
 
 class CheckResult(SQLModel, table=True):

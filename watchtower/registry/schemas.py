@@ -24,6 +24,14 @@ class FeatureSpec(BaseModel):
     nullable: bool = False
 
 
+class GuardLink(BaseModel):
+    """Which postmortem action item added this detector as a guard."""
+
+    model_config = ConfigDict(extra="forbid")
+    incident_id: int = Field(gt=0, le=INT32_MAX)
+    action_item_id: int = Field(gt=0, le=INT32_MAX)
+
+
 class DetectorSpec(BaseModel):
     """A detector by registered name and its params."""
 
@@ -33,6 +41,8 @@ class DetectorSpec(BaseModel):
     threshold: dict[str, JsonValue] | None = Field(
         default=None, description='Static when absent; learned: {"mode": "quantile" | "mean_std", "source": '
         '"history" | "reference_chunks", "q" | "k", "floor", "min_samples", "max_history", "chunks", "chunk_rows"}')
+    guard: GuardLink | None = Field(default=None, description="Set by Watchtower on a postmortem's guard; keep it "
+                                      "when re-sending the monitor so the guard stays linked to its incident")
 
 
 class MonitorSpec(BaseModel):

@@ -220,12 +220,7 @@ def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Setting
     errors = []
     for j, detector in enumerate(detectors):
         where = f"{prefix}.detectors.{j}"
-        try:
-            detector_registry.build(detector["name"], detector["params"])
-        except KeyError:
-            errors.append(field_error(f"{where}.name", f"unknown detector; known: {detector_registry.names()}"))
-        except ValidationError as exc:
-            errors += [field_error(".".join([where, "params", *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]
+        errors += detector_errors(detector["name"], detector["params"], f"{where}.name", f"{where}.params")
         try:
             parse_spec(detector.get("threshold"))
         except ValidationError as exc:
@@ -244,6 +239,17 @@ def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Setting
         window_s=monitor.window_s or settings.window_s, window_events=monitor.window_events,
         min_events=monitor.min_events or settings.min_window_events,
     )
+
+
+def detector_errors(name: str, params: dict[str, Any], name_field: str, params_field: str) -> list[dict[str, str]]:
+    """What is wrong with a detector spec, as field errors (an unknown name, or each bad param by its field)."""
+    try:
+        detector_registry.build(name, params)
+    except KeyError:
+        return [field_error(name_field, f"unknown detector; known: {detector_registry.names()}")]
+    except ValidationError as exc:
+        return [field_error(".".join([params_field, *map(str, e["loc"])]), e["msg"]) for e in exc.errors()]
+    return []
 
 
 def _threshold_field(error: Any) -> str:
