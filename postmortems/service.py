@@ -210,7 +210,6 @@ def add_action_item(session: Session, incident: Incident, body: ActionItemCreate
     assert incident.id is not None
     item = ActionItem(incident_id=incident.id, title=body.title, owner=body.owner, due=body.due)
     session.add(item)
-    session.flush()  # the id, for a guard's link
     add_entry(session, incident.id, "action_item", f"Action item: {body.title}", source="human",
               author=body.author)
     session.flush()
