@@ -157,7 +157,7 @@ def test_a_guard_from_a_postmortem_catches_the_next_occurrence_and_links_back(
                                   "monitor": "default"}]
     assert any(e["kind"] == "guard_caught" and e["text"].startswith(f"Caught by guard from #{first}")
                for e in read["timeline"])
-    learned = next(t for t in read["tags"] if t["source"] == "learned")
+    learned = next(t for t in read["tags"] if t["signature"] == "learned")
     assert learned["tag"] == "feature-definition-change" and learned["confidence"] == "suggested"
     assert learned["reason"].startswith(f"confirmed on #{first}")
 

@@ -65,6 +65,7 @@ def test_an_incident_like_two_confirmed_ones_gets_their_root_cause_naming_them(d
         # The diagnosis stores it like any suggestion: a suggested tag with its score, reason and signature.
         reevaluate.apply(session, incident, as_suggestions(session, incident), utcnow(), created=False)
         reevaluate.apply(session, incident, as_suggestions(session, incident), utcnow(), created=False)
+        refresh_document(session, incident)
         session.commit()
         stored = session.exec(select(IncidentTag).where(IncidentTag.incident_id == new)).one()  # not added twice
         assert (stored.tag, stored.confidence, stored.signature) == (UNIT, "suggested", LEARNED)
