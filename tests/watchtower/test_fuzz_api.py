@@ -55,7 +55,7 @@ def seed(client: TestClient, models: factories.BuiltModels) -> dict[str, Any]:
 
 
 def http(url: str) -> requests.Session:
-    """One keep-alive session, as real clients use, with the write token."""
+    """One keep-alive session, as real clients use, with the admin token (reads need a role too)."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {TOKEN}"
     return session
@@ -63,7 +63,7 @@ def http(url: str) -> requests.Session:
 
 def fuzz_operations(url: str, known: dict[str, Any], failures: list[str]) -> int:
     """Every operation, positive and negative input; returns how many requests were sent."""
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
     session, sent = http(url), 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -88,7 +88,7 @@ def fuzz_operations(url: str, known: dict[str, Any], failures: list[str]) -> int
 
 def fuzz_links(url: str, failures: list[str]) -> int:
     """Sequences that feed one response's ids into the next request (links schemathesis infers)."""
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
     session, sent = http(url), 0
 
     class Links(schema.as_state_machine()):  # type: ignore[misc]

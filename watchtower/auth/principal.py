@@ -4,8 +4,10 @@ WATCHTOWER_API_TOKEN; and how their name is recorded as an author."""
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from watchtower.auth import tokens
@@ -96,3 +98,11 @@ def author_for(principal: Principal | None, claimed: str) -> str:
     if principal is None or principal.handle is None or principal.allows(Role.admin):
         return claimed
     return principal.handle
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def attributed(body: Body, principal: Principal | None, field: str = "author") -> Body:
+    """The body with its author field set as `author_for` decides."""
+    return body.model_copy(update={field: author_for(principal, getattr(body, field))})
