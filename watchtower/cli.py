@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     user_add.add_argument("--name", help="display name (default: the handle)")
     level = user_add.add_mutually_exclusive_group()
     level.add_argument("--admin", action="store_const", const="admin", dest="role")
-    level.add_argument("--role", choices=["viewer", "responder", "admin"], default="viewer")
+    level.add_argument("--role", choices=["viewer", "responder", "admin"])
+    user_add.set_defaults(role="viewer")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx", "apscheduler"):  # APScheduler logs every run of every job at INFO
