@@ -10,6 +10,7 @@ from watchtower.auth import audit
 from watchtower.clock import to_utc
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, problem_responses
+from watchtower.limits import SafeStr
 
 router = APIRouter(tags=["security"], responses=problem_responses(401, 403, 422))
 
@@ -39,11 +40,11 @@ def _utc(field: str, value: datetime | None) -> datetime | None:
 @router.get("/audit", response_model=list[AuditRead])
 def read_audit(
     session: SessionDep, response: Response,
-    actor: Annotated[str | None, Query(max_length=200, description="A handle, pipeline:<name> or api-token")] = None,
+    actor: Annotated[SafeStr | None, Query(max_length=200, description="A handle, pipeline:<name>, api-token")] = None,
     since: Annotated[datetime | None, Query(description="From this moment (inclusive)")] = None,
     until: Annotated[datetime | None, Query(description="Before this moment")] = None,
     method: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3,7}$")] = None,
-    path_prefix: Annotated[str | None, Query(max_length=2000, description="Paths starting with this")] = None,
+    path_prefix: Annotated[SafeStr | None, Query(max_length=2000, description="Paths starting with this")] = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
     before: Annotated[int | None, Query(ge=1, le=2**62, description="Next page: the X-Next-Before header")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -16,23 +16,24 @@ from watchtower.auth.roles import Role
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Forbidden, NotFound, Unauthorized, problem_responses
+from watchtower.limits import SafeStr
 from watchtower.registry.models import Pipeline
 
 router = APIRouter(tags=["security"], responses=problem_responses(401, 403, 404, 422))
 TokenId = Annotated[int, Path(ge=1, le=2**62)]
-PipelineName = Annotated[str, Path(max_length=200)]
+PipelineName = Annotated[SafeStr, Path(max_length=200)]
 
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100, description="What it is for, e.g. 'laptop' or 'airflow'")
+    name: SafeStr = Field(min_length=1, max_length=100, description="What it is for, e.g. 'laptop' or 'airflow'")
     role: Role | None = Field(default=None, description="At most your own role (default: your role)")
     expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="Never expires when left out")
 
 
 class PipelineTokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+    name: SafeStr = Field(min_length=1, max_length=100)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
