@@ -182,7 +182,8 @@ def _own_pipeline(session: Session, principal: Principal, template: str, params:
 def _unauthenticated(request: Request, template: str | None) -> Response:
     """Pages send people to the sign-in (and back, to a path of ours); the API answers 401."""
     path = request.url.path
-    if request.method in ("GET", "HEAD") and (template == "/" or path.startswith(PAGES)):
+    page = template == "/" or any(path == prefix or path.startswith(f"{prefix}/") for prefix in PAGES)
+    if request.method in ("GET", "HEAD") and page:
         target = path + (f"?{request.url.query}" if request.url.query else "")
         if not target.startswith("/") or target.startswith(("//", "/\\")):
             target = "/"  # never a foreign host: //evil.example is a host, not a path
