@@ -10,13 +10,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from tests import factories
-from tests.conftest import TOKEN, _wipe
+from tests.conftest import TOKEN, empty_tables
 from tests.watchtower.auth_helpers import World, refused_by_access, seed
 from watchtower.app import create_app
 from watchtower.auth.access import routes_of
 from watchtower.auth.roles import Role
 from watchtower.auth.routes import rule_for
-from watchtower.db import migrate
 from watchtower.settings import Settings
 
 # Who may call what, written out independently of watchtower/auth/routes.py: changing a decision means
@@ -155,15 +154,12 @@ CALLERS = ("anonymous", "pipeline", "viewer", "responder", "admin")  # admin las
 @pytest.fixture(scope="module")
 def world(engine: Engine, models: factories.BuiltModels) -> Iterator[tuple[TestClient, World]]:
     """One app and one seeded database for the whole table (per database)."""
-    _wipe(engine)
-    migrate(engine)
+    empty_tables(engine)
     settings = Settings(database_url=engine.url.render_as_string(hide_password=False), scheduler_enabled=False,
                         api_token=TOKEN, slack_token=None, public_url="http://watchtower.test")
     with TestClient(create_app(settings, engine=engine), follow_redirects=False) as client:
-        yield client, seed(client.__class__(client.app, headers={"Authorization": f"Bearer {TOKEN}"}), engine,
-                           models)
-    _wipe(engine)
-    migrate(engine)
+        yield client, seed(TestClient(client.app, headers={"Authorization": f"Bearer {TOKEN}"}), engine, models)
+    empty_tables(engine)
 
 
 def _calls() -> list[tuple[str, str]]:
