@@ -44,6 +44,8 @@ from postmortems.service import (
 )
 from postmortems.taxonomy import KEY, TaxonomySpec, add_taxonomy, load_index, parse_spec
 from watchtower.auth import WriteAccess
+from watchtower.auth.access import PrincipalDep
+from watchtower.auth.principal import attributed
 from watchtower.clock import to_utc
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, problem_responses
@@ -116,8 +118,9 @@ def search_incidents(
 
 
 @writes.post("/incidents", status_code=201, response_model=IncidentRead)
-def file(body: IncidentCreate, request: Request, session: SessionDep) -> IncidentRead:
+def file(body: IncidentCreate, request: Request, session: SessionDep, principal: PrincipalDep) -> IncidentRead:
     """File an incident by hand (not every failure is caught by a detector)."""
+    body = attributed(body, principal)
     incident = file_incident(session, body)
     similar.link_similar(session, incident)
     session.commit()
@@ -147,8 +150,10 @@ def update(incident_id: Id, body: IncidentUpdate, request: Request, session: Ses
 
 
 @writes.post("/incidents/{incident_id}/status", response_model=IncidentRead)
-def move(incident_id: Id, body: Transition, request: Request, session: SessionDep) -> IncidentRead:
+def move(incident_id: Id, body: Transition, request: Request, session: SessionDep,
+         principal: PrincipalDep) -> IncidentRead:
     """Acknowledge, mitigate, resolve, complete the postmortem, or reopen."""
+    body = attributed(body, principal)
     incident = transition(session, get_incident(session, incident_id), body.status, body.author, body.reason)
     session.commit()
     observe_durations(request, incident)
@@ -156,14 +161,18 @@ def move(incident_id: Id, body: Transition, request: Request, session: SessionDe
 
 
 @writes.post("/incidents/{incident_id}/resolve", response_model=IncidentRead)
-def resolve(incident_id: Id, body: OperatorDecision, request: Request, session: SessionDep) -> IncidentRead:
+def resolve(incident_id: Id, body: OperatorDecision, request: Request, session: SessionDep,
+            principal: PrincipalDep) -> IncidentRead:
     """Shortcut for status=resolved."""
-    return move(incident_id, Transition(status="resolved", author=body.author, reason=body.reason), request, session)
+    return move(incident_id, Transition(status="resolved", author=body.author, reason=body.reason), request, session,
+                principal)
 
 
 @writes.post("/incidents/{incident_id}/notes", response_model=IncidentRead, status_code=201)
-def note(incident_id: Id, body: NoteCreate, request: Request, session: SessionDep) -> IncidentRead:
+def note(incident_id: Id, body: NoteCreate, request: Request, session: SessionDep,
+         principal: PrincipalDep) -> IncidentRead:
     """Add a human note to the timeline."""
+    body = attributed(body, principal)
     incident = get_incident(session, incident_id)
     add_note(session, incident, body.author, body.text)
     session.commit()
@@ -172,8 +181,9 @@ def note(incident_id: Id, body: NoteCreate, request: Request, session: SessionDe
 
 @writes.put("/incidents/{incident_id}/tags/{tag}", response_model=IncidentRead)
 def tag(incident_id: Id, tag: Annotated[str, Path(pattern=KEY)], body: TagDecision, request: Request,
-        session: SessionDep) -> IncidentRead:
+        session: SessionDep, principal: PrincipalDep) -> IncidentRead:
     """Add, confirm or reject a taxonomy tag."""
+    body = attributed(body, principal)
     incident = get_incident(session, incident_id)
     decide_tag(session, incident, tag, body.confidence, body.author)
     session.commit()
@@ -187,8 +197,10 @@ def read_writeup(incident_id: Id, request: Request, session: SessionDep) -> Writ
 
 
 @writes.put("/incidents/{incident_id}/writeup", response_model=WriteupRead)
-def save_writeup(incident_id: Id, body: WriteupUpdate, request: Request, session: SessionDep) -> WriteupRead:
+def save_writeup(incident_id: Id, body: WriteupUpdate, request: Request, session: SessionDep,
+                 principal: PrincipalDep) -> WriteupRead:
     """Save a new revision; 409 when someone else saved since `base_revision`."""
+    body = attributed(body, principal)
     incident = get_incident(session, incident_id)
     writeup.save(session, incident, body.markdown, body.author, body.base_revision)
     session.commit()
@@ -204,9 +216,11 @@ def writeup_revisions(incident_id: Id, session: SessionDep) -> list[WriteupRead]
 
 
 @writes.post("/incidents/{incident_id}/action-items", response_model=ActionItemRead, status_code=201)
-def new_action_item(incident_id: Id, body: ActionItemCreate, session: SessionDep) -> ActionItemRead:
+def new_action_item(incident_id: Id, body: ActionItemCreate, session: SessionDep,
+                    principal: PrincipalDep) -> ActionItemRead:
     """Add a follow-up with owner and due date; with `guard`, also add its detector to a monitor of the incident's
     model (a 422 names a bad model, monitor, detector or param, and nothing is stored)."""
+    body = attributed(body, principal)
     incident = get_incident(session, incident_id)
     item = (add_guard_item if body.guard else add_action_item)(session, incident, body)
     session.commit()
@@ -229,8 +243,9 @@ def guard_proposals(incident_id: Id, session: SessionDep) -> list[GuardProposalR
 
 @writes.post("/incidents/{incident_id}/similar/{other_id}/dismiss", response_model=IncidentRead)
 def not_similar(incident_id: Id, other_id: Id, body: NotSimilar, request: Request,
-                session: SessionDep) -> IncidentRead:
+                session: SessionDep, principal: PrincipalDep) -> IncidentRead:
     """Mark a suggested similar incident as not similar; it is not suggested again."""
+    body = attributed(body, principal)
     incident = get_incident(session, incident_id)
     similar.dismiss(session, incident_id, other_id, body.author)
     session.commit()

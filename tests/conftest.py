@@ -55,10 +55,15 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def db(engine: Engine) -> Iterator[Engine]:
     """Empty real database; code under test opens its own sessions and commits."""
     yield engine
+    empty_tables(engine)
+
+
+def empty_tables(engine: Engine) -> None:
+    """Delete every row, then put back the built-in taxonomies (data every test expects)."""
     with engine.begin() as conn:
         for table in reversed(SQLModel.metadata.sorted_tables):
             conn.execute(table.delete())
-    with Session(engine) as session:  # built-in taxonomies are data every test expects
+    with Session(engine) as session:
         ensure_builtin(session)
         session.commit()
 

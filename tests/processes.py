@@ -75,7 +75,8 @@ def metric(server: Server, name: str, **labels: str) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
     total = 0.0
-    for family in text_string_to_metric_families(httpx.get(f"{server.base}/metrics", timeout=30).text):
+    for family in text_string_to_metric_families(httpx.get(f"{server.base}/metrics", timeout=30,
+                                                               headers={"Authorization": f"Bearer {TOKEN}"}).text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value

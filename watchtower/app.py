@@ -21,7 +21,9 @@ from alerts.slack import interactions as slack_interactions
 from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower import readiness
+from watchtower.auth import audit_api, tokens_api
 from watchtower.auth import users as users_api
+from watchtower.auth.access import Authorize
 from watchtower.body_limit import BodyLimit
 from watchtower.checks import api as checks_api
 from watchtower.clock import utcnow
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.metrics, app.state.cache, app.state.scheduler = runtime.metrics, runtime.cache, None
     install_handlers(app)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(Authorize)  # outermost: who may call what (watchtower/auth/routes.py), audit of writes
     app.state.page_error = pages.error_page  # form mistakes on the pages get an HTML page, not JSON
     for module in (registry_api, serving_api, events_api, checks_api, incidents_api, pages):
         app.include_router(module.router)
@@ -82,6 +85,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(outbox_api.router)
     app.include_router(policy_api.router)
     app.include_router(users_api.router)
+    app.include_router(tokens_api.router)
+    app.include_router(audit_api.router)
     app.include_router(holds_api.router)
     for router in (silences_api.router, silences_pages.router, alertmanager.router):  # issue 11: silences, AM in
         app.include_router(router)

@@ -1,4 +1,4 @@
-"""`watchtower serve | demo | migrate | monitor | backtest`: argparse keeps start-up free of heavy imports."""
+"""`watchtower serve | demo | migrate | monitor | backtest | user add`: argparse keeps start-up light."""
 
 import argparse
 import logging
@@ -24,6 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--since", default="30d", help="a duration back from now (30d, 12h, 90m) or a datetime")
     backtest.add_argument("--until", help="a datetime (default: now)")
     backtest.add_argument("--policy", help="the candidate policy, JSON or YAML (default: the model's current one)")
+    user = commands.add_parser("user", help="people: `user add --admin NAME` creates the first admin")
+    user_add = user.add_subparsers(dest="user_command", required=True).add_parser(
+        "add", help="add a person and print a first API token (shown once)")
+    user_add.add_argument("handle")
+    user_add.add_argument("--name", help="display name (default: the handle)")
+    level = user_add.add_mutually_exclusive_group()
+    level.add_argument("--admin", action="store_const", const="admin", dest="role")
+    level.add_argument("--role", choices=["viewer", "responder", "admin"])
+    user_add.set_defaults(role="viewer")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx", "apscheduler"):  # APScheduler logs every run of every job at INFO
@@ -62,8 +71,34 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result.model}/{result.monitor}: {result.status}"
                   + (f" (incident #{result.incident_id})" if result.incident_id else ""))
         deliver_outbox(runtime)
+    elif args.command == "user":
+        return _add_user(settings, args.handle, args.role, args.name)
     elif args.command == "backtest":
         return _backtest(settings, args.model, args.since, args.until, args.policy)
+    return 0
+
+
+def _add_user(settings: "Settings", handle: str, role: str, name: str | None) -> int:
+    """Create the person, print their first token; 2 naming the problem when the handle is bad or taken."""
+    from pydantic import ValidationError
+
+    from watchtower.auth.bootstrap import add_user
+    from watchtower.auth.roles import Role
+    from watchtower.db import engine_for, migrate
+    from watchtower.errors import WatchtowerError
+
+    engine = engine_for(settings)
+    migrate(engine)
+    try:
+        secret = add_user(engine, handle, Role(role), name)
+    except ValidationError as exc:
+        for error in exc.errors():
+            print(f"user add: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}", file=sys.stderr)
+        return 2
+    except WatchtowerError as exc:
+        print(f"user add: {exc}", file=sys.stderr)
+        return 2
+    print(f"added {handle} ({role}); their API token, shown only now:\n{secret}")
     return 0
 
 

@@ -53,6 +53,10 @@ class Unavailable(WatchtowerError):
     status, title = 503, "Service unavailable"
 
 
+class Forbidden(WatchtowerError):
+    status, title = 403, "Forbidden"
+
+
 class PayloadTooLarge(WatchtowerError):
     status, title = 413, "Payload too large"
 
@@ -124,14 +128,14 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeout)
     async def _pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
         log.warning("database pool exhausted: %s", exc)
-        return _unavailable("no database connection was free in time")
+        return unavailable("no database connection was free in time")
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         # Unreachable, restarting, reaped connections, SQLite's lock timeout: transient, so 503 + Retry-After.
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             log.warning("database unavailable: %s", str(exc.orig or exc).strip())
-            return _unavailable("the database cannot be reached or is busy")
+            return unavailable("the database cannot be reached or is busy")
         return await _crash(request, exc)
 
     @app.exception_handler(Exception)
@@ -142,7 +146,8 @@ def install_handlers(app: FastAPI) -> None:
                        headers={"Connection": "close"})
 
 
-def _unavailable(detail: str) -> JSONResponse:
+def unavailable(detail: str) -> JSONResponse:
+    """503 with Retry-After: the database cannot be reached or is busy."""
     return problem(503, "Service unavailable", f"{detail}; retry in {RETRY_AFTER_S} s",
                    headers={"Retry-After": str(RETRY_AFTER_S)})
 
@@ -166,7 +171,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 DESCRIPTIONS = {
     400: "Malformed request (a body that is not JSON, a broken multipart stream)",
-    401: "Missing or wrong bearer token", 404: "Not found", 409: "Conflict",
+    401: "Not signed in: a missing, unknown, expired or revoked bearer token",
+    403: "Signed in, but the role (or the pipeline token's scope) does not allow this",
+    404: "Not found", 409: "Conflict",
     413: "Body or upload too large (WATCHTOWER_MAX_BODY_BYTES, WATCHTOWER_MAX_UPLOAD_BYTES)",
     415: "Wrong content type; `errors` names the parts the endpoint takes",
     422: "Invalid input; `errors` names each field and reason",
@@ -179,7 +186,7 @@ def document_problems(schema: dict[str, Any]) -> None:
     retry_after = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
     for path in schema.get("paths", {}).values():
         for operation in path.values():
-            statuses = [400, 422, 503] + ([413] if "requestBody" in operation else [])
+            statuses = [400, 401, 403, 422, 503] + ([413] if "requestBody" in operation else [])
             for status in statuses:
                 entry = {"description": DESCRIPTIONS[status], **PROBLEM_RESPONSE}
                 if status == 503:

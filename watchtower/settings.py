@@ -16,6 +16,12 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
+    # Access (watchtower/auth, README "Security"): reads need a viewer unless opened here.
+    anonymous_read: bool = Field(default=False, description="Let callers without a token read (GET/HEAD)")
+    metrics_public: bool = Field(default=False, description="Serve /metrics to anyone (Prometheus without a token)")
+    metrics_token: SecretStr | None = Field(default=None, description="A bearer token that may scrape /metrics")
+    trusted_proxies: str = Field(default="", description="Comma-separated proxy addresses/CIDRs whose "
+                                 "X-Forwarded-For is believed (audit log client address)")
 
     scheduler_enabled: bool = True
     monitor_interval_s: int = Field(default=60, gt=0)

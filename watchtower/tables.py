@@ -16,7 +16,7 @@ from postmortems.models import (
     WriteupRevision,
 )
 from watchtower.actions.models import ActionRun
-from watchtower.auth.models import User
+from watchtower.auth.models import ApiToken, AuditEntry, User
 from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.events.models import EventSegment, FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.policy.models import ActionHold, PolicyDecision, ResponsePolicy
@@ -27,6 +27,8 @@ __all__ = [
     "ActionHold",
     "ActionItem",
     "ActionRun",
+    "ApiToken",
+    "AuditEntry",
     "CheckResult",
     "CheckRun",
     "EscalationPolicy",

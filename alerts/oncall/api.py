@@ -28,8 +28,10 @@ from alerts.oncall.schemas import (
     ShiftsAnswer,
     validated,
 )
+from watchtower.auth.access import PrincipalDep
 from watchtower.auth.bearer import WriteAccess
 from watchtower.auth.models import User
+from watchtower.auth.principal import attributed
 from watchtower.auth.users import Handle, get_user
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
@@ -151,10 +153,10 @@ def read_override(schedule_id: Id, override_id: Id, session: SessionDep) -> Over
 
 
 @writes.post("/schedules/{schedule_id}/overrides", response_model=OverrideRead, status_code=201)
-def add_override(schedule_id: Id, body: OverrideCreate, session: SessionDep) -> OverrideRead:
+def add_override(schedule_id: Id, body: OverrideCreate, session: SessionDep, principal: PrincipalDep) -> OverrideRead:
     """Someone covers a time range, for everybody or (`replaces`) for one person; overrides win over all layers,
     and a later override wins over an earlier one."""
-    override = service.save_override(session, schedule_id, None, body)
+    override = service.save_override(session, schedule_id, None, attributed(body, principal))
     session.commit()
     return service.override_read(session, override)
 

@@ -9,6 +9,8 @@ from alerts.outbox import service
 from alerts.outbox.models import OutboxStatus
 from alerts.outbox.service import OutboxMessageRead, OutboxPage
 from watchtower.auth import WriteAccess
+from watchtower.auth.access import PrincipalDep
+from watchtower.auth.principal import attributed
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import problem_responses
@@ -40,9 +42,10 @@ def list_outbox(
 
 
 @writes.post("/outbox/{message_id}/retry", response_model=OutboxMessageRead)
-def retry(message_id: DbId, session: SessionDep, body: RetryRequest | None = None) -> OutboxMessageRead:
+def retry(message_id: DbId, session: SessionDep, principal: PrincipalDep,
+          body: RetryRequest | None = None) -> OutboxMessageRead:
     """Queue a failed (or skipped) message again, due now with a fresh retry window; 409 for any other status."""
-    body = body or RetryRequest()
+    body = attributed(body or RetryRequest(), principal)
     message = service.retry_message(session, message_id, author=body.author, reason=body.reason, now=utcnow())
     session.commit()
     return service.message_read(message)

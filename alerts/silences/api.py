@@ -10,6 +10,8 @@ from alerts.silences.matchers import Matcher, Op
 from alerts.silences.models import Silence, State
 from alerts.silences.service import SilenceCreate, create_silence, expire_silence, list_silences, matchers_of
 from watchtower.auth import WriteAccess
+from watchtower.auth.access import PrincipalDep
+from watchtower.auth.principal import attributed, author_for
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import problem_responses
@@ -63,24 +65,24 @@ def read_silences(session: SessionDep,
 
 
 @writes.post("/silences", response_model=SilenceRead, status_code=201)
-def add_silence(body: SilenceCreate, session: SessionDep) -> SilenceRead:
+def add_silence(body: SilenceCreate, session: SessionDep, principal: PrincipalDep) -> SilenceRead:
     """Hold pages whose breach labels match every matcher, from starts_at (default now) to ends_at.
 
     Label names: model, monitor, detector, kind, feature, severity; a regex (`is_regex`) is fully anchored.
     """
     now = utcnow()
-    silence = create_silence(session, body, now)
+    silence = create_silence(session, attributed(body, principal, "created_by"), now)
     session.commit()
     return silence_read(silence, now)
 
 
 @writes.delete("/silences/{silence_id}", response_model=SilenceRead)
-def expire(silence_id: DbId, session: SessionDep,
+def expire(silence_id: DbId, session: SessionDep, principal: PrincipalDep,
            author: Annotated[str, Query(min_length=1, max_length=200, description="Who expires it")] = "api",
            ) -> SilenceRead:
     """Expire a silence now (the row stays, as the audit trail); 409 if it has already expired."""
     now = utcnow()
-    silence = expire_silence(session, silence_id, author, now)
+    silence = expire_silence(session, silence_id, author_for(principal, author), now)
     session.commit()
     return silence_read(silence, now)
 

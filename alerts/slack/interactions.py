@@ -26,10 +26,21 @@ from postmortems.lifecycle import observe_stage
 from postmortems.models import Incident, Status
 from postmortems.service import get_incident, transition
 from watchtower.actions.restore import restore_primary, resume_pipeline
+from watchtower.auth import audit
 from watchtower.auth.models import User
+from watchtower.auth.principal import Principal
+from watchtower.auth.roles import Role
 from watchtower.auth.users import user_by_slack_id
 from watchtower.db import writer
-from watchtower.errors import Conflict, Invalid, Unauthorized, WatchtowerError, field_error, problem_responses
+from watchtower.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    Unauthorized,
+    WatchtowerError,
+    field_error,
+    problem_responses,
+)
 from watchtower.registry.models import MonitoredModel, Pipeline
 
 log = logging.getLogger(__name__)
@@ -119,13 +130,22 @@ def handle(engine: Engine, interaction: Interaction, metrics: Metrics | None = N
             session.commit()
             return
         moved = []
+        clicker = Principal(actor=user.handle, role=Role(user.role), handle=user.handle, user_id=user.id)
         for action in interaction.actions:
+            status = 200
             try:
                 with session.begin_nested():
                     log.info("Slack: %s clicked %s", user.handle, action.action_id)
+                    if not clicker.allows(Role.responder):  # as the API: answering incidents is a responder's
+                        raise Forbidden(f"this needs the responder role; {user.handle} is a {user.role}")
                     moved.append(act(session, user, action))
             except WatchtowerError as exc:
+                status = exc.status
                 _answer(session, interaction, f"Nothing done: {exc.detail}")
+            # A human action outside a request of theirs: the audit log names them, not "anonymous".
+            audit.record(session, clicker, "SLACK", f"slack:{action.action_id}", "/slack/interactions",
+                         {"value": (action.selected_option.value if action.selected_option else action.value) or ""},
+                         status, None)
         session.commit()
         for incident in moved:  # as the API and the pages do: time to acknowledge/resolve, acknowledgements
             if incident is not None and metrics is not None:

@@ -17,11 +17,13 @@ import httpx
 import pytest
 import yaml  # PyYAML comes with evidently, a dependency of watchtower
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests import factories
 from tests.conftest import free_port
 from tests.factories import BuiltModels
 from tests.processes import stop_process
+from watchtower.settings import Settings
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +31,14 @@ DEPLOY_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "watchtower.json"
 JOB = "watchtower"
 DEADLINE_S = 60.0
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The app takes the deploy config's scrape token, as compose.yaml sets WATCHTOWER_METRICS_TOKEN."""
+    config = yaml.safe_load(DEPLOY_CONFIG.read_text())
+    job = next(job for job in config["scrape_configs"] if job["job_name"] == JOB)
+    return settings.model_copy(update={"metrics_token": SecretStr(job["authorization"]["credentials"])})
 
 
 def _scrape_config(target: str) -> dict[str, Any]:

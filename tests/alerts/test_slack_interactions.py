@@ -67,7 +67,8 @@ def from_slack(app: FastAPI) -> Iterator[TestClient]:
 
 @pytest.fixture
 def alice(client: TestClient) -> str:
-    response = client.post("/users", json={"handle": "alice", "display_name": "Alice", "slack_user_id": "U0ALICE"})
+    response = client.post("/users", json={"handle": "alice", "display_name": "Alice", "slack_user_id": "U0ALICE",
+                                           "role": "responder"})
     assert response.status_code == 201, response.text
     return "U0ALICE"
 
@@ -233,6 +234,23 @@ def test_an_unknown_slack_user_is_asked_who_they_are_and_nothing_is_done(
     assert answer["path"] == "/actions/T0/1/secret"
     assert answer["body"]["response_type"] == "ephemeral" and answer["body"]["replace_original"] is False
     assert "does not know who you are" in answer["body"]["text"] and "U0STRANGER" in answer["body"]["text"]
+
+
+def test_a_viewer_clicking_is_refused_and_every_click_is_audited(
+        alerted: tuple[int, dict[str, Any]], alice: str, from_slack: TestClient, client: TestClient,
+        runtime: Runtime, slack_app: SlackRecorder) -> None:
+    incident_id, posted = alerted
+    client.post("/users", json={"handle": "vic", "display_name": "Vic", "slack_user_id": "U0VIC"})
+    body = click(posted["body"], "resolve", "U0VIC", slack_app)
+    assert from_slack.post("/slack/interactions", content=body, headers=sign(body)).status_code == 200
+    assert status(client, incident_id) == "open"
+    deliver_outbox(runtime)
+    assert "needs the responder role" in slack_app.calls[-1]["body"]["text"]
+    body = click(posted["body"], "ack", alice, slack_app)
+    assert from_slack.post("/slack/interactions", content=body, headers=sign(body)).status_code == 200
+    assert status(client, incident_id) == "acknowledged"
+    clicks = [(e["actor"], e["route"], e["status"]) for e in client.get("/audit", params={"method": "SLACK"}).json()]
+    assert clicks == [("alice", "slack:ack", 200), ("vic", "slack:resolve", 403)]
 
 
 def test_restore_and_resume_buttons_follow_the_model_and_the_pipeline(

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
+from tests.conftest import TOKEN
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -28,7 +30,10 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser context (no shared cookies or cache) per test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # Reads need a role: the browser sends the admin token with every request, as a reverse proxy in front of a
+    # single-sign-on could. Form posts still need a signed-in page session and its CSRF token.
+    context = browser.new_context(viewport={"width": 1280, "height": 800},
+                                  extra_http_headers={"Authorization": f"Bearer {TOKEN}"})
     context.set_default_timeout(5000)  # a missing element fails in seconds, not Playwright's default 30 s
     try:
         yield context.new_page()

@@ -46,13 +46,14 @@ def test_search_api_by_words_and_tag(client: TestClient, runtime: Runtime, model
 @pytest.mark.usefixtures("act_on_any_breach")
 def test_search_page_over_http(client: TestClient, runtime: Runtime, models: BuiltModels, live_server: str) -> None:
     incident = _incident(client, runtime, models, "churn")
-    page = httpx.get(f"{live_server}/postmortems", params={"q": "churn", "tag": "feature-distribution-shift"})
+    http = httpx.Client(headers=client.headers)  # the admin token: reads need a role
+    page = http.get(f"{live_server}/postmortems", params={"q": "churn", "tag": "feature-distribution-shift"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert f'href="/postmortems/incidents/{incident}"' in page.text and "1 incident" in page.text
-    empty = httpx.get(f"{live_server}/postmortems", params={"q": "<b>nothing</b>"})
+    empty = http.get(f"{live_server}/postmortems", params={"q": "<b>nothing</b>"})
     assert "No incident matches." in empty.text
     assert "&lt;b&gt;nothing&lt;/b&gt;" in empty.text and "<b>nothing</b>" not in empty.text
-    detail = httpx.get(f"{live_server}/postmortems/incidents/{incident}")
+    detail = http.get(f"{live_server}/postmortems/incidents/{incident}")
     assert detail.status_code == 200
     for text in ("SEV3", "open", "feature-distribution-shift", "pause_pipeline", "swap_model", "f1", "f2"):
         assert text in detail.text, text

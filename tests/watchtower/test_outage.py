@@ -67,7 +67,7 @@ def test_a_500_closes_the_keep_alive_connection_and_says_so(app: FastAPI, live_s
         raise RuntimeError("boom")
 
     app.add_api_route("/crash-for-test", crash)
-    with httpx.Client(base_url=live_server) as http:
+    with httpx.Client(base_url=live_server, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         response = http.get("/crash-for-test")
         assert response.status_code == 500
         assert response.headers["connection"] == "close"

@@ -129,7 +129,7 @@ def test_duplicate_model_name_conflicts(client: TestClient, models: BuiltModels)
     assert response.status_code == 409 and response.json()["title"] == "Conflict"
 
 
-def test_writes_need_the_bearer_token_reads_do_not(app: object, models: BuiltModels) -> None:
+def test_writes_and_reads_need_a_token(app: object, models: BuiltModels) -> None:
     with TestClient(app) as anonymous:  # type: ignore[arg-type]
         response = factories.register(anonymous, factories.tensor_spec(), models.tensor_primary,
                                       models.tensor_fallback, models.reference)
@@ -138,8 +138,8 @@ def test_writes_need_the_bearer_token_reads_do_not(app: object, models: BuiltMod
         assert response.headers["www-authenticate"] == "Bearer"
         wrong = anonymous.post("/models/x/labels", json={"labels": [{"id": "a", "label": 1}]},
                                headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401 and wrong.json()["detail"] == "wrong bearer token"
-        assert anonymous.get("/models").status_code == 200
+        assert wrong.status_code == 401 and "unknown, expired or revoked" in wrong.json()["detail"]
+        assert anonymous.get("/models").status_code == 401
 
 
 def test_new_version_is_refused_while_the_pipeline_is_paused(client: TestClient, models: BuiltModels,

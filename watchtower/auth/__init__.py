@@ -1,4 +1,5 @@
-"""People and access: the one user table (on-call, Slack, and roles later) and the bearer-token check."""
+"""People and access: users and roles, personal and pipeline tokens, the access check on every route
+(routes.py decides, access.py enforces), redaction of secrets and the audit log."""
 
 from watchtower.auth.bearer import WriteAccess, require_token
 

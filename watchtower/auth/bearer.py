@@ -1,6 +1,6 @@
-"""Bearer-token check for write endpoints (roles come later)."""
+"""The guard on every write route: a second line behind the access check (access.py), which decides who may
+call what. A write never runs without an authenticated caller, even in an app built without that check."""
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -8,20 +8,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from watchtower.errors import Unauthorized
 
-_bearer = HTTPBearer(auto_error=False, description="WATCHTOWER_API_TOKEN")
+_bearer = HTTPBearer(auto_error=False, description="A personal or pipeline token (wt_...), or WATCHTOWER_API_TOKEN")
 
 
 async def require_token(  # async: no I/O, so FastAPI runs it on the loop instead of a thread-pool hop per request
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    """Let the request through only with `Authorization: Bearer <WATCHTOWER_API_TOKEN>`."""
-    expected = request.app.state.settings.api_token
-    if expected is None:
-        raise Unauthorized("writes are disabled: the server has no WATCHTOWER_API_TOKEN configured")
-    if credentials is None:
-        raise Unauthorized("missing bearer token in the Authorization header")
-    if not secrets.compare_digest(credentials.credentials.encode(), expected.get_secret_value().encode()):
-        raise Unauthorized("wrong bearer token")
+    """Refuse unless the access check let an authenticated caller through (its role was checked there)."""
+    if request.scope.get("state", {}).get("principal") is None:
+        raise Unauthorized("sign in, or send a token: Authorization: Bearer <token>")
 
 
 WriteAccess = [Depends(require_token)]

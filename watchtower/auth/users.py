@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from watchtower.auth.bearer import WriteAccess
 from watchtower.auth.models import User
+from watchtower.auth.roles import Role
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Conflict, NotFound, problem_responses
@@ -19,7 +20,7 @@ from watchtower.errors import Conflict, NotFound, problem_responses
 HANDLE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 SLACK_ID = r"^[UW][A-Z0-9]{2,30}$"
 router = APIRouter(tags=["people"], responses=problem_responses(404))
-writes = APIRouter(tags=["people"], dependencies=WriteAccess, responses=problem_responses(401, 404, 409, 422))
+writes = APIRouter(tags=["people"], dependencies=WriteAccess, responses=problem_responses(401, 403, 404, 409, 422))
 Handle = Annotated[str, Path(pattern=HANDLE, description="The person's handle")]
 
 
@@ -40,6 +41,7 @@ class UserCreate(BaseModel):
     email: EmailStr | None = None
     slack_user_id: str | None = Field(default=None, pattern=SLACK_ID, description="Slack member id, e.g. U024BE7LH")
     time_zone: str = Field(default="UTC", max_length=64)
+    role: Role = Field(default=Role.viewer, description="viewer (reads), responder (answers incidents), admin")
 
     _tz = field_validator("time_zone")(_zone)
 
@@ -52,6 +54,7 @@ class UserUpdate(BaseModel):
     email: EmailStr | None = None
     slack_user_id: str | None = Field(default=None, pattern=SLACK_ID)
     time_zone: str | None = Field(default=None, max_length=64)
+    role: Role | None = None
     active: bool | None = None
 
     @field_validator("time_zone")
@@ -61,7 +64,7 @@ class UserUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> Self:
-        nulled = [f for f in ("display_name", "time_zone", "active") if f in self.model_fields_set
+        nulled = [f for f in ("display_name", "time_zone", "role", "active") if f in self.model_fields_set
                   and getattr(self, f) is None]
         if nulled:
             raise PydanticCustomError("null", "{fields} cannot be null; leave a field out to keep it",
@@ -75,6 +78,7 @@ class UserRead(BaseModel):
     email: str | None
     slack_user_id: str | None
     time_zone: str
+    role: str
     active: bool
     created_at: datetime
 

@@ -4,6 +4,8 @@ from fastapi import APIRouter
 
 from watchtower.actions.models import ActionRun
 from watchtower.auth import WriteAccess
+from watchtower.auth.access import PrincipalDep
+from watchtower.auth.principal import attributed
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import problem_responses
@@ -25,8 +27,10 @@ def list_holds(name: ModelName, session: SessionDep, active: bool = False) -> li
 
 @router.post("/models/{name}/holds/{action}/rearm", response_model=list[HoldRead], dependencies=WriteAccess,
              responses=problem_responses(401, 404, 422))
-def rearm(name: ModelName, action: Holdable, body: OperatorDecision, session: SessionDep) -> list[HoldRead]:
+def rearm(name: ModelName, action: Holdable, body: OperatorDecision, session: SessionDep,
+          principal: PrincipalDep) -> list[HoldRead]:
     """End the hold of an automatic action now (recorded with who and why): the next confirmed breach acts."""
+    body = attributed(body, principal)
     model = get_model(session, name)
     assert model.id is not None
     now = utcnow()

@@ -9,6 +9,8 @@ from sqlmodel import col, select
 
 from watchtower.actions.restore import restore_primary, resume_pipeline
 from watchtower.auth import WriteAccess
+from watchtower.auth.access import PrincipalDep
+from watchtower.auth.principal import attributed
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, multipart, problem_responses
@@ -130,9 +132,10 @@ def patch_model(name: ModelName, body: ModelPatch, session: SessionDep) -> Model
 
 @router.post("/models/{name}/restore", response_model=ModelRead, dependencies=WriteAccess,
              responses=problem_responses(401, 409, 422))
-def restore(name: ModelName, body: HoldingDecision, session: SessionDep) -> ModelRead:
+def restore(name: ModelName, body: HoldingDecision, session: SessionDep, principal: PrincipalDep) -> ModelRead:
     """Serve the primary again: an explicit decision, recorded with who and why; automatic swaps of the model
     are held until its incident is resolved, until `hold_until`, or until re-armed."""
+    body = attributed(body, principal)
     model = get_model(session, name)
     restore_primary(session, model, body.author, body.reason, body.hold_until)
     session.commit()
@@ -198,9 +201,10 @@ def read_pipeline(name: PipelineName, session: SessionDep) -> PipelineRead:
 
 @router.post("/pipelines/{name}/resume", response_model=PipelineRead, tags=["pipelines"],
              dependencies=WriteAccess, responses=problem_responses(401, 409, 422))
-def resume(name: PipelineName, body: HoldingDecision, session: SessionDep) -> PipelineRead:
+def resume(name: PipelineName, body: HoldingDecision, session: SessionDep, principal: PrincipalDep) -> PipelineRead:
     """Unpause a pipeline: an explicit decision, recorded with who and why; automatic pauses for its models are
     held until their incident is resolved, until `hold_until`, or until re-armed."""
+    body = attributed(body, principal)
     pipeline = get_pipeline(session, name)
     resume_pipeline(session, pipeline, body.author, body.reason, body.hold_until)
     session.commit()

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from detectors import registry as detector_registry
 from detectors.base import LABEL, PREDICTION, PROBA_PREFIX
+from watchtower.auth.redact import redact_url
 from watchtower.clock import utcnow
 from watchtower.errors import Conflict, Invalid, NotFound, field_error
 from watchtower.policy import holds
@@ -170,10 +171,11 @@ def _policy_summary(session: Session, model_id: int) -> dict[str, Any]:
 
 
 def pipeline_read(session: Session, pipeline: Pipeline) -> PipelineRead:
-    """The API view of a pipeline."""
+    """The API view of a pipeline (the webhook URL redacted: it may carry a secret)."""
     names = session.exec(select(MonitoredModel.name).where(MonitoredModel.pipeline_id == pipeline.id)).all()
     return PipelineRead(name=pipeline.name, paused=pipeline.paused, paused_at=pipeline.paused_at,
-                        paused_reason=pipeline.paused_reason, webhook_url=pipeline.webhook_url, models=list(names))
+                        paused_reason=pipeline.paused_reason, webhook_url=redact_url(pipeline.webhook_url),
+                        models=list(names))
 
 
 def version_label(version: ModelVersion) -> str:

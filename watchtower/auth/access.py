@@ -1,0 +1,199 @@
+"""The access check in front of every route: who is asking (principal.py), what the route needs (routes.py).
+
+A pure ASGI middleware rather than a FastAPI dependency, so that it also guards the routes FastAPI adds
+itself (/docs, /openapi.json) and refuses before a body is read or validated. It records writes in the audit
+log (audit.py) once their answer is known.
+"""
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from anyio import to_thread
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel import Session, select
+from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from watchtower.auth import audit
+from watchtower.auth.principal import Principal, resolve
+from watchtower.auth.roles import Role
+from watchtower.auth.routes import ADMIN, VIEW, Rule, rule_for
+from watchtower.clock import utcnow
+from watchtower.errors import problem, unavailable
+from watchtower.registry.models import MonitoredModel, Pipeline
+from watchtower.settings import Settings
+
+log = logging.getLogger(__name__)
+SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+SIGN_IN = "/postmortems/login"
+PAGES = ("/postmortems", "/oncall", "/docs", "/redoc")  # answered with HTML: send people to the sign-in
+
+
+@dataclass(frozen=True)
+class Route:
+    template: str
+    regex: re.Pattern[str]
+    methods: frozenset[str] | None  # None: a mount, any method
+
+
+def routes_of(app: FastAPI) -> list[Route]:
+    """Every route of the app with its full path template (prefixes of included routers applied)."""
+    found = []
+    for context in iter_route_contexts(app.routes):
+        template, regex = context.path_format, getattr(context, "path_regex", None)
+        if template is not None and regex is not None:
+            methods = frozenset(context.methods) if context.methods else None
+            found.append(Route(template, regex, methods))
+    return found
+
+
+def match(routes: list[Route], method: str, path: str) -> tuple[str | None, dict[str, str]]:
+    """The template and raw path parameters of the route that answers; (None, {}) when none does."""
+    for route in routes:
+        found = route.regex.match(path)
+        if found and (route.methods is None or method in route.methods):
+            return route.template, found.groupdict()
+    return None, {}
+
+
+def current_principal(request: Request) -> Principal | None:
+    """The caller the access check let through (None on open routes and anonymous reads)."""
+    principal: Principal | None = request.scope.get("state", {}).get("principal")
+    return principal
+
+
+PrincipalDep = Annotated[Principal | None, Depends(current_principal)]
+
+
+class Authorize:
+    """Refuse what the caller may not do (401 unauthenticated, 403 not allowed), audit what it writes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._routes: list[Route] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        fastapi: FastAPI = scope["app"]
+        if self._routes is None:
+            self._routes = routes_of(fastapi)
+        method = scope["method"]
+        template, params = match(self._routes, method, scope["path"])
+        # No route: a viewer gets the 404 (or 405); nobody else learns which paths exist.
+        rule = (rule_for(method, template) or ADMIN) if template else VIEW
+        request = Request(scope)
+        try:
+            refusal, principal = await to_thread.run_sync(self._decide, fastapi, request, template, params, rule)
+        except (OperationalError, PoolTimeout) as exc:  # as the app's own handlers answer it: 503, retry
+            log.warning("access check: database unavailable: %s", exc)
+            refusal, principal = unavailable("the database cannot be reached or is busy"), None
+        status = 500
+        audited = method not in SAFE and template is not None and (refusal is None or principal is not None)
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if refusal is not None:
+                await refusal(scope, receive, capture)
+            else:
+                scope.setdefault("state", {})["principal"] = principal
+                await self.app(scope, receive, capture)
+        finally:
+            if audited and template is not None:
+                await to_thread.run_sync(self._audit, fastapi, request, principal, template, params, status)
+
+    def _decide(self, app: FastAPI, request: Request, template: str | None, params: dict[str, str],
+                rule: Rule) -> tuple[Response | None, Principal | None]:
+        settings: Settings = app.state.settings
+        if rule.role is None:
+            return None, None
+        if rule.metrics and _metrics_open(settings, request):
+            return None, None
+        with Session(app.state.engine) as session:
+            principal = resolve(request, session, settings, utcnow())
+            if principal is None:
+                if _anonymous_read(settings, request, rule):
+                    return None, None
+                return _unauthenticated(request, template), None
+            if principal.pipeline_id is not None:
+                if rule.pipeline and template is not None and _own_pipeline(session, principal, template, params):
+                    return None, principal
+                return _forbidden("a pipeline token may only poll its own pipeline and send data for that "
+                                  "pipeline's models"), principal
+        if not principal.allows(rule.role):
+            return _forbidden(f"this needs the {rule.role.value} role; you are {principal.role}"), principal
+        return None, principal
+
+    def _audit(self, app: FastAPI, request: Request, principal: Principal | None, template: str,
+               params: dict[str, str], status: int) -> None:
+        settings: Settings = app.state.settings
+        try:
+            with Session(app.state.engine) as session:
+                audit.record(session, principal, request.method, template, request.url.path, params, status,
+                             audit.client_address(request, settings.trusted_proxies))
+                session.commit()
+        except Exception:  # the write is done; a lost audit row is logged, never turned into a failed request
+            log.exception("could not record %s %s in the audit log", request.method, template)
+
+
+
+def _metrics_open(settings: Settings, request: Request) -> bool:
+    """/metrics without a user: when public, or with the scrape token."""
+    if settings.metrics_public:
+        return True
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    token = settings.metrics_token
+    return (token is not None and scheme.lower() == "bearer"
+            and secrets.compare_digest(secret.strip().encode(), token.get_secret_value().encode()))
+
+
+def _anonymous_read(settings: Settings, request: Request, rule: Rule) -> bool:
+    """WATCHTOWER_ANONYMOUS_READ opens what a viewer may read (GET/HEAD) to callers without a token; a token
+    that is sent must still be good."""
+    return (settings.anonymous_read and request.method in ("GET", "HEAD") and rule.role == Role.viewer
+            and not rule.metrics and "authorization" not in request.headers)
+
+
+def _own_pipeline(session: Session, principal: Principal, template: str, params: dict[str, str]) -> bool:
+    """Whether the path names the token's pipeline, or a model of it."""
+    name = params.get("name")
+    if template.startswith("/pipelines/{name}"):
+        pipeline = session.exec(select(Pipeline).where(Pipeline.name == name)).first()
+        return pipeline is not None and pipeline.id == principal.pipeline_id
+    if template.startswith("/models/{name}"):
+        model = session.exec(select(MonitoredModel).where(MonitoredModel.name == name)).first()
+        return model is not None and model.pipeline_id == principal.pipeline_id
+    return False
+
+
+def _unauthenticated(request: Request, template: str | None) -> Response:
+    """Pages send people to the sign-in (and back, to a path of ours); the API answers 401."""
+    path = request.url.path
+    page = template == "/" or any(path == prefix or path.startswith(f"{prefix}/") for prefix in PAGES)
+    if request.method in ("GET", "HEAD") and page:
+        target = path + (f"?{request.url.query}" if request.url.query else "")
+        if not target.startswith("/") or target.startswith(("//", "/\\")):
+            target = "/"  # never a foreign host: //evil.example is a host, not a path
+        return RedirectResponse(f"{SIGN_IN}?next={quote(target, safe='/')}", status_code=303)
+    if "authorization" in request.headers:
+        detail = "the bearer token is unknown, expired or revoked, or its owner is deactivated"
+    else:
+        detail = "sign in, or send a token: Authorization: Bearer <token>"
+    return problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _forbidden(detail: str) -> Response:
+    return problem(403, "Forbidden", detail)

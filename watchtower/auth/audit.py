@@ -1,0 +1,73 @@
+"""The audit log: who wrote what, when, from where. Rows are added by the access check (access.py) for every
+write that reached the app, and by code that acts for a person outside a request of theirs."""
+
+import ipaddress
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from sqlmodel import Session, col, select
+
+from watchtower.auth.models import AuditEntry
+from watchtower.auth.principal import Principal
+
+ANONYMOUS = "anonymous"  # an open route (sign-in, Slack's signed callbacks)
+
+
+def record(session: Session, principal: Principal | None, method: str, route: str, path: str,
+           params: dict[str, Any], status: int, client: str | None) -> AuditEntry:
+    """Add one entry (flushed with the session, not committed)."""
+    entry = AuditEntry(actor=principal.actor if principal else ANONYMOUS, user_id=principal.user_id if principal
+                       else None, token_id=principal.token_id if principal else None, method=method,
+                       route=route[:300], path=path[:2000], params=params, status=status,
+                       client=client[:100] if client else None)
+    session.add(entry)
+    return entry
+
+
+def _networks(trusted: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(item.strip(), strict=False) for item in trusted.split(",") if item.strip()]
+
+
+def _is_trusted(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: Request, trusted_proxies: str) -> str | None:
+    """The caller's address. X-Forwarded-For counts only when the peer is a trusted proxy: then the nearest
+    address in it that is not one of our proxies (anyone can write the header, so untrusted hops are not read)."""
+    peer = request.client.host if request.client else None
+    networks = _networks(trusted_proxies)
+    if peer is None or not networks or not _is_trusted(peer, networks):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, networks):
+            return hop
+    return hops[0] if hops else peer
+
+
+def search(session: Session, *, actor: str | None = None, since: datetime | None = None,
+           until: datetime | None = None, method: str | None = None, path_prefix: str | None = None,
+           status: int | None = None, before_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
+    """Entries newest first, filtered; `before_id` continues a page (keyset: ids only grow)."""
+    query = select(AuditEntry)
+    if actor is not None:
+        query = query.where(AuditEntry.actor == actor)
+    if since is not None:
+        query = query.where(col(AuditEntry.at) >= since)
+    if until is not None:
+        query = query.where(col(AuditEntry.at) < until)
+    if method is not None:
+        query = query.where(AuditEntry.method == method.upper())
+    if path_prefix is not None:
+        query = query.where(col(AuditEntry.path).startswith(path_prefix, autoescape=True))
+    if status is not None:
+        query = query.where(AuditEntry.status == status)
+    if before_id is not None:
+        query = query.where(col(AuditEntry.id) < before_id)
+    return list(session.exec(query.order_by(col(AuditEntry.id).desc()).limit(limit)).all())
