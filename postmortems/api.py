@@ -46,9 +46,10 @@ from postmortems.taxonomy import KEY, TaxonomySpec, add_taxonomy, load_index, pa
 from watchtower.auth import WriteAccess
 from watchtower.auth.access import PrincipalDep
 from watchtower.auth.principal import attributed
+from watchtower.auth.roles import Role
 from watchtower.clock import to_utc
 from watchtower.db import SessionDep
-from watchtower.errors import Invalid, field_error, problem_responses
+from watchtower.errors import Forbidden, Invalid, field_error, problem_responses
 from watchtower.limits import INT32_MAX, DatetimeBound, Id, SafeStr
 from watchtower.registry.schemas import OperatorDecision
 
@@ -220,6 +221,9 @@ def new_action_item(incident_id: Id, body: ActionItemCreate, session: SessionDep
                     principal: PrincipalDep) -> ActionItemRead:
     """Add a follow-up with owner and due date; with `guard`, also add its detector to a monitor of the incident's
     model (a 422 names a bad model, monitor, detector or param, and nothing is stored)."""
+    if body.guard is not None and not (principal and principal.allows(Role.admin)):
+        raise Forbidden("a guard adds a detector to a monitor: this needs the admin role (an action item without "
+                        "a guard needs the responder role)")
     body = attributed(body, principal)
     incident = get_incident(session, incident_id)
     item = (add_guard_item if body.guard else add_action_item)(session, incident, body)

@@ -41,6 +41,7 @@ EXPECTED = """
     responder        POST /incidents/{incident_id}/action-items
     responder        PATCH /incidents/{incident_id}/action-items/{item_id}
     viewer           GET /incidents/{incident_id}/escalation
+    viewer           GET /incidents/{incident_id}/guard-proposals
     viewer           GET /incidents/{incident_id}/export
     responder        POST /incidents/{incident_id}/notes
     responder        POST /incidents/{incident_id}/resolve
@@ -54,6 +55,7 @@ EXPECTED = """
     viewer           GET /models
     admin            POST /models
     viewer           GET /models/{name}
+    admin            PATCH /models/{name}
     admin            POST /models/{name}/archive
     viewer           GET /models/{name}/checks
     viewer           GET /models/{name}/decisions
@@ -102,6 +104,7 @@ EXPECTED = """
     viewer           GET /postmortems/incidents/{incident_id}
     responder        POST /postmortems/incidents/{incident_id}/action-items
     responder        POST /postmortems/incidents/{incident_id}/action-items/{item_id}
+    admin            POST /postmortems/incidents/{incident_id}/guards
     responder        POST /postmortems/incidents/{incident_id}/notes
     responder        POST /postmortems/incidents/{incident_id}/outbox/{message_id}/retry
     responder        POST /postmortems/incidents/{incident_id}/similar/{other_id}/dismiss

@@ -45,7 +45,8 @@ RULES: dict[str, Rule] = {
              "GET /models/{name}/decisions", "POST /models/{name}/policy/backtest", "GET /models/{name}/holds",
              "GET /policy", "GET /incidents", "GET /incidents/{incident_id}", "GET /incidents/{incident_id}/writeup",
              "GET /incidents/{incident_id}/writeup/revisions", "GET /incidents/{incident_id}/export",
-             "GET /incidents/{incident_id}/escalation", "GET /analytics", "GET /taxonomies", "GET /outbox",
+             "GET /incidents/{incident_id}/escalation",
+             "GET /incidents/{incident_id}/guard-proposals", "GET /analytics", "GET /taxonomies", "GET /outbox",
              "GET /users", "GET /users/{handle}", "GET /users/{handle}/shifts.ics", "GET /silences",
              "GET /schedules", "GET /schedules/{schedule_id}", "GET /schedules/{schedule_id}/rotations/{rotation_id}",
              "GET /schedules/{schedule_id}/overrides", "GET /schedules/{schedule_id}/overrides/{override_id}",
@@ -76,8 +77,10 @@ RULES: dict[str, Rule] = {
              "POST /postmortems/incidents/{incident_id}/outbox/{message_id}/retry", "POST /oncall/silences",
              "POST /oncall/silences/{silence_id}/expire", "POST /oncall/schedules/{schedule_id}/overrides"),
     # Changing the setup: models, monitors, thresholds, policies, people, schedules, escalation, taxonomies,
-    # imports, pipeline tokens, anyone's tokens, the audit log.
-    **_rules(ADMIN, "POST /models", "POST /models/{name}/versions", "POST /models/{name}/archive",
+    # imports, pipeline tokens, anyone's tokens, the audit log. A guard adds a detector to a monitor: admin (the
+    # JSON action-item route checks this itself when its body carries a guard).
+    **_rules(ADMIN, "POST /models", "PATCH /models/{name}", "POST /postmortems/incidents/{incident_id}/guards",
+             "POST /models/{name}/versions", "POST /models/{name}/archive",
              "POST /models/{name}/unarchive", "PUT /models/{name}/monitors/{monitor}",
              "POST /models/{name}/monitors/{monitor}/thresholds/refit", "PUT /policy", "PUT /models/{name}/policy",
              "DELETE /models/{name}/policy", "POST /users", "PATCH /users/{handle}", "POST /oncall/people",
