@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--since", default="30d", help="a duration back from now (30d, 12h, 90m) or a datetime")
     backtest.add_argument("--until", help="a datetime (default: now)")
     backtest.add_argument("--policy", help="the candidate policy, JSON or YAML (default: the model's current one)")
+    user = commands.add_parser("user", help="manage people").add_subparsers(dest="user_command", required=True)
+    set_password = user.add_parser("set-password", help="set a person's page sign-in password (prompted, or "
+                                   "read from standard input when it is not a terminal); ends their sessions")
+    set_password.add_argument("handle")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx", "apscheduler"):  # APScheduler logs every run of every job at INFO
@@ -58,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result.model}/{result.monitor}: {result.status}"
                   + (f" (incident #{result.incident_id})" if result.incident_id else ""))
         deliver_outbox(runtime)
+    elif args.command == "user":
+        from watchtower.auth.cli import set_password_command
+
+        return set_password_command(settings, args.handle)
     elif args.command == "backtest":
         return _backtest(settings, args.model, args.since, args.until, args.policy)
     return 0
