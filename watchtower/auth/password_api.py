@@ -40,7 +40,7 @@ def set_user_password(handle: Handle, body: PasswordSet, session: SessionDep) ->
     return Response(status_code=204)
 
 
-@router.post("/password", status_code=204, responses=problem_responses(401, 422, 429))
+@router.post("/change-password", status_code=204, responses=problem_responses(401, 422, 429))
 def change_own_password(body: PasswordChange, request: Request, session: SessionDep) -> Response:
     """Change your own password by giving the current one (throttled like sign-in); your sessions end."""
     now = utcnow()
