@@ -57,6 +57,11 @@ def test_sign_in_starts_a_server_side_session_and_says_nothing_about_which_part_
         answers[handle] = (refused.status_code, "wrong username or password" in refused.text)
         assert "watchtower_session" not in refused.headers.get("set-cookie", "")
     assert set(answers.values()) == {(401, True)}, answers
+    # A NUL in the username (which no database stores) is a 422 naming the field, never a 500.
+    assert try_sign_in(browser, "a\x00b").status_code == 422
+    nul = browser.post("/auth/change-password", json={"handle": "a\x00b", "current_password": "x",
+                                                       "new_password": "long enough password"})
+    assert nul.status_code == 422 and nul.json()["errors"][0]["field"] == "body.handle"
 
     done = try_sign_in(browser, "ana", next="//evil.example/x")
     assert done.status_code == 303 and done.headers["location"] == "/postmortems"  # never off-site

@@ -28,6 +28,7 @@ from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.edges.links import local_path
 from watchtower.errors import WatchtowerError
+from watchtower.limits import SafeStr
 
 HERE = Path(__file__).parent
 # The postmortem templates give the shared layout (base.html).
@@ -59,7 +60,7 @@ def login_page(request: Request, next: str = HOME) -> HTMLResponse:  # noqa: A00
 
 
 @router.post("/login")
-def login(request: Request, session: SessionDep, handle: Annotated[str, Form(max_length=200)] = "",
+def login(request: Request, session: SessionDep, handle: Annotated[SafeStr, Form(max_length=200)] = "",
           password: Text = "", csrf_field: Annotated[str, Form(alias="csrf")] = "",
           next: Annotated[str, Form(max_length=2000)] = HOME) -> Response:  # noqa: A002
     """Check the username and password (throttled per account and address), start a session, go on."""

@@ -13,6 +13,7 @@ from watchtower.auth.users import Handle, get_user
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Unauthorized, problem, problem_responses
+from watchtower.limits import SafeStr
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 Password = Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
@@ -25,7 +26,7 @@ class PasswordSet(BaseModel):
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    handle: str = Field(min_length=1, max_length=64)
+    handle: SafeStr = Field(min_length=1, max_length=64)
     current_password: str = Field(min_length=1, max_length=MAX_LENGTH)
     new_password: Password
 
