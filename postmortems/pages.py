@@ -1,6 +1,6 @@
 """Server-rendered pages under /postmortems: search, read, file and work an incident. No JavaScript needed.
 
-Reads are open; every form POST needs a signed-in session (see web_session.py) and its CSRF token,
+Reads are open; every form POST needs a signed-in session (watchtower/auth/sessions.py) and its CSRF token,
 then redirects back (POST/redirect/GET). Jinja2 autoescapes all user text.
 """
 
@@ -38,15 +38,16 @@ from postmortems.service import (
     update_action_item,
 )
 from postmortems.taxonomy import load_index
-from postmortems.web_session import COOKIE, check_token, cookie_for, csrf_token, current_user, require_user
+from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
+from watchtower.edges.links import back_link
 from watchtower.errors import Invalid, WatchtowerError, field_error
 from watchtower.limits import INT32_MAX, DatetimeBound, Id, SafeStr
 from watchtower.policy import holds
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-router = APIRouter(prefix="/postmortems", include_in_schema=False)
+router = APIRouter(prefix="/postmortems", include_in_schema=False, dependencies=PageForms)
 PAGE = 20
 PAGE_MAX = INT32_MAX // PAGE  # the offset stays an INTEGER
 _BOUND: TypeAdapter[datetime] = TypeAdapter(DatetimeBound)
@@ -78,7 +79,7 @@ def guarded(request: Request, action: Callable[[], Response]) -> Response:
 def error_page(request: Request, status: int, title: str, detail: str, errors: list[dict[str, str]]) -> HTMLResponse:
     """The HTML twin of a problem-details response, with a way back."""
     return render(request, "error.html", {"title": title, "detail": detail, "errors": errors,
-                                          "back": request.headers.get("referer", "/postmortems")}, status)
+                                          "back": back_link(request, "/postmortems")}, status)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -289,29 +290,10 @@ def analytics_page(request: Request, session: SessionDep, confirmed_only: bool =
     return render(request, "analytics.html", {"summary": summarize(session, index, confirmed_only), "labels": labels})
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", {"error": None})
-
-
-@router.post("/login")
-def login(request: Request, name: Annotated[str, Form(min_length=1, max_length=200)],
-          token: Annotated[str, Form()]) -> Response:
-    if not name.strip():
-        return render(request, "login.html", {"error": "Give your name: it is recorded on what you change."}, 422)
-    if not check_token(request, token):
-        return render(request, "login.html", {"error": "That is not this server's API token."}, 401)
-    response = RedirectResponse("/postmortems", status_code=303)
-    response.set_cookie(COOKIE, cookie_for(request, name.strip()), httponly=True, samesite="strict",
-                        max_age=12 * 3600)
-    return response
-
-
-@router.post("/logout")
-def logout() -> Response:
-    response = RedirectResponse("/postmortems", status_code=303)
-    response.delete_cookie(COOKIE)
-    return response
+@router.get("/login")
+def login_page() -> RedirectResponse:
+    """Sign-in moved to /auth/login (kept for bookmarks)."""
+    return RedirectResponse("/auth/login", status_code=308)
 
 
 def _tree(index: Any) -> list[tuple[str, str, int]]:

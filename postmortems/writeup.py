@@ -5,6 +5,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel import Session, col, select
 
+from postmortems import markdown
 from postmortems.documents import refresh_document
 from postmortems.models import Incident, TimelineEntry, WriteupRevision
 from postmortems.schemas import IncidentRead, WriteupRead
@@ -12,6 +13,8 @@ from watchtower.errors import Conflict
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), undefined=StrictUndefined,
                    autoescape=False, keep_trailing_newline=True)  # Markdown, not HTML: the page escapes it
+# User text is escaped for Markdown as it goes in (no forged links, raw HTML or broken tables; see markdown.py).
+_env.filters.update(md=markdown.inline, md_block=markdown.block, md_code=markdown.code)
 MITIGATING = ("pause_pipeline", "swap_model", "restore", "resume")
 
 

@@ -102,7 +102,8 @@ def stale_documents(engine: Engine) -> list[int]:
 def settings(db: Engine) -> Settings:
     return Settings(database_url=db.url.render_as_string(hide_password=False), api_token=SecretStr(TOKEN),
                     scheduler_enabled=False, min_window_events=50, slack_token=None,
-                    public_url="http://watchtower.test", monitor_interval_s=60, window_s=3600)
+                    public_url="http://watchtower.test", monitor_interval_s=60, window_s=3600,
+                    allowed_hosts="testserver")  # TestClient's Host
 
 
 @pytest.fixture

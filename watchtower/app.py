@@ -21,13 +21,15 @@ from alerts.slack import interactions as slack_interactions
 from postmortems import api as incidents_api
 from postmortems import pages
 from watchtower import readiness
-from watchtower.auth import audit_api, tokens_api
+from watchtower.auth import audit_api, password_api, tokens_api
+from watchtower.auth import pages as auth_pages
 from watchtower.auth import users as users_api
 from watchtower.auth.access import Authorize
 from watchtower.body_limit import BodyLimit
 from watchtower.checks import api as checks_api
 from watchtower.clock import utcnow
 from watchtower.db import engine_for
+from watchtower.edges.wiring import install_edges
 from watchtower.errors import document_problems, install_handlers, problem, problem_responses
 from watchtower.events import api as events_api
 from watchtower.gauges import StateReader
@@ -69,14 +71,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             app.state.scheduler.shutdown()
         runtime.writer.stop()  # after the server stopped taking requests: every buffered event is flushed
 
-    app = FastAPI(title="Watchtower", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Watchtower", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   dependencies=[Depends(reject_unknown_query)],  # a misspelt query parameter is a 422
                   description="Watches production ML models, acts when they break, remembers every failure.")
     app.state.settings, app.state.engine, app.state.runtime = settings, runtime.engine, runtime
     app.state.metrics, app.state.cache, app.state.scheduler = runtime.metrics, runtime.cache, None
     install_handlers(app)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
-    app.add_middleware(Authorize)  # outermost: who may call what (watchtower/auth/routes.py), audit of writes
+    app.add_middleware(Authorize)  # who may call what (watchtower/auth/routes.py), audit of writes
+    install_edges(app, settings)  # issue 13: trusted hosts, security headers, /static, offline /docs
     app.state.page_error = pages.error_page  # form mistakes on the pages get an HTML page, not JSON
     for module in (registry_api, serving_api, events_api, checks_api, incidents_api, pages):
         app.include_router(module.router)
@@ -87,6 +90,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(users_api.router)
     app.include_router(tokens_api.router)
     app.include_router(audit_api.router)
+    app.include_router(auth_pages.router)  # issue 13: page sign-in per person, passwords
+    app.include_router(password_api.router)
     app.include_router(holds_api.router)
     for router in (silences_api.router, silences_pages.router, alertmanager.router):  # issue 11: silences, AM in
         app.include_router(router)

@@ -25,14 +25,18 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--until", help="a datetime (default: now)")
     backtest.add_argument("--policy", help="the candidate policy, JSON or YAML (default: the model's current one)")
     user = commands.add_parser("user", help="people: `user add --admin NAME` creates the first admin")
-    user_add = user.add_subparsers(dest="user_command", required=True).add_parser(
-        "add", help="add a person and print a first API token (shown once)")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_commands.add_parser("add", help="add a person and print a first API token (shown once)")
     user_add.add_argument("handle")
     user_add.add_argument("--name", help="display name (default: the handle)")
     level = user_add.add_mutually_exclusive_group()
     level.add_argument("--admin", action="store_const", const="admin", dest="role")
     level.add_argument("--role", choices=["viewer", "responder", "admin"])
     user_add.set_defaults(role="viewer")
+    set_password = user_commands.add_parser("set-password", help="set a person's page sign-in password (prompted, "
+                                            "or read from standard input when it is not a terminal); ends their "
+                                            "sessions")
+    set_password.add_argument("handle")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx", "apscheduler"):  # APScheduler logs every run of every job at INFO
@@ -72,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" (incident #{result.incident_id})" if result.incident_id else ""))
         deliver_outbox(runtime)
     elif args.command == "user":
-        return _add_user(settings, args.handle, args.role, args.name)
+        if args.user_command == "add":
+            return _add_user(settings, args.handle, args.role, args.name)
+        from watchtower.auth.cli import set_password_command
+
+        return set_password_command(settings, args.handle)
     elif args.command == "backtest":
         return _backtest(settings, args.model, args.since, args.until, args.policy)
     return 0

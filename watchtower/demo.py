@@ -138,6 +138,9 @@ def _story(api: httpx.Client, runtime: Any) -> None:
     say(f"   time to detect {spans['time_to_detect']:.0f} s (from when the window's first event was served), "
         f"time to mitigate {spans['time_to_mitigate']:.0f} s")
     say(f"   page: {incident['url']}  (run `watchtower serve` to open it)")
+    password = _note_from_the_page(api, incident["id"])
+    say(f"   dana signed in on the pages with her password (a server-side session) and noted the incident from "
+        f"its page; after `watchtower serve`, sign in at /auth/login as dana with password {password}")
     if after["role"] != "fallback":
         return
     _ok(api.post(f"/models/{name}/restore", json={"author": "demo-operator",
@@ -170,6 +173,30 @@ def _oncall(api: httpx.Client, model: str) -> str:
     _ok(api.put(f"/models/{model}/escalation", json={"policy": "demo-ml"}))
     return ("schedule 'demo-ml' (Dana, weekly); escalation policy 'demo-ml': page whoever is on call, "
             "after 15 min #ml-leads, 30 min later the whole chain once more (see /oncall/escalation).")
+
+
+def _note_from_the_page(api: httpx.Client, incident_id: int) -> str:
+    """Give dana a fresh password, sign her in through the sign-in form as a browser would, and add a note
+    through the incident page's form (with its CSRF token); return the password."""
+    password = secrets.token_urlsafe(12)
+    _ok(api.put("/auth/users/dana/password", json={"password": password}))
+    with httpx.Client(base_url=api.base_url, timeout=60) as browser:  # no bearer token: cookies only
+        form = browser.get("/auth/login")
+        signed_in = browser.post("/auth/login", data={"handle": "dana", "password": password,
+                                                      "csrf": _hidden(form.text, "csrf")})
+        if signed_in.status_code != 303:
+            _ok(signed_in)
+            raise SystemExit(f"signing dana in failed: {signed_in.status_code}")
+        page = browser.get(f"/postmortems/incidents/{incident_id}")
+        _ok(browser.post(f"/postmortems/incidents/{incident_id}/notes",
+                         data={"csrf": _hidden(page.text, "csrf"), "text": "Looking at it (from the page)."}))
+    return password
+
+
+def _hidden(html: str, name: str) -> str:
+    """The value of a form's hidden field."""
+    marker = f'name="{name}" value="'
+    return html.split(marker, 1)[1].split('"', 1)[0] if marker in html else ""
 
 
 def _serve(api: httpx.Client, name: str, rows: pd.DataFrame, labels: pd.Series) -> None:

@@ -177,6 +177,7 @@ DESCRIPTIONS = {
     413: "Body or upload too large (WATCHTOWER_MAX_BODY_BYTES, WATCHTOWER_MAX_UPLOAD_BYTES)",
     415: "Wrong content type; `errors` names the parts the endpoint takes",
     422: "Invalid input; `errors` names each field and reason",
+    429: "Too many failed attempts; retry after `Retry-After` seconds",
     503: "The database cannot be reached; retry after `Retry-After` seconds",
 }
 

@@ -15,6 +15,13 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
+    allowed_hosts: str = Field(
+        default="", description="Comma-separated Host names the server answers (besides localhost, 127.0.0.1, ::1 "
+        "and the host of WATCHTOWER_PUBLIC_URL); '*' answers any")
+    session_ttl_hours: float = Field(default=12, gt=0, le=24 * 90, description="How long a page sign-in lasts")
+    signin_window_s: int = Field(default=900, gt=0, description="The window failed sign-ins are counted in")
+    signin_max_per_account: int = Field(default=5, gt=0, description="Failed sign-ins per account per window")
+    signin_max_per_address: int = Field(default=20, gt=0, description="Failed sign-ins per client address per window")
     port: int = Field(default=8000, gt=0, lt=65536)
     # Access (watchtower/auth, README "Security"): reads need a viewer unless opened here.
     anonymous_read: bool = Field(default=False, description="Let callers without a token read (GET/HEAD)")

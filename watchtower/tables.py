@@ -17,6 +17,7 @@ from postmortems.models import (
 )
 from watchtower.actions.models import ActionRun
 from watchtower.auth.models import ApiToken, AuditEntry, User
+from watchtower.auth.session_models import SignInFailure, WebSession
 from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
 from watchtower.events.models import EventSegment, FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.policy.models import ActionHold, PolicyDecision, ResponsePolicy
@@ -60,10 +61,12 @@ __all__ = [
     "SchedulerLease",
     "ServingEvent",
     "Silence",
+    "SignInFailure",
     "SimilarLink",
     "SlackMessage",
     "Taxonomy",
     "TimelineEntry",
     "User",
+    "WebSession",
     "WriteupRevision",
 ]

@@ -17,8 +17,8 @@ from alerts.oncall.layering import Shift, gaps
 from alerts.oncall.models import Schedule
 from alerts.oncall.rotation import local, to_instant
 from alerts.oncall.schemas import OverrideCreate
-from postmortems.web_session import csrf_token, current_user, require_user
 from watchtower.auth.models import User
+from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import WatchtowerError
@@ -27,7 +27,7 @@ from watchtower.limits import Id
 HERE = Path(__file__).parent
 # The postmortem templates give the shared layout (base.html) and the error page.
 templates = Jinja2Templates(directory=[HERE / "templates", HERE.parents[1] / "postmortems" / "templates"])
-router = APIRouter(prefix="/oncall", include_in_schema=False)
+router = APIRouter(prefix="/oncall", include_in_schema=False, dependencies=PageForms)
 VIEW_DAYS = 14
 NEXT_WITHIN = timedelta(days=35)
 Text = Annotated[str, Form()]

@@ -10,14 +10,14 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from alerts.oncall.pages import Text, render
-from postmortems.web_session import require_user
 from watchtower.auth.models import User
+from watchtower.auth.sessions import PageForms, require_user
 from watchtower.auth.users import UserCreate, create_user
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import WatchtowerError
 
-router = APIRouter(prefix="/oncall/people", include_in_schema=False)
+router = APIRouter(prefix="/oncall/people", include_in_schema=False, dependencies=PageForms)
 
 
 def local_time(now: datetime, zone: str) -> str:

@@ -1,7 +1,7 @@
 """The silences page: active, pending and expired silences, a form to add one, and an expire button.
 
 Server-rendered like the postmortem pages: reads are open; the form POSTs need a signed-in session and its
-CSRF token (postmortems/web_session.py), then redirect back (POST/redirect/GET). Times are UTC.
+CSRF token (watchtower/auth/sessions.py), then redirect back (POST/redirect/GET). Times are UTC.
 """
 
 from datetime import datetime, timedelta
@@ -17,14 +17,14 @@ from alerts.silences.matchers import LABELS, OPS, Matcher
 from alerts.silences.models import State
 from alerts.silences.service import SilenceCreate, create_silence, expire_silence, list_silences, matchers_of
 from postmortems.pages import guarded
-from postmortems.web_session import csrf_token, current_user, require_user
+from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=[HERE / "templates", HERE.parents[1] / "postmortems" / "templates"])
-router = APIRouter(prefix="/oncall/silences", include_in_schema=False)
+router = APIRouter(prefix="/oncall/silences", include_in_schema=False, dependencies=PageForms)
 PAGE_URL = "/oncall/silences"
 ROWS = 3  # matcher rows on the form; empty ones are ignored
 Text = Annotated[str, Form()]

@@ -143,7 +143,7 @@ def thread_payload(incident_id: int, text: str) -> dict[str, Any]:
 def ephemeral_payload(response_url: str, text: str) -> dict[str, Any]:
     """An answer only the person who clicked sees, through the click's response_url."""
     return {"method": RESPOND, "response_url": response_url,
-            "body": {"response_type": "ephemeral", "replace_original": False, "text": text}}
+            "body": {"response_type": "ephemeral", "replace_original": False, "text": escape(text)}}
 
 
 def page_dm(user: User, incident: Incident, url: str) -> dict[str, Any]:

@@ -31,6 +31,8 @@ def test_demo_detects_mitigates_and_opens_an_incident(tmp_path: Path) -> None:
         in out
     assert "Paged U0DEMODANA by DM: :pager: You are paged: [SEV2] incident #1: " in out
     assert "Incident #1 [SEV2]" in out and "/postmortems/incidents/1" in out
+    # The on-call person signs in with a real password and works the incident from its page.
+    assert "dana signed in on the pages with her password" in out and "sign in at /auth/login as dana" in out
     # The operator's restore sticks: the next breaching pass holds the swap and says so.
     assert "next pass BREACHED: breach continues; automatic swap held by demo-operator" in out
     assert "Still served by primary-v1" in out

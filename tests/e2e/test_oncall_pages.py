@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
 from tests.alerts.oncall_helpers import add_people, add_rotation, add_schedule
-from tests.conftest import TOKEN
+from tests.e2e.signin import sign_in
 
-SIGNER = "Grace Hopper"
+SIGNER = "grace"
 XSS = "<script>alert(1)</script>"
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -33,12 +33,7 @@ def schedules(client: TestClient) -> dict[str, int]:
 
 
 def _sign_in(page: Page, base: str) -> None:
-    page.goto(f"{base}/postmortems/login")
-    page.get_by_label("Your name").fill(SIGNER)
-    page.get_by_label("API token").fill(TOKEN)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("header .who")).to_have_text(f"Signed in as {SIGNER}")
+    sign_in(page, base, SIGNER)
 
 
 def test_who_is_on_call_now_and_next(live_server: str, page: Page, schedules: dict[str, int],

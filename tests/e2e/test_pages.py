@@ -17,8 +17,9 @@ from markupsafe import escape
 from playwright.sync_api import Page, Response, expect
 from sqlalchemy.engine import Engine
 
+from postmortems import markdown
 from tests import factories
-from tests.conftest import TOKEN
+from tests.e2e.signin import ensure_person, sign_in
 from watchtower.monitor import run_monitor
 from watchtower.runtime import Runtime
 
@@ -29,7 +30,7 @@ PARENT_TAG = "static-model-failure"  # SHIFT_TAG's parent in the built-in taxono
 ROOT_CAUSE_TAG = "training-serving-skew"  # a root cause (under handover-failure)
 OTHER_TAG = "config-change"
 ACTIONS = ["pause_pipeline", "swap_model", "open_incident", "notify"]
-SIGNER = "Ada Lovelace"
+SIGNER = "ada"
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(2)>']
 SPAN = re.compile(r"^\d+(\.\d+)? (min|h)$")  # a duration as the page writes it; its value is never asserted
 
@@ -90,16 +91,7 @@ def _submit(page: Page, action: Callable[[], None], status: int = 200) -> Respon
 
 
 def _sign_in(page: Page, base: str, name: str = SIGNER) -> None:
-    """Sign in through the login form; the session cookie is HttpOnly, so the page cannot read it."""
-    page.goto(f"{base}/postmortems/login")
-    page.get_by_label("Your name").fill(name)
-    page.get_by_label("API token").fill(TOKEN)
-    _submit(page, lambda: page.get_by_role("button", name="Sign in").click())
-    expect(page).to_have_url(f"{base}/postmortems")
-    expect(page.locator("header .who")).to_have_text(f"Signed in as {name}")
-    cookies = {c["name"]: c for c in page.context.cookies()}
-    assert cookies["watchtower_session"]["httpOnly"], cookies
-    assert page.evaluate("document.cookie") == ""
+    sign_in(page, base, name)
 
 
 def _search(page: Page, words: str) -> Response:
@@ -359,15 +351,17 @@ def test_forms_refuse_without_session_or_with_a_bad_csrf(live_server: str, page:
                        ("tags", {"csrf": "forged", "tag": OTHER_TAG})]:
         refused = page.request.post(f"{url}/{path}", form=form, max_redirects=0)
         assert refused.status == 401, (path, refused.status, refused.text()[:500])
-        assert "sign in at /postmortems/login" in refused.text()
+        assert "sign in at /auth/login" in refused.text()
 
-    # A wrong token does not sign anyone in.
-    page.goto(f"{live_server}/postmortems/login")
-    page.get_by_label("Your name").fill("mallory")
-    page.get_by_label("API token").fill("not-the-token")
-    _submit(page, lambda: page.get_by_role("button", name="Sign in").click(), status=401)
-    expect(page.get_by_role("alert")).to_have_text("That is not this server's API token.")
-    expect(page.locator("header .who")).to_have_count(0)
+    # A wrong password does not sign anyone in, and says no more than an unknown account would.
+    ensure_person(live_server, "mallory")
+    for handle in ("mallory", "nobody-here"):
+        page.goto(f"{live_server}/auth/login")
+        page.get_by_label("Username").fill(handle)
+        page.get_by_label("Password").fill("not-the-password")
+        _submit(page, lambda: page.get_by_role("button", name="Sign in").click(), status=401)
+        expect(page.get_by_role("alert")).to_have_text("Sign-in failed: wrong username or password.")
+        expect(page.locator("header .who")).to_have_count(0)
 
     # Signed in, but the form's CSRF token is not this session's: refused, and nothing changes.
     _sign_in(page, live_server)
@@ -505,7 +499,7 @@ def test_user_text_is_shown_literally(live_server: str, page: Page, dialogs: lis
     page.get_by_label("Add a note").fill(f"note {both}")
     response = _submit(page, lambda: page.get_by_role("button", name="Add note").click())
     expect(page.locator("ol.timeline > li").last).to_contain_text(f"note {both}")
-    expect(page.locator("pre.writeup")).to_contain_text(both)
+    expect(page.locator("pre.writeup")).to_contain_text(markdown.inline(both))  # the draft escapes it for Markdown
     assert all(payload not in response.text() for payload in XSS)
     assert page.locator("script, img").count() == 0
 

@@ -26,7 +26,13 @@ EXPECTED = """
     viewer           GET /analytics
     admin            GET /audit
     viewer           GET /docs
-    viewer           GET /docs/oauth2-redirect
+    public           GET /auth/login
+    public           POST /auth/login
+    public           POST /auth/logout
+    public           POST /auth/change-password
+    viewer           GET /auth/password
+    viewer           POST /auth/password
+    admin            PUT /auth/users/{handle}/password
     viewer           GET /escalation-policies
     admin            POST /escalation-policies
     admin            DELETE /escalation-policies/{name}
@@ -112,12 +118,9 @@ EXPECTED = """
     responder        POST /postmortems/incidents/{incident_id}/tags
     responder        POST /postmortems/incidents/{incident_id}/writeup
     public           GET /postmortems/login
-    public           POST /postmortems/login
-    public           POST /postmortems/logout
     viewer           GET /postmortems/new
     responder        POST /postmortems/new
     public           GET /readyz
-    viewer           GET /redoc
     viewer           GET /schedules
     admin            POST /schedules
     admin            DELETE /schedules/{schedule_id}
@@ -184,7 +187,7 @@ def _expected(who: str, caller: str, method: str, template: str) -> int | None:
     if role == "public":
         return None
     if caller == "anonymous":
-        page = template == "/" or template.startswith(("/postmortems", "/oncall", "/docs", "/redoc"))
+        page = template == "/" or template.startswith(("/postmortems", "/oncall", "/docs", "/auth"))
         return 303 if page and method == "GET" and role == "viewer" else 401
     if caller == "pipeline":
         return None if pipeline and re.match(r"^/(models|pipelines)/\{name\}", template) else 403

@@ -32,8 +32,8 @@ from watchtower.settings import Settings
 
 log = logging.getLogger(__name__)
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-SIGN_IN = "/postmortems/login"
-PAGES = ("/postmortems", "/oncall", "/docs", "/redoc")  # answered with HTML: send people to the sign-in
+SIGN_IN = "/auth/login"
+PAGES = ("/postmortems", "/oncall", "/docs", "/auth")  # answered with HTML: send people to the sign-in
 
 
 @dataclass(frozen=True)

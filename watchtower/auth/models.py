@@ -21,6 +21,8 @@ class User(SQLModel, table=True):
     time_zone: str = Field(default="UTC", max_length=64)  # IANA name: shifts and pages are shown in it
     role: str = Field(default="viewer", max_length=16)  # watchtower.auth.roles.Role
     active: bool = True
+    # argon2id hash (argon2-cffi's encoded string); None: no password, so no page sign-in (see auth/passwords.py)
+    password_hash: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from watchtower.auth import tokens
 from watchtower.auth.models import User
@@ -36,18 +36,11 @@ class Principal:
 
 
 def cookie_user(request: Request, session: Session) -> User | None:
-    """The person signed in on the pages, or None. The one place that reads the page session.
+    """The person signed in on the pages (a server-side session: logout, deactivation and a password change end
+    it), or None. The one place the access check reads the page session."""
+    from watchtower.auth.sessions import session_user
 
-    Today's sign-in (postmortems.web_session) signs a name in with the shared API token: the name maps to the
-    user with that handle, or, when there is none, to a transient admin (they knew the admin token).
-    """
-    from postmortems.web_session import current_user  # the page session; replaced by watchtower.auth.sessions
-
-    name = current_user(request)
-    if name is None:
-        return None
-    user = session.exec(select(User).where(User.handle == name)).first()
-    return user or User(handle=name[:64], display_name=name, role=Role.admin.value)
+    return session_user(request, session)
 
 
 def person(user: User, token_id: int | None = None, token_role: Role | None = None) -> Principal | None:

@@ -31,15 +31,18 @@ def _rules(rule: Rule, *routes: str) -> dict[str, Rule]:
 
 RULES: dict[str, Rule] = {
     # Probes, the sign-in itself and Slack (which signs its requests) need no role.
-    **_rules(PUBLIC, "GET /healthz", "GET /readyz", "GET /postmortems/login", "POST /postmortems/login",
-             "POST /postmortems/logout", "POST /slack/interactions"),
+    # Changing one's own password proves who one is with the current one (and is throttled as sign-in is).
+    # The pages' static CSS and JS, Swagger UI's included, hold nothing private.
+    **_rules(PUBLIC, "GET /healthz", "GET /readyz", "GET /postmortems/login", "GET /auth/login", "POST /auth/login",
+             "POST /auth/logout", "POST /auth/change-password", "POST /slack/interactions", "GET /static",
+             "GET /static/swagger"),
     "GET /metrics": METRICS,
     "GET /pipelines/{name}": POLL,
     **_rules(INGEST, "POST /models/{name}/predict", "POST /models/{name}/events", "POST /models/{name}/events/upload",
              "POST /models/{name}/labels", "POST /models/{name}/stages/{stage}/features",
              "POST /models/{name}/metrics"),
     # Reading: everything, for any viewer (the backtest only computes, it stores nothing).
-    **_rules(VIEW, "GET /", "GET /openapi.json", "GET /docs", "GET /docs/oauth2-redirect", "GET /redoc",
+    **_rules(VIEW, "GET /", "GET /openapi.json", "GET /docs",
              "GET /models", "GET /models/{name}", "GET /pipelines", "GET /models/{name}/checks",
              "GET /models/{name}/monitors/{monitor}/thresholds", "GET /models/{name}/policy",
              "GET /models/{name}/decisions", "POST /models/{name}/policy/backtest", "GET /models/{name}/holds",
@@ -56,8 +59,8 @@ RULES: dict[str, Rule] = {
              "GET /postmortems", "GET /postmortems/incidents/{incident_id}", "GET /postmortems/new",
              "GET /postmortems/analytics", "GET /oncall", "GET /oncall/silences", "GET /oncall/schedules/{schedule_id}",
              "GET /oncall/people", "GET /oncall/escalation",
-             # Everyone manages their own tokens (a viewer's tokens are viewer tokens).
-             "GET /tokens", "POST /tokens", "DELETE /tokens/{token_id}"),
+             # Everyone manages their own tokens (a viewer's tokens are viewer tokens) and page password.
+             "GET /tokens", "POST /tokens", "DELETE /tokens/{token_id}", "GET /auth/password", "POST /auth/password"),
     # Answering incidents: file, note, tag, move, write up; restore, resume, re-arm; silence; on-call overrides.
     **_rules(RESPOND, "POST /incidents", "PATCH /incidents/{incident_id}", "POST /incidents/{incident_id}/status",
              "POST /incidents/{incident_id}/resolve", "POST /incidents/{incident_id}/notes",
@@ -80,6 +83,7 @@ RULES: dict[str, Rule] = {
     # imports, pipeline tokens, anyone's tokens, the audit log. A guard adds a detector to a monitor: admin (the
     # JSON action-item route checks this itself when its body carries a guard).
     **_rules(ADMIN, "POST /models", "PATCH /models/{name}", "POST /postmortems/incidents/{incident_id}/guards",
+             "PUT /auth/users/{handle}/password",
              "POST /models/{name}/versions", "POST /models/{name}/archive",
              "POST /models/{name}/unarchive", "PUT /models/{name}/monitors/{monitor}",
              "POST /models/{name}/monitors/{monitor}/thresholds/refit", "PUT /policy", "PUT /models/{name}/policy",

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from watchtower.auth.bearer import WriteAccess
 from watchtower.auth.models import User
 from watchtower.auth.roles import Role
+from watchtower.auth.sessions import end_sessions_of
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Conflict, NotFound, problem_responses
@@ -140,6 +141,8 @@ def edit_user(handle: Handle, body: UserUpdate, session: SessionDep) -> User:
         setattr(user, key, value)
     user.updated_at = utcnow()
     _save(session, user)
+    if not user.active and user.id is not None:  # a deactivated person is signed out everywhere at once
+        end_sessions_of(session, user.id)
     session.commit()
     return user
 
