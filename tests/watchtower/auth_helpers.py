@@ -49,7 +49,7 @@ def bearer(secret: str) -> dict[str, str]:
 
 def refused_by_access(response: Response) -> int | None:
     """The status the access check refused with (401, 403, or 303 to the sign-in page), or None."""
-    if response.status_code == 303 and response.headers["location"].startswith("/postmortems/login?next=/"):
+    if response.status_code == 303 and response.headers["location"].startswith("/auth/login?next=/"):
         return 303
     if response.status_code not in (401, 403) or "json" not in response.headers.get("content-type", ""):
         return None

@@ -15,10 +15,12 @@ PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 
-def add_person(engine: Engine, handle: str, password: str | None = PASSWORD, active: bool = True) -> User:
-    """A person row with the argon2 hash of `password` (as `watchtower user set-password` stores it)."""
+def add_person(engine: Engine, handle: str, password: str | None = PASSWORD, active: bool = True,
+               role: str = "admin") -> User:
+    """A person row with the argon2 hash of `password` (as `watchtower user set-password` stores it); admin by
+    default, so the access check lets them reach every page form and what is tested is the form's own check."""
     with Session(engine) as session:
-        user = User(handle=handle, display_name=handle.capitalize(), active=active,
+        user = User(handle=handle, display_name=handle.capitalize(), active=active, role=role,
                     password_hash=hash_password(password) if password else None)
         session.add(user)
         session.commit()

@@ -55,10 +55,10 @@ def test_pages_send_people_to_the_sign_in_and_back_to_a_path_of_ours(anonymous: 
     closed = anonymous()
     page = closed.get("/postmortems/analytics", params={"window": "30"})
     assert page.status_code == 303
-    assert page.headers["location"] == "/postmortems/login?next=/postmortems/analytics%3Fwindow%3D30"
-    assert closed.get("/postmortems/login").status_code == 200
+    assert page.headers["location"] == "/auth/login?next=/postmortems/analytics%3Fwindow%3D30"
+    assert closed.get("/auth/login").status_code == 200
     root = closed.get("/")
-    assert root.status_code == 303 and root.headers["location"] == "/postmortems/login?next=/"
+    assert root.status_code == 303 and root.headers["location"] == "/auth/login?next=/"
     api = closed.get("/postmortems-not-a-page/x")
     assert api.status_code == 401  # no route: refused like the API, no redirect
 

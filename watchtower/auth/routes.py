@@ -34,8 +34,8 @@ RULES: dict[str, Rule] = {
     # Changing one's own password proves who one is with the current one (and is throttled as sign-in is).
     # The pages' static CSS and JS, Swagger UI's included, hold nothing private.
     **_rules(PUBLIC, "GET /healthz", "GET /readyz", "GET /postmortems/login", "GET /auth/login", "POST /auth/login",
-             "POST /auth/logout", "POST /auth/change-password", "POST /slack/interactions", "GET /static",
-             "GET /static/swagger"),
+             "POST /auth/logout", "POST /auth/change-password", "POST /slack/interactions", "GET /static/{path}",
+             "GET /static/swagger/{path}"),
     "GET /metrics": METRICS,
     "GET /pipelines/{name}": POLL,
     **_rules(INGEST, "POST /models/{name}/predict", "POST /models/{name}/events", "POST /models/{name}/events/upload",
