@@ -87,17 +87,17 @@ def event_frame(ids: Sequence[str], ts: pd.Series, features: Mapping[str, Any], 
                 versions: Sequence[str | None] | str | None = None, received_at: datetime) -> pd.DataFrame:
     """Columns of one batch -> the frame insert_frame takes (features already checked and typed)."""
     n = len(ids)
-    frame = pd.DataFrame(dict(features), index=pd.RangeIndex(n))
-    frame[ID] = np.asarray(ids, dtype=object)
-    frame[TS] = ts.array
-    frame[PREDICTION] = prediction_column(predictions, task).to_numpy()
-    frame[LATENCY] = np.full(n, np.nan) if latency is None else np.array(latency, dtype=float)
-    frame[ERROR] = np.full(n, None, dtype=object) if errors is None else np.asarray(errors, dtype=object)
-    for name, column in proba_columns(scores or []).items():
-        frame[name] = column
-    frame[VERSION] = versions if versions is None or isinstance(versions, str) else np.asarray(versions, dtype=object)
-    frame[RECEIVED_AT] = pd.Timestamp(received_at).tz_convert("UTC")
-    return frame
+    columns: dict[str, Any] = dict(features)  # assembled first: one DataFrame, not a block per insertion
+    columns[ID] = np.asarray(ids, dtype=object)
+    columns[TS] = ts.array
+    columns[PREDICTION] = prediction_column(predictions, task).to_numpy()
+    columns[LATENCY] = np.full(n, np.nan) if latency is None else np.array(latency, dtype=float)
+    columns[ERROR] = np.full(n, None, dtype=object) if errors is None else np.asarray(errors, dtype=object)
+    columns.update(proba_columns(scores or []))
+    columns[VERSION] = np.full(n, versions, dtype=object) if versions is None or isinstance(versions, str) \
+        else np.asarray(versions, dtype=object)
+    columns[RECEIVED_AT] = pd.DatetimeIndex(np.full(n, pd.Timestamp(received_at).tz_convert("UTC")))
+    return pd.DataFrame(columns, index=pd.RangeIndex(n), copy=False)
 
 
 def events_frame(rows: Sequence[Mapping[str, Any]], schema: dict[str, str], task: str) -> pd.DataFrame:

@@ -43,10 +43,12 @@ def insert_frame(session: Session, model: MonitoredModel, frame: pd.DataFrame) -
     ids = frame[ID].astype(object).to_numpy()
     first = ~pd.Index(ids).duplicated(keep="first")
     postgres = session.get_bind().dialect.name == "postgresql"
-    keys = _key_table(frame.loc[first, [ID, TS, VERSION, RECEIVED_AT]], "+00" if postgres else "")
+    keys = frame[[ID, TS, VERSION, RECEIVED_AT]]
+    keys = _key_table(keys if first.all() else keys.loc[first], "+00" if postgres else "")
     stored = _insert_keys(session, model.id, keys, postgres)
     new = first if len(stored) == keys.num_rows else first & pd.Index(ids).isin(stored)
-    segment = frame.loc[new].drop(columns=[c for c in KEY_COLUMNS if c in frame.columns]).reset_index(drop=True)
+    segment = (frame if new.all() else frame.loc[new]).drop(columns=[c for c in KEY_COLUMNS if c in frame.columns])
+    segment = segment.reset_index(drop=True)
     if segment[TS].dtype != "datetime64[ns, UTC]":  # segments (and their readers) hold nanosecond UTC times
         segment[TS] = pd.to_datetime(segment[TS], utc=True).astype("datetime64[ns, UTC]")
     add_segment(session, model.id, segment)
