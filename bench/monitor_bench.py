@@ -126,12 +126,11 @@ def cached_runtime(url: str, segments: str) -> "Runtime":
     child's peak is the pass's own)."""
     from sqlmodel import Session, select
 
+    from detectors import registry
     from watchtower.db import make_engine
     from watchtower.registry.models import MonitoredModel
     from watchtower.runtime import Runtime
     from watchtower.settings import Settings
-
-    from detectors import registry
 
     registry.kind_of("native_drift")  # the built-in detectors are imported, as after a service's first pass
     runtime = Runtime(Settings(database_url=url, scheduler_enabled=False, segment_store=segments), make_engine(url))
