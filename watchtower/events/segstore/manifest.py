@@ -80,13 +80,12 @@ def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Sequ
             raise RuntimeError("event segments are stored as files, but WATCHTOWER_SEGMENT_STORE is 'database'")
         dataset = store.dataset(paths)
         tables.append(dataset.to_table(columns=_present(columns, dataset.schema), filter=where))
-    for start in range(0, len(kept), 500):  # a bounded number of blobs in memory at once
-        blobs = session.exec(select(EventSegment.parquet).where(col(EventSegment.id).in_(kept[start:start + 500]))
-                             .order_by(col(EventSegment.min_ts))).all()
-        for blob in blobs:
-            source = pa.BufferReader(blob)
-            tables.append(pq.read_table(source, columns=_present(columns, pq.read_schema(pa.BufferReader(blob))),
-                                        filters=where))
+    for segment_id in kept:  # one blob in memory at a time: only its wanted columns and rows stay
+        blob = session.exec(select(EventSegment.parquet).where(EventSegment.id == segment_id)).one()
+        if blob is not None:
+            wanted = _present(columns, pq.read_schema(pa.BufferReader(blob)))
+            tables.append(pq.read_table(pa.BufferReader(blob), columns=wanted, filters=where))
+        del blob
     if not tables:
         return pa.table({ID: pa.array([], pa.string()), TS: pa.array([], TS_TYPE)})
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
