@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # profile.py imports FeatureType from here; pandas stays out 
     import pandas as pd
 
     from detectors.profile import ReferenceProfile
+    from detectors.sketches.profile import Profile
 
 # Columns of the current frame besides the features (the reference frame has PREDICTION, LABEL and PROBA_*).
 PREDICTION = "__prediction__"
@@ -69,6 +70,9 @@ class Window:
     # Events refused at ingest during the window, by reason: columns kind (missing | extra | wrong_type),
     # feature, count. Producers that log fire-and-forget never see their 422s; this is how we do.
     rejected: "pd.DataFrame | None" = None
+    # Profile mode: the reference's and the window's merged profiles (mergeable sketches), set by the monitor
+    # above a window size; detectors that support it test these instead of the rows.
+    sketched: "tuple[Profile, Profile] | None" = None
 
     def columns_of(self, kind: FeatureType) -> list[str]:
         """Feature names of one type, in schema order."""
@@ -98,6 +102,10 @@ class Finding:
     # Where the threshold came from: "static" (the detector's own) or how a learned one was fitted, set by
     # detectors.thresholds.apply (extra holds only floats, so the text needs its own field).
     threshold_source: str = "static"
+    # How it was computed: "exact" on the rows, or "sketch k=<k>" on merged profiles (extra["error_bound"] then
+    # bounds the statistic's error); `note` says what a reader must know (near threshold, a test replaced).
+    mode: str = "exact"
+    note: str = ""
 
 
 def per_test_alpha(alpha: float, tests: int, correction: str) -> float:

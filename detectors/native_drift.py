@@ -7,9 +7,8 @@ from the profile. Columns run in a small thread pool: numpy's sort and search re
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from pydantic import Field, PositiveFloat
 from detectors import categorical_stats as cat
 from detectors import numeric_stats as num
 from detectors.base import Detector, DetectorKind, Finding, InsufficientData, Window
+from detectors.measured import DEFAULT_THRESHOLDS, CategoricalTest, DistanceTest, Measured, NumericTest
 from detectors.multiple_testing import Correction, decide
 from detectors.profile import (
     CategoricalProfile,
@@ -29,29 +29,9 @@ from detectors.profile import (
     profile_reference,
 )
 from detectors.registry import register
+from detectors.sketches import drift as sketched
 
 log = logging.getLogger(__name__)
-
-NumericTest = Literal["ks", "cvm", "wasserstein", "psi", "jensen_shannon", "tfdv_jsd"]
-CategoricalTest = Literal["chi2", "z", "fisher", "psi", "jensen_shannon", "linf"]
-DistanceTest = Literal["wasserstein", "psi", "jensen_shannon", "tfdv_jsd", "linf"]
-P_VALUE_TESTS = frozenset({"ks", "cvm", "chi2", "z", "fisher"})
-DEFAULT_THRESHOLDS: dict[str, float] = {"wasserstein": 0.1, "psi": 0.2, "jensen_shannon": 0.1, "tfdv_jsd": 0.1,
-                                        "linf": 0.1}
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One test on one feature, before any verdict: statistic, p-value (for tests) and effect size."""
-
-    feature: str
-    kind: Literal["numeric", "categorical"]
-    test: str
-    statistic: float
-    p_value: float | None
-    effect: float
-    extra: dict[str, float] = field(default_factory=dict)
-
 
 def measure_numeric(feature: str, profile: NumericProfile, column: pd.Series,
                     tests: tuple[NumericTest, ...]) -> list[Measured]:
@@ -142,8 +122,18 @@ class NativeDrift(Detector):
     min_rows: int = Field(default=30, gt=0, description="Fewer current rows: insufficient data")
     workers: int = Field(default=2, ge=1, le=32, description="Threads across columns")
 
+    min_d: float = Field(default=0.01, ge=0, le=1, description=(
+        "Profile mode (merged sketches, millions of rows): a KS rejection also needs D >= this"))
+
     def run(self, window: Window) -> list[Finding]:
-        """Check the window's current rows against its stored profile, or profile the reference now."""
+        """Check the window's current rows against its stored profile, or profile the reference now; in profile
+        mode, compare the two merged profiles instead."""
+        if window.sketched is not None:
+            reference, current = window.sketched
+            if current.rows < self.min_rows:
+                raise InsufficientData(f"{current.rows} current rows, need {self.min_rows}")
+            measured = sketched.measure(reference, current, self.numeric_tests, self.categorical_tests)
+            return sketched.settle(self.judge(measured), current.k, self.min_d)
         profile = window.profile or profile_reference(window.reference, window.schema)
         return self.check(profile, window.current)
 

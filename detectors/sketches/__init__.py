@@ -1,0 +1,1 @@
+"""Mergeable profiles (KLL sketches, category counts, moments) and the drift tests that run on them."""

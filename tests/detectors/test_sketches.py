@@ -1,0 +1,157 @@
+"""Mergeable profiles and profile-mode drift: merges add up, sketch statistics stay within their bounds, and
+profile-mode verdicts match exact ones where the issue says they must."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors import numeric_stats as num
+from detectors.base import Window
+from detectors.native_drift import NativeDrift
+from detectors.sketches import compare
+from detectors.sketches.profile import OTHER, Profile, count_categories, merge, profile_frame, sketch_numeric
+
+SCHEMA = {"x": "numeric", "y": "numeric", "colour": "categorical"}
+
+
+def frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
+    x = rng.normal(shift, 1.0, n)
+    x[rng.random(n) < 0.01] = np.nan
+    x[:2] = [np.inf, -np.inf]
+    return pd.DataFrame({"x": x, "y": rng.integers(0, 50, n).astype(float),
+                         "colour": rng.choice(["red", "green", "blue", None], n, p=[0.5, 0.3, 0.15, 0.05])})
+
+
+def test_merge_adds_up_in_any_order_and_grouping() -> None:
+    rng = np.random.default_rng(1)
+    parts = [frame(rng, n) for n in (3_000, 5_000, 7_000)]
+    whole = pd.concat(parts, ignore_index=True)
+    profiles = [profile_frame(p, SCHEMA) for p in parts]
+    merged = [merge([merge(profiles[:2]), profiles[2]]), merge([profiles[0], merge(profiles[1:])])]
+    merged += [merge(list(order)) for order in itertools.permutations(profiles)]
+    exact = profile_frame(whole, SCHEMA)
+    for m in merged:
+        assert m.rows == exact.rows == len(whole)
+        for name in ("x", "y"):
+            a, b = m.numeric[name], exact.numeric[name]
+            assert (a.count, a.missing, a.non_finite) == (b.count, b.missing, b.non_finite)
+            assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
+            assert a.total == pytest.approx(b.total) and a.std == pytest.approx(b.std)
+            # Below its capacity a KLL sketch is exact; here it compacts, so compare ranks within the error.
+            points = np.quantile(whole[name][np.isfinite(whole[name])], [0.1, 0.5, 0.9])
+            gap = np.abs(np.array(a.kll().get_cdf(points)) - np.array(b.kll().get_cdf(points)))
+            assert gap.max() <= 2 * a.rank_error
+        assert dict(m.categorical["colour"].counts) == dict(exact.categorical["colour"].counts)
+        assert m.categorical["colour"].missing == exact.categorical["colour"].missing
+
+
+def test_profile_round_trips_through_bytes() -> None:
+    rng = np.random.default_rng(2)
+    profile = profile_frame(frame(rng, 20_000), SCHEMA)
+    loaded = Profile.from_bytes(profile.to_bytes())
+    assert loaded == profile
+    assert len(profile.to_bytes()) < 60_000  # two sketches at k = 1024 and a few counts
+    with pytest.raises(ValueError, match="format"):
+        Profile.from_bytes(b'{"version": 99}')
+
+
+@pytest.mark.parametrize("n", [10_000, 200_000, 1_000_000])
+@pytest.mark.parametrize("shift", [0.0, 0.02, 0.05, 0.3])
+def test_sketch_d_is_within_its_bound_of_the_exact_d(n: int, shift: float) -> None:
+    rng = np.random.default_rng(int(n + shift * 100))
+    ref, cur = rng.normal(0, 1, n), rng.normal(shift, 1.1, n)
+    sketched = compare.ks(sketch_numeric(ref), sketch_numeric(cur))
+    exact = num.ks_statistic(num.merge(np.sort(ref), np.sort(cur)))
+    assert abs(sketched.d - exact) <= sketched.bound
+    assert sketched.bound < 0.01  # k = 1024: well under the effect floor
+
+
+def test_small_columns_are_exact_in_a_sketch() -> None:
+    rng = np.random.default_rng(3)
+    ref, cur = rng.normal(0, 1, 500), rng.normal(0.4, 1, 400)
+    sketched = compare.ks(sketch_numeric(ref), sketch_numeric(cur))
+    assert sketched.d == pytest.approx(num.ks_statistic(num.merge(np.sort(ref), np.sort(cur))))
+
+
+def test_profile_mode_verdicts_equal_exact_verdicts_at_a_million_rows() -> None:
+    """Every healthy feature and every shift of at least 0.1 sigma gets the exact test's verdict."""
+    rng = np.random.default_rng(4)
+    n = 1_000_000
+    shifts = {"healthy_a": 0.0, "healthy_b": 0.0, "healthy_c": 0.0, "shift_01": 0.1, "shift_02": 0.2,
+              "shift_05": 0.5, "shift_10": 1.0}
+    schema = dict.fromkeys(shifts, "numeric") | {"plan": "categorical", "plan_shifted": "categorical"}
+    reference = pd.DataFrame({name: rng.normal(0, 2.0, n) for name in shifts})
+    current = pd.DataFrame({name: rng.normal(2.0 * s, 2.0, n) for name, s in shifts.items()})
+    plans = ["basic", "plus", "pro"]
+    reference["plan"] = reference["plan_shifted"] = rng.choice(plans, n, p=[0.6, 0.3, 0.1])
+    current["plan"] = rng.choice(plans, n, p=[0.6, 0.3, 0.1])
+    current["plan_shifted"] = rng.choice(plans, n, p=[0.55, 0.33, 0.12])
+    detector = NativeDrift()
+    exact = {f.feature: f.breached for f in detector.run(Window(reference, current, schema, task="regression"))}
+    profiles = (profile_frame(reference, schema), profile_frame(current, schema))
+    found = detector.run(Window(reference.iloc[:0], current.iloc[:0], schema, task="regression", sketched=profiles))
+    sketched = {f.feature: f.breached for f in found}
+    assert sketched == exact
+    assert [name for name, breached in exact.items() if breached] == [
+        "shift_01", "shift_02", "shift_05", "shift_10", "plan_shifted"]
+    assert all(f.mode == "sketch k=1024" and f.extra["error_bound"] < 0.01 for f in found)
+
+
+def test_a_significant_but_tiny_d_does_not_breach_in_profile_mode() -> None:
+    """At 1M rows per side a 0.02-sigma shift has KS p far below 0.05 but D under the 0.01 floor."""
+    rng = np.random.default_rng(5)
+    n = 1_000_000
+    reference, current = pd.DataFrame({"x": rng.normal(0, 1, n)}), pd.DataFrame({"x": rng.normal(0.02, 1, n)})
+    schema = {"x": "numeric"}
+    profiles = (profile_frame(reference, schema), profile_frame(current, schema))
+    detector = NativeDrift(min_effect_numeric=0.0)
+    [finding] = detector.run(Window(reference.iloc[:0], current.iloc[:0], schema, sketched=profiles))
+    assert finding.p_value is not None and finding.p_value < 1e-6
+    assert finding.statistic is not None and finding.statistic < 0.01
+    assert not finding.breached
+
+
+def test_near_threshold_is_said() -> None:
+    rng = np.random.default_rng(6)
+    n = 1_000_000
+    # A shift whose D lands on the 0.01 floor: the sketch error could put it on either side.
+    reference, current = pd.DataFrame({"x": rng.normal(0, 1, n)}), pd.DataFrame({"x": rng.normal(0.025, 1, n)})
+    schema = {"x": "numeric"}
+    profiles = (profile_frame(reference, schema), profile_frame(current, schema))
+    [finding] = NativeDrift(min_effect_numeric=0.0, min_d=0.01).run(
+        Window(reference.iloc[:0], current.iloc[:0], schema, sketched=profiles))
+    assert finding.statistic is not None and abs(finding.statistic - 0.01) <= finding.extra["error_bound"]
+    assert "near threshold" in finding.note and finding.extra["near_threshold"] == 1.0
+
+
+def test_categories_beyond_the_cap_switch_chi2_for_distances() -> None:
+    rng = np.random.default_rng(7)
+    n = 50_000
+    names = np.array([f"sku-{i}" for i in range(300)])
+    reference = pd.DataFrame({"sku": rng.choice(names, n)})
+    current = pd.DataFrame({"sku": rng.choice(names, n)})
+    schema = {"sku": "categorical"}
+    exact_counts = (profile_frame(reference, schema), profile_frame(current, schema))
+    capped = (profile_frame(reference, schema, category_cap=100), profile_frame(current, schema, category_cap=100))
+    detector = NativeDrift()
+    [chi2] = detector.run(Window(reference.iloc[:0], current.iloc[:0], schema, sketched=exact_counts))
+    [exact] = detector.run(Window(reference, current, schema))
+    assert chi2.test == exact.test == "chi2" and chi2.statistic == pytest.approx(exact.statistic)
+    found = detector.run(Window(reference.iloc[:0], current.iloc[:0], schema, sketched=capped))
+    assert sorted(f.test for f in found) == ["jensen_shannon", "linf"]
+    assert all("beyond the cap" in f.note and f.p_value is None for f in found)
+    counts = capped[0].categorical["sku"]
+    assert counts.capped and len(counts.counts) == 101 and counts.count == n
+    assert counts.distinct == pytest.approx(300, rel=0.05)
+
+
+def test_capped_merges_keep_the_top_categories_whatever_the_order() -> None:
+    rng = np.random.default_rng(8)
+    parts = [pd.Series(rng.choice([f"c{i}" for i in range(50)], 2_000)) for _ in range(3)]
+    counted = [count_categories(p, cap=10) for p in parts]
+    orders = [merge([Profile(2_000, categorical={"c": c}) for c in order]).categorical["c"]
+              for order in itertools.permutations(counted)]
+    assert all(o.counts == orders[0].counts for o in orders)
+    assert orders[0].count == 6_000 and OTHER in orders[0].counts
