@@ -232,8 +232,10 @@ def new_action_item(incident_id: Id, body: ActionItemCreate, session: SessionDep
 
 
 @writes.patch("/incidents/{incident_id}/action-items/{item_id}", response_model=ActionItemRead)
-def edit_action_item(incident_id: Id, item_id: Id, body: ActionItemUpdate, session: SessionDep) -> ActionItemRead:
+def edit_action_item(incident_id: Id, item_id: Id, body: ActionItemUpdate, session: SessionDep,
+                     principal: PrincipalDep) -> ActionItemRead:
     """Close, reassign or reschedule an action item."""
+    body = attributed(body, principal)
     item = update_action_item(session, get_incident(session, incident_id), item_id, body)
     session.commit()
     return action_item_read(session, item)

@@ -162,13 +162,14 @@ def add_override(schedule_id: Id, body: OverrideCreate, session: SessionDep, pri
 
 
 @writes.patch("/schedules/{schedule_id}/overrides/{override_id}", response_model=OverrideRead)
-def edit_override(schedule_id: Id, override_id: Id, body: OverrideUpdate, session: SessionDep) -> OverrideRead:
-    """Change an override; the result is checked as a whole."""
+def edit_override(schedule_id: Id, override_id: Id, body: OverrideUpdate, session: SessionDep,
+                  principal: PrincipalDep) -> OverrideRead:
+    """Change an override; the result is checked as a whole, and the person who changed it is its author."""
     override = service.get_override(session, schedule_id, override_id)
     current = service.override_read(session, override).model_dump(
         mode="json", include={"user", "replaces", "start", "end", "author", "reason"})
     merged = current | body.model_dump(exclude_unset=True, mode="json")
-    service.save_override(session, schedule_id, override, validated(OverrideCreate, merged))
+    service.save_override(session, schedule_id, override, attributed(validated(OverrideCreate, merged), principal))
     session.commit()
     return service.override_read(session, override)
 

@@ -88,6 +88,26 @@ def test_the_timeline_names_the_person_not_the_body(client: TestClient, db: Engi
     assert notes == {"mine": "rita", "relayed": "slack-user"}
 
 
+def test_edits_of_action_items_and_overrides_name_the_person(client: TestClient, db: Engine) -> None:
+    incident = client.post("/incidents", json={"title": "Drift", "author": "ana", "models": []}).json()["id"]
+    item = client.post(f"/incidents/{incident}/action-items", json={"title": "Range check", "author": "ana"}).json()
+    _, responder = add_person(db, "rita", Role.responder)
+    done = client.patch(f"/incidents/{incident}/action-items/{item['id']}",
+                        json={"author": "somebody-else", "status": "done"}, headers=bearer(responder))
+    assert done.status_code == 200, done.text
+    timeline = client.get(f"/incidents/{incident}").json()["timeline"]
+    assert [e["author"] for e in timeline if e["kind"] == "action_item"][-1] == "rita"
+
+    schedule = client.post("/schedules", json={"name": "ml", "time_zone": "UTC"}).json()
+    add_person(db, "otto", Role.viewer)
+    cover = client.post(f"/schedules/{schedule['id']}/overrides", json={
+        "user": "otto", "start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z", "author": "ana"}).json()
+    moved = client.patch(f"/schedules/{schedule['id']}/overrides/{cover['id']}",
+                         json={"end": "2030-01-03T00:00:00Z"}, headers=bearer(responder))
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["author"] == "rita"
+
+
 def test_webhook_secrets_are_write_only(client: TestClient, models: factories.BuiltModels) -> None:
     secret_url = "https://bot:pw@hooks.example/services/T01/B02/s3cr3t?token=abc123"
     factories.register_tensor(client, models, "churn", pipeline={"name": "etl", "webhook_url": secret_url})

@@ -144,9 +144,11 @@ def restore(name: ModelName, body: HoldingDecision, session: SessionDep, princip
 
 @router.post("/models/{name}/archive", response_model=ModelRead, dependencies=WriteAccess,
              responses=problem_responses(401, 409, 422))
-def archive_model(name: ModelName, body: OperatorDecision, request: Request, session: SessionDep) -> ModelRead:
+def archive_model(name: ModelName, body: OperatorDecision, request: Request, session: SessionDep,
+                  principal: PrincipalDep) -> ModelRead:
     """Stop serving and monitoring a model (predict and ingest answer 409); its incidents, checks and versions
     stay readable and its name stays taken. Recorded with who and why."""
+    body = attributed(body, principal)
     model = get_model(session, name)
     archive(model, body.author, body.reason, utcnow())
     session.add(model)
@@ -158,8 +160,10 @@ def archive_model(name: ModelName, body: OperatorDecision, request: Request, ses
 
 @router.post("/models/{name}/unarchive", response_model=ModelRead, dependencies=WriteAccess,
              responses=problem_responses(401, 409, 422))
-def unarchive_model(name: ModelName, body: OperatorDecision, request: Request, session: SessionDep) -> ModelRead:
+def unarchive_model(name: ModelName, body: OperatorDecision, request: Request, session: SessionDep,
+                    principal: PrincipalDep) -> ModelRead:
     """Serve and monitor an archived model again."""
+    body = attributed(body, principal)
     model = get_model(session, name)
     unarchive(model, body.author, body.reason)
     session.add(model)
