@@ -67,7 +67,7 @@ def test_a_guard_from_the_incident_page_catches_the_next_failure_and_links_back(
     second = _unit_change(client, runtime, seed=7)  # the same failure again: the guard fires
     page.goto(f"{live_server}/postmortems/incidents/{second}")
     learned = page.locator("tr.tag-row", has_text="feature-definition-change")
-    expect(learned.locator(".tag-reason")).to_contain_text(f"confirmed on #{first}, which had")
+    expect(learned.locator("td.reason")).to_contain_text(f"confirmed on #{first}, which had")
     back = page.locator(".caught-by")
     expect(back).to_contain_text(f"Caught by guard from #{first}")
     _submit(page, lambda: back.get_by_role("link").click())

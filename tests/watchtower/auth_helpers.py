@@ -17,6 +17,7 @@ from watchtower.auth.roles import Role
 from watchtower.registry.models import MonitoredModel, Pipeline
 
 ACCESS_401 = ("sign in, or send a token: Authorization: Bearer <token>",
+              "sign in at /auth/login, then send the form again",
               "the bearer token is unknown, expired or revoked, or its owner is deactivated")
 
 

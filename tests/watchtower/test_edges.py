@@ -8,18 +8,20 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from tests.conftest import TOKEN
 from tests.watchtower.signin_helpers import add_person, page_csrf, signed_in
 from watchtower.edges.headers import CSP
 from watchtower.edges.hosts import host_name
 from watchtower.edges.links import local_path
 
 EVIL = "evil.example"
+READER = {"Authorization": f"Bearer {TOKEN}"}  # reads need a role: what is tested here is the edge
 BACK = re.compile(r'<a href="([^"]*)">Go back</a>')
 
 
 @pytest.mark.parametrize("path", ["/", "/postmortems/", "/postmortems", "/docs", "/auth/login", "/models"])
 def test_a_foreign_host_header_is_refused_before_any_route(app: FastAPI, db: Engine, path: str) -> None:
-    browser = TestClient(app)
+    browser = TestClient(app, headers=READER)
     for host in (EVIL, f"{EVIL}:8000", "watchtower.test.evil.example", "[::2]"):
         refused = browser.get(path, headers={"Host": host}, follow_redirects=False)
         assert refused.status_code == 400, (path, host, refused.status_code)
@@ -32,7 +34,7 @@ def test_a_foreign_host_header_is_refused_before_any_route(app: FastAPI, db: Eng
 
 
 def test_probes_answer_any_host_and_redirects_stay_relative(app: FastAPI, db: Engine) -> None:
-    browser = TestClient(app)
+    browser = TestClient(app, headers=READER)
     assert browser.get("/healthz", headers={"Host": "10.1.2.3:8000"}).status_code == 200  # kubelet probes
     assert browser.get("/metrics", headers={"Host": "10.1.2.3:8000"}).status_code == 200  # Prometheus scrapes
     assert browser.get("/", follow_redirects=False).headers["location"] == "/postmortems"
@@ -48,7 +50,7 @@ def test_next_and_back_links_only_lead_to_paths_on_this_site() -> None:
 
 
 def test_the_error_page_back_link_never_uses_a_foreign_or_script_referer(app: FastAPI, db: Engine) -> None:
-    browser = TestClient(app)
+    browser = TestClient(app, headers=READER)
     expected = {
         "javascript:alert(document.cookie)": "/postmortems",
         "JaVaScRiPt:alert(1)": "/postmortems",
@@ -83,7 +85,7 @@ def test_pages_and_api_answers_carry_the_security_headers(app: FastAPI, db: Engi
 
 
 def test_docs_are_served_from_this_server_with_no_inline_script(app: FastAPI, db: Engine) -> None:
-    browser = TestClient(app)
+    browser = TestClient(app, headers=READER)
     page = browser.get("/docs").text
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
     assert scripts and all('src="/static/' in attrs and body.strip() == "" for attrs, body in scripts), scripts

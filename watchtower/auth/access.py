@@ -190,6 +190,8 @@ def _unauthenticated(request: Request, template: str | None) -> Response:
         return RedirectResponse(f"{SIGN_IN}?next={quote(target, safe='/')}", status_code=303)
     if "authorization" in request.headers:
         detail = "the bearer token is unknown, expired or revoked, or its owner is deactivated"
+    elif page:  # a page form posted without a session (signed out, or it expired)
+        detail = f"sign in at {SIGN_IN}, then send the form again"
     else:
         detail = "sign in, or send a token: Authorization: Bearer <token>"
     return problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
