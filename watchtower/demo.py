@@ -158,7 +158,8 @@ def _story(api: httpx.Client, runtime: Any) -> None:
 def _oncall(api: httpx.Client, model: str) -> str:
     """A person on a weekly rotation and an escalation policy paging whoever is on call, routed to the model
     (and the default if there is none yet). Kept on later runs: a second run finds them."""
-    api.post("/users", json={"handle": "dana", "display_name": "Dana", "slack_user_id": "U0DEMODANA"})  # 409: kept
+    api.post("/users", json={"handle": "dana", "display_name": "Dana", "slack_user_id": "U0DEMODANA",
+                          "role": "responder"})  # on call: she answers incidents (409 when kept from a run before)
     if not any(s["name"] == "demo-ml" for s in api.get("/schedules").json()):
         created = api.post("/schedules", json={"name": "demo-ml", "time_zone": "Europe/Berlin"})
         _ok(created)

@@ -5,7 +5,6 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from detectors.profile import ReferenceProfile
 from postmortems.diagnosis.guard_status import CAUGHT, FIRED
 from postmortems.diagnosis.proposals import GuardProposal, propose_guards
 from postmortems.documents import refresh_document
@@ -117,6 +116,8 @@ def reference_ranges(session: Session, model: MonitoredModel) -> dict[str, tuple
                         .order_by(col(ReferenceData.id).desc())).first()
     if data is None:
         return {}
+    from detectors.profile import ReferenceProfile  # numpy and pandas: read when proposals are asked for
+
     profile = ReferenceProfile.from_bytes(data)
     return {name: (float(p.values[0]), float(p.values[-1])) for name, p in profile.numeric.items() if len(p.values)}
 

@@ -5,8 +5,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
 from tests.postmortems.helpers import file
+from tests.watchtower.signin_helpers import add_person, page_csrf, signed_in
 
 BIG = 10**400  # 401 digits: Python's json parses it; no column can hold it
 
@@ -141,13 +143,16 @@ def test_strings_longer_than_their_columns_are_refused(client: TestClient) -> No
     assert_refused(client.post("/taxonomies", content=json.dumps(big_taxonomy)), "body.nodes.0.description")
 
 
-def test_the_pages_bound_their_parameters_too(client: TestClient) -> None:
+def test_the_pages_bound_their_parameters_too(client: TestClient, db: Engine) -> None:
     incident = file(client, "Churn drifted")
     for url in (f"/postmortems/incidents/{2**63}", "/postmortems?q=drift%00", f"/postmortems?page={2**40}"):
         response = client.get(url)
         assert response.status_code == 422, url
         assert response.headers["content-type"].startswith("text/html")
-    note = client.post(f"/postmortems/incidents/{incident['id']}/notes", data={"text": "a\x00b"})
+    add_person(db, "ana")
+    browser = signed_in(client.app, "ana")  # type: ignore[arg-type]
+    note = browser.post(f"/postmortems/incidents/{incident['id']}/notes",
+                        data={"text": "a\x00b", "csrf": page_csrf(browser)})
     assert note.status_code == 422
     assert client.get("/postmortems?opened_from=0001-01-01T00:00:00%2B01:00&opened_to=9999-12-31").status_code == 200
     assert client.get(f"/incidents/{incident['id']}").json()["timeline"] == incident["timeline"]

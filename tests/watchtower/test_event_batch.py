@@ -90,3 +90,11 @@ def test_bodies_fastapi_would_refuse(raw: bytes, content_type: str | None) -> No
         parse_events((raw, content_type))
     ours = [{"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]} for e in raised.value.errors()]
     assert ours == fastapi_errors(raw, content_type)
+
+
+def test_a_body_that_is_not_utf8_is_a_validation_error_not_a_crash() -> None:
+    """Found by the API fuzzer: bytes that decode as no Unicode reached json.loads as a UnicodeDecodeError."""
+    with pytest.raises(RequestValidationError) as raised:
+        parse_events(("꒗".encode() + b"\xff'", JSON))
+    [error] = raised.value.errors()
+    assert error["type"] == "json_invalid" and error["loc"][0] == "body" and "UTF-8" in error["ctx"]["error"]

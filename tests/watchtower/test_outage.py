@@ -49,9 +49,10 @@ def test_503_is_documented_with_its_retry_after_header(client: TestClient) -> No
 
 def test_terminated_postgresql_connections_are_replaced_not_reported() -> None:
     own = make_engine(POSTGRES_URL)  # this test's own pool: only its connections are terminated
-    settings = Settings(database_url=POSTGRES_URL, scheduler_enabled=False, allowed_hosts="testserver")
+    settings = Settings(database_url=POSTGRES_URL, scheduler_enabled=False, allowed_hosts="testserver",
+                        api_token=TOKEN)
     app = create_app(settings, engine=own)
-    with TestClient(app) as client:
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         assert client.get("/models").status_code == 200
         with own.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()

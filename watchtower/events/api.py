@@ -1,9 +1,8 @@
 """Serving events in: batch ingest (JSON or file) and labels. A 2xx means committed."""
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
-import pandas as pd
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
@@ -13,7 +12,6 @@ from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, multipart, problem_responses
 from watchtower.events.batch import documented_body, parse_events, raw_body
-from watchtower.events.frames import event_frame, utc_times
 from watchtower.events.models import IngestRejection, MetricPoint
 from watchtower.events.schemas import (
     STAGE_PATTERN,
@@ -24,13 +22,15 @@ from watchtower.events.schemas import (
     LabelResult,
     MetricBatch,
 )
-from watchtower.events.store import insert_labels, served_ids, upsert_feature_logs
 from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_columns, check_rows
 from watchtower.limits import explain
 from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import get_model
+
+if TYPE_CHECKING:  # the frame builders and the store (pandas, pyarrow) load with the first batch, not the app
+    import pandas as pd
 
 router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteAccess,
                    responses=problem_responses(401, 404, 409, 422))
@@ -67,7 +67,7 @@ def served_model(request: Request, name: str) -> MonitoredModel:
     return cast(MonitoredModel, model)
 
 
-def store_durably(request: Request, model: MonitoredModel, frame: pd.DataFrame) -> int:
+def store_durably(request: Request, model: MonitoredModel, frame: "pd.DataFrame") -> int:
     """Hand the checked batch (an event_frame) to the event writer and wait for its commit (shared with
     concurrent requests); return how many were new. A 2xx still means committed."""
     accepted = request.app.state.runtime.writer.write(model, frame, durable=True)
@@ -82,6 +82,8 @@ def ingest_events(name: ModelName, body: Annotated[tuple[bytes, str | None], Dep
     """Store serving events reported by a model served elsewhere; resent ids are ignored. The body is an
     EventBatch: `{"events": [{"id", "ts", "features", "prediction", "scores", "latency_ms", "error",
     "version"}, ...]}`."""
+    from watchtower.events.frames import event_frame, utc_times
+
     events = parse_events(body)  # before the model lookup, as a validated body parameter would be
     model = served_model(request, name)
     features = checked_features(session, model, [e["features"] for e in events], "body.events.{i}.features",
@@ -103,6 +105,7 @@ def upload_events(name: ModelName, file: Annotated[UploadFile, File(description=
                   session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
     # A plain `def`: parsing and checking a big file runs in the thread pool, never on the event loop.
+    from watchtower.events.frames import event_frame, utc_times
     from watchtower.registry.tabular import read_table, read_upload  # pyarrow's CSV and Parquet readers
 
     model = served_model(request, name)
@@ -165,6 +168,8 @@ def ingest_labels(
 ) -> LabelResult:
     """Attach ground truth to prediction ids (it may arrive long after the prediction); every id must name an
     event of this model unless `allow_unserved=true`."""
+    from watchtower.events.store import insert_labels, served_ids
+
 
     model = active_model(session, name)
     assert model.id is not None
@@ -195,6 +200,8 @@ def log_stage_features(name: ModelName, stage: Annotated[str, Path(pattern=STAGE
     """Log feature values per entity id as a pipeline stage produced them (e.g. `training`: as generated for
     training). Skew checks join them with what serving received under the same ids; a resent id replaces
     its values."""
+    from watchtower.events.store import upsert_feature_logs
+
 
     model = active_model(session, name)
     if stage == "serving":

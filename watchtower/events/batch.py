@@ -19,8 +19,6 @@ from typing import (
     cast,
 )
 
-import numpy as np
-import pyarrow as pa
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
@@ -75,6 +73,9 @@ def parse_events(body: tuple[bytes, str | None]) -> list[LeanEvent]:
 
 def _bounded(events: list[LeanEvent]) -> bool:
     """Whether the checks EventIn runs in Python pass, done on whole columns."""
+    import numpy as np  # numpy and pyarrow load with the first batch, not with the app
+    import pyarrow as pa
+
     times = [t for e in events if (t := e.get("ts")) is not None]
     if times:
         try:
@@ -152,6 +153,10 @@ def _strict(raw: bytes, content_type: str | None) -> list[LeanEvent]:
                 raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
                                                "msg": "JSON decode error", "input": {},
                                                "ctx": {"error": exc.msg}}], body=exc.doc) from exc
+            except UnicodeDecodeError as exc:  # JSON is text: bytes that are no UTF-8 (or -16/-32) are no JSON
+                raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.start),
+                                               "msg": "JSON decode error", "input": {},
+                                               "ctx": {"error": f"not UTF-8 text ({exc.reason})"}}]) from exc
     if body is None:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required",
                                        "input": None}])

@@ -20,34 +20,39 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import pandas as pd
-from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from alerts.metrics import Metrics
 from watchtower.db import writer
 from watchtower.errors import Unavailable
-from watchtower.events.frames import events_frame
-from watchtower.events.store import insert_frame
 from watchtower.registry.models import MonitoredModel
-from watchtower.registry.service import schema_of
 from watchtower.settings import Settings
 
 log = logging.getLogger(__name__)
 BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)  # between retries of a failed flush
 
 
+if TYPE_CHECKING:  # pandas and the store load with the first flush, not with the app
+    import numpy as np
+    import pandas as pd
+    from numpy.typing import NDArray
+
 # One request's events: row dicts (predict: turned into columns here, off the request path) or a frame the
 # request already built column by column (the events API's batches).
-Events: TypeAlias = Sequence[dict[str, Any]] | pd.DataFrame
+Events: TypeAlias = "Sequence[dict[str, Any]] | pd.DataFrame"
 
 
-def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> NDArray[np.bool_]:
+def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> "NDArray[np.bool_]":
     """Store one model's share of a flush (one segment); say which rows were new. The one call to the store."""
+    import pandas as pd
+
+    from watchtower.events.frames import events_frame
+    from watchtower.events.store import insert_frame
+    from watchtower.registry.service import schema_of
+
     frames: list[pd.DataFrame] = []
     rows: list[dict[str, Any]] = []
     for part in parts:  # consecutive row lists become one frame; the order (first id wins) is kept
