@@ -142,19 +142,6 @@ def test_every_write_is_audited_with_who_what_and_where(client: TestClient, db: 
     assert client.get("/audit", headers=bearer(responder)).status_code == 403
 
 
-def test_accepted_data_is_not_audited_but_refused_data_is(client: TestClient, db: Engine,
-                                                          models: factories.BuiltModels) -> None:
-    """Predictions and events are their own record; an audit row each would put a commit on the serving path."""
-    factories.register_tensor(client, models, "churn")
-    _, viewer = add_person(db, "vic", Role.viewer)
-    event = {"events": [{"id": "e1", "features": {"f1": 1.0, "f2": 2.0, "f3": 3.0, "f4": 4.0}}]}
-    assert client.post("/models/churn/events", json=event).status_code == 200
-    assert client.post("/models/churn/events", json=event, headers=bearer(viewer)).status_code == 403
-    routes = [(e["actor"], e["route"], e["status"]) for e in client.get("/audit").json()]
-    assert ("vic", "/models/{name}/events", 403) in routes
-    assert not any(route == "/models/{name}/events" and status < 400 for _, route, status in routes)
-
-
 def test_forwarded_for_counts_only_from_a_trusted_proxy(settings: Settings, db: Engine) -> None:
     def write(peer: str, trusted: str, forwarded: str) -> None:
         app = create_app(settings.model_copy(update={"trusted_proxies": trusted}), engine=db)

@@ -112,10 +112,7 @@ class Authorize:
                 scope.setdefault("state", {})["principal"] = principal
                 await self.app(scope, receive, capture)
         finally:
-            # Data accepted on the serving path (predict, events, labels, stage features, metrics) is recorded as
-            # the data itself: an audit row per prediction would put a commit on every request. Refusals are kept.
-            data_in = rule.pipeline and method not in SAFE and status < 400
-            if audited and template is not None and not data_in:
+            if audited and template is not None:
                 await to_thread.run_sync(self._audit, fastapi, request, principal, template, params, status)
 
     def _decide(self, app: FastAPI, request: Request, template: str | None, params: dict[str, str],
