@@ -84,17 +84,16 @@ def settle(findings: list[Finding], k: int, min_d: float) -> list[Finding]:
     for f in findings:
         bound = f.extra.get("error_bound", 0.0)
         notes = [CAPPED_NOTE] if f.extra.get("capped") else []
-        breached = f.breached
+        breached, near = f.breached, False
         if f.test == "ks" and f.statistic is not None:
             breached = breached and f.statistic >= min_d
             low, high = max(f.statistic - bound, 0.0), f.statistic + bound
             n, m = int(f.extra["reference_n"]), int(f.extra["current_n"])
-            flips = (_ks_rejects(high, n, m, f.threshold, min_d) != _ks_rejects(low, n, m, f.threshold, min_d))
-            if flips:
+            near = _ks_rejects(high, n, m, f.threshold, min_d) != _ks_rejects(low, n, m, f.threshold, min_d)
+            if near:
                 notes.append(f"near threshold: D {f.statistic:.4f} +- {bound:.4f} could fall on either side")
         out.append(replace(f, breached=breached, mode=f"sketch k={k}", note="; ".join(notes),
-                           extra=f.extra | {"min_d": min_d, "near_threshold": float(bool(notes and "near" in
-                                                                                            notes[-1]))}))
+                           extra=f.extra | {"min_d": min_d, "near_threshold": float(near)}))
     return out
 
 
