@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from detectors import numeric_stats as num
-from detectors.base import Window
+from detectors.base import FeatureType, Finding, Window
 from detectors.native_drift import NativeDrift
 from detectors.sketches import compare
 from detectors.sketches.profile import OTHER, Profile, count_categories, merge, profile_frame, sketch_numeric
@@ -99,29 +99,29 @@ def test_profile_mode_verdicts_equal_exact_verdicts_at_a_million_rows() -> None:
     assert all(f.mode == "sketch k=1024" and f.extra["error_bound"] < 0.01 for f in found)
 
 
+def _one_shifted_feature(seed: int, shift: float, **params: float) -> Finding:
+    """Profile-mode finding on one feature, 1M rows per side, the current side shifted by `shift` sigma."""
+    rng = np.random.default_rng(seed)
+    n = 1_000_000
+    reference, current = pd.DataFrame({"x": rng.normal(0, 1, n)}), pd.DataFrame({"x": rng.normal(shift, 1, n)})
+    schema: dict[str, FeatureType] = {"x": "numeric"}
+    profiles = (profile_frame(reference, schema), profile_frame(current, schema))
+    [finding] = NativeDrift(min_effect_numeric=0.0, **params).run(
+        Window(reference.iloc[:0], current.iloc[:0], schema, sketched=profiles))
+    return finding
+
+
 def test_a_significant_but_tiny_d_does_not_breach_in_profile_mode() -> None:
     """At 1M rows per side a 0.02-sigma shift has KS p far below 0.05 but D under the 0.01 floor."""
-    rng = np.random.default_rng(5)
-    n = 1_000_000
-    reference, current = pd.DataFrame({"x": rng.normal(0, 1, n)}), pd.DataFrame({"x": rng.normal(0.02, 1, n)})
-    schema = {"x": "numeric"}
-    profiles = (profile_frame(reference, schema), profile_frame(current, schema))
-    detector = NativeDrift(min_effect_numeric=0.0)
-    [finding] = detector.run(Window(reference.iloc[:0], current.iloc[:0], schema, sketched=profiles))
+    finding = _one_shifted_feature(5, 0.02)
     assert finding.p_value is not None and finding.p_value < 1e-6
     assert finding.statistic is not None and finding.statistic < 0.01
     assert not finding.breached
 
 
 def test_near_threshold_is_said() -> None:
-    rng = np.random.default_rng(6)
-    n = 1_000_000
     # A shift whose D lands on the 0.01 floor: the sketch error could put it on either side.
-    reference, current = pd.DataFrame({"x": rng.normal(0, 1, n)}), pd.DataFrame({"x": rng.normal(0.025, 1, n)})
-    schema = {"x": "numeric"}
-    profiles = (profile_frame(reference, schema), profile_frame(current, schema))
-    [finding] = NativeDrift(min_effect_numeric=0.0, min_d=0.01).run(
-        Window(reference.iloc[:0], current.iloc[:0], schema, sketched=profiles))
+    finding = _one_shifted_feature(6, 0.025, min_d=0.01)
     assert finding.statistic is not None and abs(finding.statistic - 0.01) <= finding.extra["error_bound"]
     assert "near threshold" in finding.note and finding.extra["near_threshold"] == 1.0
 
