@@ -125,13 +125,21 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
             session.add(run)
         session.commit()
         incident_id = decision.incident_id if "open_incident" in plan.actions else None
-    waiting = all(status == "insufficient_data" for _, status, _, _ in results)
+    waiting = _waiting(results)
     breached = any(o.status == "breached" for o in outcomes)
     status = "breached" if breached else ("insufficient_data" if waiting else "ok")
     return PassResult(model.name, monitor.name, status, outcomes, breach if breached else None, incident_id, plan)
 
 
 Detected = tuple[dict[str, object], str, list[Finding], str | None]
+
+
+def _waiting(results: list[Detected]) -> bool:
+    """A pass waits for data while every detector that needs events waits: a clean schema check on an empty
+    window (it needs none) does not make the pass "ok". A monitor made only of such detectors waits when they all do."""
+    statuses = [status for spec, status, _, _ in results if registry.needs_events(str(spec["name"]))]
+    statuses = statuses or [status for _, status, _, _ in results]
+    return all(status == "insufficient_data" for status in statuses)
 
 
 def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: Window,

@@ -78,6 +78,17 @@ def test_too_few_events_is_insufficient_data_without_alert(client: TestClient, r
     assert _count(db, Incident) == 0 and _count(db, OutboxMessage) == 0
 
 
+def test_default_monitor_waits_for_events_though_its_schema_check_is_clean(client: TestClient, runtime: Runtime,
+                                                                           models: BuiltModels) -> None:
+    factories.register_tensor(client, models)  # no monitors named: the default detectors
+    factories.serve(client, "churn", factories.make_frame(40, seed=5))
+    result = run_monitor(runtime, "churn", "default")
+    statuses = {o.detector: o.status for o in result.outcomes}
+    assert statuses.pop("schema_mismatch") == "ok"
+    assert set(statuses.values()) == {"insufficient_data"} and "native_drift" in statuses
+    assert result.status == "insufficient_data"
+
+
 def test_accuracy_waits_for_labels_then_breaches(client: TestClient, runtime: Runtime, models: BuiltModels) -> None:
     params = {"min_labels": 50, "min_accuracy": 0.8, "max_drop": None}
     monitors = [{"detectors": [{"name": "accuracy", "params": params}], "min_events": 50}]

@@ -184,11 +184,13 @@ def version_label(version: ModelVersion) -> str:
 
 
 def default_detectors(task: str) -> list[dict[str, Any]]:
-    """Feature drift (native engine), prediction drift, missing values and, for classifiers, accuracy once labels
-    arrive."""
+    """Feature drift (native engine), prediction drift, missing values, schema mismatches (refused /predict and
+    /events batches count: a feature lost upstream of a non-nullable field leaves no accepted events to drift) and,
+    for classifiers, accuracy once labels arrive."""
     detectors: list[dict[str, Any]] = [{"name": "native_drift", "params": {}},
                                        {"name": "prediction_drift", "params": {}},
-                                       {"name": "missing_values", "params": {}}]
+                                       {"name": "missing_values", "params": {}},
+                                       {"name": "schema_mismatch", "params": {}}]
     if task == "classification":
         detectors.append({"name": "accuracy", "params": {}})
     return detectors

@@ -116,11 +116,15 @@ def test_a_later_kpi_breach_adds_concept_drift_and_withdraws_what_no_longer_hold
         assert "covariate-shift" not in tags and len(withdrawn) == 1 and "(was: inputs moved" in withdrawn[0]
 
 
+SCHEMA = {"name": "schema", "detectors": [{"name": "native_drift"}, {"name": "schema_mismatch"}], "min_events": 50}
+
+
 @pytest.mark.usefixtures("grouped_by_model")
+@pytest.mark.parametrize("monitor", [SCHEMA, {"name": "schema", "min_events": 50}], ids=["explicit", "default"])
 def test_predict_refused_for_a_missing_feature_is_detected_and_diagnosed(client: TestClient, runtime: Runtime,
-                                                                        models: BuiltModels) -> None:
-    monitor = {"name": "schema", "detectors": [{"name": "native_drift"}, {"name": "schema_mismatch"}],
-               "min_events": 50}
+                                                                        models: BuiltModels,
+                                                                        monitor: dict[str, object]) -> None:
+    """Also with the default detectors: a model registered without naming any still sees its refused batches."""
     response = factories.register(client, factories.named_spec(monitors=[monitor]), models.named_primary,
                                   models.named_fallback, models.reference)
     assert response.status_code == 201, response.text
