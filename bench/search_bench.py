@@ -149,9 +149,12 @@ def time_requests(engine: Engine, repeats: int) -> list[tuple[str, float, float,
     from watchtower.app import create_app
     from watchtower.settings import Settings
 
-    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), scheduler_enabled=False)
+    from pydantic import SecretStr
+
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), scheduler_enabled=False,
+                        api_token=SecretStr("bench-token"), allowed_hosts="testserver")
     out = []
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(settings, engine), headers={"Authorization": "Bearer bench-token"}) as client:
         for name, q, filters in QUERIES:
             api = {"q": q, "limit": 20, "tag": filters.get("tags", []), "severity": filters.get("severities", []),
                    "status": filters.get("statuses", [])}
