@@ -27,7 +27,8 @@ def class_names(values: pd.Series) -> np.ndarray:
     if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) == "string":
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
         spelled = np.array([class_name(u) for u in uniques] + [None], dtype=object)
-        return spelled[codes]  # code -1 (missing) takes the trailing None
+        named: np.ndarray = spelled[codes]  # code -1 (missing) takes the trailing None
+        return named
     return np.array([class_name(v) for v in series], dtype=object)
 
 
