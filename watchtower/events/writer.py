@@ -249,7 +249,7 @@ class EventWriter:
 
         for model, segment_id, table in segments:
             try:
-                profile_written(self._engine, model, [(segment_id, table)])
+                profile_written(self._engine, model, [(segment_id, table)], self._settings.profile_min_rows)
             except Exception as exc:
                 log.warning("profiling event segment %s failed (%s: %s); windows read it exactly until compaction "
                             "profiles it", segment_id, type(exc).__name__, str(exc).strip()[:300])

@@ -117,12 +117,14 @@ def written(session: Session) -> list[tuple[int, pa.Table]]:
     return [(int(s.id), t) for s, t in session.info.pop(WRITTEN, []) if s.id is not None]
 
 
-def profile_written(engine: Engine, model: MonitoredModel, segments: Sequence[tuple[int, pa.Table]]) -> int:
+def profile_written(engine: Engine, model: MonitoredModel, segments: Sequence[tuple[int, pa.Table]],
+                    min_rows: int | None = None) -> int:
     """Profile committed segments and store the profiles (one short transaction); return how many were stored.
-    Segments under the minimum size stay without one: windows read them exactly until compaction profiles them."""
+    Segments under `min_rows` (default WATCHTOWER_PROFILE_MIN_ROWS) stay without one: windows read them exactly
+    until compaction profiles them."""
     store = bound(engine)
-    profiles = [(i, profile_table(model, t, store).to_bytes()) for i, t in segments
-                if t.num_rows >= store.profile_min_rows]
+    smallest = store.profile_min_rows if min_rows is None else min_rows
+    profiles = [(i, profile_table(model, t, store).to_bytes()) for i, t in segments if t.num_rows >= smallest]
     if not profiles:
         return 0
     with Session(writer(engine)) as session:
