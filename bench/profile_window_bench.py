@@ -6,8 +6,10 @@ class probabilities. The profiles are built from `--profile-rows` real values (a
 long before that), rotated among `--distinct` different ones; the manifest rows say `--rows`. Two more segments,
 real Parquet files of `--edge-rows` rows, straddle the window's edges and are read exactly.
 
-Each measurement runs in a fresh process: wall time of window_profile, and peak RSS (VmHWM) minus the RSS
-before the call. Usage:
+Each measurement runs in a fresh process: wall and CPU time of window_profile, and peak RSS (VmHWM) minus the
+RSS before the call. Run 0 is cold (the process's first window: lazy imports and first-use allocations count);
+later runs first profile an empty window, then reset VmHWM (/proc/self/clear_refs), so they show what a window
+costs in a running service. Usage:
 
     .venv/bin/python bench/profile_window_bench.py --segments 150 --rows 666667
 """
@@ -15,7 +17,6 @@ before the call. Usage:
 import argparse
 import multiprocessing
 import os
-import resource
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -88,31 +89,41 @@ def setup(url: str, store: str, args: argparse.Namespace) -> tuple[datetime, dat
     return T0 + hour / 2, T0 + (args.segments + 1) * hour + hour / 2
 
 
-def measure(url: str, store: str, start: datetime, end: datetime, queue: "multiprocessing.Queue[object]") -> None:
+def measure(url: str, store: str, start: datetime, end: datetime, batch: int, warm: bool,
+            queue: "multiprocessing.Queue[object]") -> None:
     from sqlmodel import Session, select
 
     from watchtower.db import make_engine
-    from watchtower.events.segstore import binding
+    from watchtower.events.segstore import binding, profiles
     from watchtower.events.segstore.profiles import window_profile
     from watchtower.registry.models import MonitoredModel
     from watchtower.settings import Settings
 
+    profiles.MERGE_BATCH = batch
     engine = make_engine(url)
     binding.bind(engine, Settings(database_url=url, segment_store=store))
     with Session(engine) as session:
         model = session.exec(select(MonitoredModel)).one()
+        if warm:  # one-time costs (lazy imports, Arrow's and SQLAlchemy's first use) out of the measure
+            window_profile(session, model, start, start + timedelta(microseconds=1))
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")  # resets VmHWM to the current RSS
         before = _rss_kb()
         started, cpu = time.perf_counter(), time.process_time()
         result = window_profile(session, model, start, end)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
+        peak = _hwm_kb()
     queue.put((wall, cpu, (peak - before) / 1024, result.rows, result.segments_profiled, result.segments_read,
                result.rows_read))
 
 
-def _rss_kb() -> int:
+def _rss_kb(field: str = "VmRSS") -> int:
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+        return next(int(line.split()[1]) for line in status if line.startswith(field))
+
+
+def _hwm_kb() -> int:
+    return _rss_kb("VmHWM")
 
 
 def main() -> None:
@@ -124,6 +135,7 @@ def main() -> None:
     parser.add_argument("--edge-rows", type=int, default=500_000)
     parser.add_argument("--store", default=None, help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--merge-batch", type=int, default=16, help="profiles decoded and held at once")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.store or f"sqlite:///{os.path.join(tmp, 'bench.db')}"
@@ -132,13 +144,14 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")  # a fresh process: nothing cached, RSS from its start
         for run in range(args.runs):
             queue: multiprocessing.Queue[object] = context.Queue()
-            process = context.Process(target=measure, args=(url, store, start, end, queue))
+            process = context.Process(target=measure, args=(url, store, start, end, args.merge_batch, run > 0, queue))
             process.start()
             wall, cpu, peak_mb, rows, profiled, read, rows_read = queue.get()  # type: ignore[misc]
             process.join()
-            print(f"run {run}: {wall:.3f} s wall, {cpu:.3f} s CPU, peak +{peak_mb:.0f} MB; rows {rows:,} (manifest says "
-                  f"{args.segments * args.rows + args.edge_rows:,}); {profiled} segments from profiles, {read} "
-                  f"read exactly ({rows_read:,} rows); load {os.getloadavg()[0]:.2f}")
+            mode = "warm" if run else "cold"
+            print(f"run {run} ({mode} process): {wall:.3f} s wall, {cpu:.3f} s CPU, peak +{peak_mb:.0f} MB; "
+                  f"rows {rows:,} (manifest says {args.segments * args.rows + args.edge_rows:,}); {profiled} "
+                  f"segments from profiles, {read} read exactly ({rows_read:,} rows); load {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
