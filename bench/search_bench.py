@@ -145,11 +145,10 @@ def _percentiles(latencies: list[float]) -> tuple[float, float]:
 def time_requests(engine: Engine, repeats: int) -> list[tuple[str, float, float, float, float]]:
     """(query name, API p50, API p95, page p50, page p95) in ms, the requests taken in turn through the app."""
     from fastapi.testclient import TestClient
+    from pydantic import SecretStr
 
     from watchtower.app import create_app
     from watchtower.settings import Settings
-
-    from pydantic import SecretStr
 
     settings = Settings(database_url=engine.url.render_as_string(hide_password=False), scheduler_enabled=False,
                         api_token=SecretStr("bench-token"), allowed_hosts="testserver")

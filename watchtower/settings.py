@@ -55,6 +55,9 @@ class Settings(BaseSettings):
                                       "column; beyond it the most frequent ones, an 'other' count and an HLL")
     profile_min_rows: int = Field(default=1000, ge=1, description="Segments written with fewer rows get no profile "
                                   "at flush (windows read them exactly until compaction merges them, profiled)")
+    profile_bucket_s: int = Field(default=300, gt=0, le=86_400, description="The time grid of profiles: compaction "
+                                  "never merges segments across a bucket, and a profile-mode window covers whole "
+                                  "buckets; must divide a day")
     lease_ttl_s: float = Field(default=30, gt=0, description="How long the scheduler lease lasts unless renewed")
     lease_renew_s: float = Field(default=10, gt=0, description="How often the supervisor renews the lease")
     job_history_days: int = Field(default=7, gt=0, description="How long job runs are kept")
@@ -103,4 +106,11 @@ class Settings(BaseSettings):
         if self.outbox_claim_ttl_s <= 2 * self.webhook_timeout_s:
             raise ValueError(f"WATCHTOWER_OUTBOX_CLAIM_TTL_S ({self.outbox_claim_ttl_s}) must be more than twice "
                              f"WATCHTOWER_WEBHOOK_TIMEOUT_S ({self.webhook_timeout_s})")
+        return self
+
+    @model_validator(mode="after")
+    def _buckets_tile_a_day(self) -> Self:
+        # Segment files are partitioned by date: a bucket that crossed midnight would span two partitions.
+        if 86_400 % self.profile_bucket_s:
+            raise ValueError(f"WATCHTOWER_PROFILE_BUCKET_S ({self.profile_bucket_s}) must divide a day (86400 s)")
         return self

@@ -2,6 +2,7 @@
 profile-mode verdicts match exact ones where the issue says they must."""
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from detectors import numeric_stats as num
 from detectors.base import FeatureType, Finding, Window
 from detectors.native_drift import NativeDrift
 from detectors.sketches import compare
-from detectors.sketches.profile import OTHER, Profile, count_categories, merge, profile_frame, sketch_numeric
+from detectors.sketches.profile import MAGIC, OTHER, Profile, count_categories, merge, profile_frame, sketch_numeric
 
 SCHEMA = {"x": "numeric", "y": "numeric", "colour": "categorical"}
 
@@ -47,14 +48,18 @@ def test_merge_adds_up_in_any_order_and_grouping() -> None:
         assert m.categorical["colour"].missing == exact.categorical["colour"].missing
 
 
-def test_profile_round_trips_through_bytes() -> None:
+def test_profile_round_trips_through_both_encodings() -> None:
     rng = np.random.default_rng(2)
     profile = profile_frame(frame(rng, 20_000), SCHEMA)
-    loaded = Profile.from_bytes(profile.to_bytes())
-    assert loaded == profile
-    assert len(profile.to_bytes()) < 60_000  # two sketches at k = 1024 and a few counts
+    stored, wire = profile.to_bytes(), profile.to_json()
+    assert Profile.from_bytes(stored) == profile and Profile.from_json(wire) == profile
+    assert Profile.from_bytes(json.dumps(wire).encode()) == profile  # the stored reader takes the wire form too
+    assert stored.startswith(MAGIC) and len(stored) < 60_000  # two sketches at k = 1024 and a few counts
+    assert len(stored) < 0.8 * len(json.dumps(wire))  # raw sketch bytes, no base64
     with pytest.raises(ValueError, match="format"):
         Profile.from_bytes(b'{"version": 99}')
+    with pytest.raises(ValueError, match="format"):
+        Profile.from_json({"version": 99})
 
 
 @pytest.mark.parametrize("n", [10_000, 200_000, 1_000_000])

@@ -169,7 +169,9 @@ def test_a_crash_between_commit_and_profile_leaves_null_and_the_window_reads_it_
 
 def test_compaction_stores_the_merge_of_the_parts_profiles(db: Engine, store: binding.Segments) -> None:
     model = add_model(db)
-    frames = [events(300 + 50 * i, T0 + timedelta(hours=i), seed=10 + i) for i in range(5)]
+    # All five inside one profile bucket (5 min): compaction merges only within a bucket.
+    frames = [events(300 + 50 * i, T0 + timedelta(seconds=55 * i), timedelta(milliseconds=100), seed=10 + i)
+              for i in range(5)]
     for i, frame in enumerate(frames):
         write(db, model, frame, profile=i % 2 == 0)  # two parts have no profile: profiled from their rows
     assert compact(db, model.id or 0) == 5
@@ -266,7 +268,7 @@ def test_the_reference_profile_is_stored_at_registration_computed_lazily_and_pos
     with Session(db) as session:  # and kept for the next use
         assert session.exec(select(ReferenceData.sketch).where(ReferenceData.id == reference.id)).one() is not None
     posted = profile_frame(frame[factories.NUMERIC].iloc[:10], dict.fromkeys(factories.NUMERIC, "numeric"))
-    response = client.post("/models/churn/profiles", json={"profile": json.loads(posted.to_bytes()),
+    response = client.post("/models/churn/profiles", json={"profile": posted.to_json(),
                                                            "reference": True, "source": "spark"})
     assert response.status_code == 201, response.text
     assert response.json()["reference"] is True and response.json()["start"] is None
@@ -276,7 +278,7 @@ def test_the_reference_profile_is_stored_at_registration_computed_lazily_and_pos
 
 def _body(model: MonitoredModel, frame: pd.DataFrame, **changes: Any) -> dict[str, Any]:
     return {"start": "2026-11-27T00:00:00Z", "end": "2026-11-27T01:00:00+00:00",
-            "profile": json.loads(exact(model, frame).to_bytes()), "source": "spark", **changes}
+            "profile": exact(model, frame).to_json(), "source": "spark", **changes}
 
 
 def test_post_profiles_validates_and_lists(client: TestClient, db: Engine) -> None:
@@ -326,7 +328,7 @@ def test_posted_sketches_of_another_k_are_accepted_and_merge(client: TestClient,
     frame = events(500, T0 + timedelta(minutes=30), seed=61).drop(columns=[ID, LATENCY, ERROR])
     small_k = profile_frame(frame, profile_schema(model, frame.columns), k=200)
     response = client.post("/models/smallk/profiles", json={
-        "start": "2026-11-27T00:30:00Z", "end": "2026-11-27T00:45:00Z", "profile": json.loads(small_k.to_bytes())})
+        "start": "2026-11-27T00:30:00Z", "end": "2026-11-27T00:45:00Z", "profile": small_k.to_json()})
     assert response.status_code == 201, response.text
     result = window(db, model, T0, T0 + timedelta(hours=1))
     assert result.rows == 800

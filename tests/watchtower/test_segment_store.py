@@ -181,10 +181,10 @@ def test_compaction_keeps_old_files_for_readers_until_the_grace_passes(db: Engin
     pd.testing.assert_frame_equal(before, after)
 
 
-def test_plan_is_bounded_and_stays_within_a_date() -> None:
-    small = [compaction.Small(i, None, 100, (T0 + (i // 4) * DAY).date()) for i in range(12)]
+def test_plan_is_bounded_and_stays_within_a_bucket() -> None:
+    small = [compaction.Small(i, None, 100, T0 + (i // 4) * timedelta(minutes=5)) for i in range(12)]
     groups = plan(small, target=250, budget=700)
-    # 0-3 on one date, 4-7 on the next; the budget ends the plan before segment 7, and 6 alone is not merged
+    # 0-3 in one bucket, 4-7 in the next; the budget ends the plan before segment 7, and 6 alone is not merged
     assert [[s.id for s in g] for g in groups] == [[0, 1], [2, 3], [4, 5]]
 
 
@@ -223,16 +223,17 @@ def test_incremental_compaction_interleaved_with_ingest_loses_and_doubles_nothin
 def test_two_compactors_racing_merge_each_segment_once(db: Engine, store: binding.Segments) -> None:
     model_id = add_model(db)
     for seed in range(6):
-        _write(db, model_id, events(10, start=T0 + timedelta(minutes=seed), seed=seed))
+        _write(db, model_id, events(10, start=T0 + timedelta(seconds=20 * seed), seed=seed))
     with Session(db) as session:
-        stale = [compaction.Small(s.id, s.path, s.n_rows, s.min_ts.date()) for s in session.exec(
-            select(EventSegment).where(EventSegment.model_id == model_id)) if s.id is not None]
+        listed = session.exec(select(EventSegment).where(EventSegment.model_id == model_id)).all()
+        stale = [compaction.Small(s.id, s.path, s.n_rows, compaction.bucket_start(s.min_ts, store.bucket_s))
+                 for s in listed if s.id is not None]
     assert compact(db, model_id) == 6  # the other replica planned from the manifest before this swap
     assert compaction._merge(db, model_id, stale) == 0  # so its swap finds them retired and gives up
     if isinstance(store.store, FileStore):  # and its merged file was removed, not left behind
         assert len(store.store.files(utcnow() + DAY)) == 6 + 1
     for seed in range(6, 12):
-        _write(db, model_id, events(10, start=T0 + timedelta(minutes=seed), seed=seed))
+        _write(db, model_id, events(10, start=T0 + timedelta(seconds=20 * seed), seed=seed))
     barrier = threading.Barrier(2)
     results: list[int] = []
 
@@ -281,3 +282,20 @@ def test_a_drift_monitor_reads_its_features_and_nothing_else(db: Engine, store: 
     assert list(frame.columns) == [TS, *FEATURES, PREDICTION] and len(frame) == 40
     assert {ID, LATENCY, ERROR, "__label__"} <= set(everything.columns)
     pd.testing.assert_frame_equal(frame, everything[frame.columns])
+
+
+def test_compaction_never_merges_across_a_profile_bucket(db: Engine, store: binding.Segments) -> None:
+    """Merged segments stay inside one WATCHTOWER_PROFILE_BUCKET_S bucket, so a profile-mode window whose edges
+    sit on the grid reads no segment row by row; a small segment straddling an edge is left as it is."""
+    model_id = add_model(db)
+    edge = T0 + timedelta(seconds=store.bucket_s)
+    for i in range(4):  # two segments before the bucket edge, two after
+        _write(db, model_id, events(10, start=edge + timedelta(seconds=(i - 2) * 60), seed=i))
+    _write(db, model_id, events(10, start=edge - timedelta(seconds=5), seed=9, tag="x"))  # across the edge
+    assert compact(db, model_id) == 4
+    with Session(db) as session:
+        live = session.exec(select(EventSegment).where(EventSegment.model_id == model_id,
+                                                       col(EventSegment.retired_at).is_(None))).all()
+    spans = sorted((s.n_rows, compaction.bucket_start(s.min_ts, store.bucket_s) == compaction.bucket_start(
+        s.max_ts, store.bucket_s)) for s in live)
+    assert spans == [(10, False), (20, True), (20, True)]

@@ -3,7 +3,6 @@ holds their whole [start, end), or become the model's reference profile. The bod
 WATCHTOWER_MAX_BODY_BYTES, as every JSON body is."""
 
 import binascii
-import json
 from datetime import datetime
 from typing import Any, cast
 
@@ -28,7 +27,7 @@ MIN_K, MAX_K = 8, 65_535  # what a KLL sketch may have
 
 
 class ProfileIn(BaseModel):
-    """A profile of events kept elsewhere, as `Profile.to_bytes()` writes it (JSON, sketches in base64)."""
+    """A profile of events kept elsewhere, as `Profile.to_json()` writes it (sketches in base64)."""
 
     model_config = ConfigDict(extra="forbid")
     start: datetime | None = Field(default=None, description="First served time covered (inclusive)")
@@ -108,9 +107,9 @@ def _decoded(raw: dict[str, Any]) -> Any:
     from detectors.sketches.profile import Profile
 
     try:
-        return Profile.from_bytes(json.dumps(raw).encode())
+        return Profile.from_json(raw)
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, binascii.Error) as exc:
-        reason = f"not a profile as Profile.to_bytes() writes it ({type(exc).__name__}: {str(exc)[:200]})"
+        reason = f"not a profile as Profile.to_json() writes it ({type(exc).__name__}: {str(exc)[:200]})"
         raise Invalid(f"body.profile: {reason}", errors=[field_error("body.profile", reason)]) from exc
 
 

@@ -27,6 +27,7 @@ class Segments:
     profile_k: int = 1024  # WATCHTOWER_PROFILE_K
     category_cap: int = 10_000  # WATCHTOWER_PROFILE_CATEGORY_CAP
     profile_min_rows: int = 1000  # WATCHTOWER_PROFILE_MIN_ROWS: smaller flushes are profiled by compaction
+    bucket_s: int = 300  # WATCHTOWER_PROFILE_BUCKET_S: compaction never merges across a bucket
 
     @cached_property
     def store(self) -> "DatabaseStore | FileStore":
@@ -40,7 +41,8 @@ def bind(engine: Engine, settings: Settings) -> Segments:
     made from it, writer() copies included."""
     segments = Segments(settings.segment_store, engine.url.render_as_string(hide_password=False),
                         timedelta(seconds=settings.segment_grace_s), settings.compact_max_rows,
-                        settings.profile_k, settings.profile_category_cap, settings.profile_min_rows)
+                        settings.profile_k, settings.profile_category_cap, settings.profile_min_rows,
+                        settings.profile_bucket_s)
     engine.update_execution_options(**{OPTION: segments})
     return segments
 

@@ -12,7 +12,7 @@ rolled back after its file was written).
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from sqlalchemy import delete, update
@@ -38,7 +38,14 @@ class Small:
     id: int
     path: str | None
     n_rows: int
-    day: date
+    bucket: datetime  # the start of the profile bucket its events fall in (all of them: see `compact`)
+
+
+def bucket_start(moment: datetime, bucket_s: int) -> datetime:
+    """The start of the WATCHTOWER_PROFILE_BUCKET_S bucket holding `moment` (the grid starts at the epoch)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    seconds = int(aware.timestamp()) // bucket_s * bucket_s
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def compact_all(engine: Engine) -> int:
@@ -63,25 +70,31 @@ def compact(engine: Engine, model_id: int, below: int = COMPACT_BELOW_ROWS, targ
             max_rows: int | None = None) -> int:
     """Merge the model's oldest small segments into segments of up to `target` rows, reading about `max_rows`
     rows (default: the bound setting) in this call; return how many segments were merged away."""
-    budget = max_rows or bound(engine).max_rows
+    segments = bound(engine)
+    budget = max_rows or segments.max_rows
     with Session(engine) as session:
-        rows = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows, EventSegment.min_ts)
+        rows = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows, EventSegment.min_ts,
+                                   EventSegment.max_ts)
                             .where(EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
                                    col(EventSegment.n_rows) < below)
                             .order_by(col(EventSegment.min_ts), col(EventSegment.id))).all()
-    small = [Small(i, p, n, ts.date()) for i, p, n, ts in rows if i is not None]
+    # A segment straddling a bucket edge stays as it is: merged, it would make a large segment cross the edge,
+    # and a profile-mode window ending there would have to read it row by row.
+    small = [Small(i, p, n, bucket_start(low, segments.bucket_s)) for i, p, n, low, high in rows
+             if i is not None and bucket_start(low, segments.bucket_s) == bucket_start(high, segments.bucket_s)]
     return sum(_merge(engine, model_id, group) for group in plan(small, target, budget))
 
 
 def plan(small: Sequence[Small], target: int, budget: int) -> list[list[Small]]:
-    """Groups of at least two segments of one date, each up to `target` rows, all together up to `budget` rows
-    plus the segment that reaches it (so a run always progresses, even when the oldest segment fills the budget)."""
+    """Groups of at least two segments of one profile bucket (so of one date), each up to `target` rows, all
+    together up to `budget` rows plus the segment that reaches it (so a run always progresses, even when the
+    oldest segment fills the budget)."""
     groups: list[list[Small]] = []
     size = spent = 0
     for segment in small:
         if spent >= budget:
             break
-        if not groups or size + segment.n_rows > target or groups[-1][0].day != segment.day:
+        if not groups or size + segment.n_rows > target or groups[-1][0].bucket != segment.bucket:
             groups.append([])
             size = 0
         groups[-1].append(segment)
