@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 from sqlalchemy import delete, update
+from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -73,11 +74,11 @@ def compact(engine: Engine, model_id: int, below: int = COMPACT_BELOW_ROWS, targ
     segments = bound(engine)
     budget = max_rows or segments.max_rows
     with Session(engine) as session:
-        rows = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows, EventSegment.min_ts,
-                                   EventSegment.max_ts)
-                            .where(EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
-                                   col(EventSegment.n_rows) < below)
-                            .order_by(col(EventSegment.min_ts), col(EventSegment.id))).all()
+        rows = session.execute(sql_select(col(EventSegment.id), col(EventSegment.path), col(EventSegment.n_rows),
+                                          col(EventSegment.min_ts), col(EventSegment.max_ts))
+                               .where(col(EventSegment.model_id) == model_id, col(EventSegment.retired_at).is_(None),
+                                      col(EventSegment.n_rows) < below)
+                               .order_by(col(EventSegment.min_ts), col(EventSegment.id))).all()
     # A segment straddling a bucket edge stays as it is: merged, it would make a large segment cross the edge,
     # and a profile-mode window ending there would have to read it row by row.
     small = [Small(i, p, n, bucket_start(low, segments.bucket_s)) for i, p, n, low, high in rows
