@@ -23,7 +23,7 @@ from watchtower.events.models import EventSegment
 from watchtower.events.segments import add_segment, read_segments
 from watchtower.events.segstore import binding, compaction
 from watchtower.events.segstore.compaction import compact, plan, sweep
-from watchtower.events.segstore.manifest import read
+from watchtower.events.segstore.manifest import read, scan_sample
 from watchtower.events.segstore.stores import FileStore
 
 DAY = timedelta(days=1)
@@ -299,3 +299,21 @@ def test_compaction_never_merges_across_a_profile_bucket(db: Engine, store: bind
     spans = sorted((s.n_rows, compaction.bucket_start(s.min_ts, store.bucket_s) == compaction.bucket_start(
         s.max_ts, store.bucket_s)) for s in live)
     assert spans == [(10, False), (20, True), (20, True)]
+
+
+def test_a_sample_of_a_window_spreads_over_its_segments_and_stays_inside_it(db: Engine,
+                                                                            store: binding.Segments) -> None:
+    model_id = add_model(db)
+    for i in range(10):  # segment i holds events "s{i}-*", one a second from minute 10*i
+        _write(db, model_id, events(100, start=T0 + timedelta(minutes=10 * i), seed=i, tag=f"s{i}-"))
+    start, end = T0 + timedelta(seconds=30), T0 + timedelta(minutes=95)
+    with Session(db) as session:
+        sample = scan_sample(session, model_id, start, end, 150, ["f1"])
+        whole = scan_sample(session, model_id, start, end, 10_000, ["f1"])
+    assert whole.num_rows == 970  # fewer events than asked for: the window, read whole (30 cut at the start)
+    ids = sample.column(ID).to_pylist()
+    assert len(ids) == 150 == len(set(ids)) and set(ids) <= set(whole.column(ID).to_pylist())
+    assert len({i.split("-")[0] for i in ids}) >= 3  # spread over segments, not the first one only
+    times = sample.column(TS).to_pylist()
+    assert times == sorted(times) and min(times) >= start and max(times) < end
+    assert set(sample.column_names) == {ID, TS, "f1"}

@@ -25,7 +25,7 @@ from watchtower.events.frames import (
 )
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.events.segments import add_segment, read_segments
-from watchtower.events.segstore.manifest import scan, to_frame
+from watchtower.events.segstore.manifest import scan, scan_sample, to_frame
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -173,6 +173,17 @@ def read_window(session: Session, model: MonitoredModel, start: datetime, end: d
         frame[LABEL] = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index)
     else:
         frame[LABEL] = np.nan
+    return frame
+
+
+def sample_window(session: Session, model: MonitoredModel, start: datetime, end: datetime, rows: int,
+                  columns: Sequence[str]) -> pd.DataFrame:
+    """About `rows` events of [start, end) with TS and `columns` (see manifest.scan_sample), no labels."""
+    assert model.id is not None
+    frame = to_frame(scan_sample(session, model.id, start, end, rows, columns))
+    schema = schema_of(model)
+    for name in (schema.keys() & set(columns)) - set(frame.columns):  # a feature added after these events
+        frame[name] = np.nan if schema[name] == "numeric" else None
     return frame
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -70,6 +71,29 @@ def scan(session: Session, model_id: int, start: datetime, end: datetime,
         col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
     within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
     return oldest_first(read(session, [(i, p) for i, p in rows if i is not None], columns, within))
+
+
+def scan_sample(session: Session, model_id: int, start: datetime, end: datetime, rows: int,
+                columns: Sequence[str] | None = None) -> pa.Table:
+    """About `rows` events of [start, end), for numbers that need rows but not all of them (a profile-mode
+    breach's diagnosis): whole segments spread evenly over the window (each covers at most one profile bucket),
+    then a seeded uniform sample of their rows. A window of no more than `rows` events is read whole. ID and TS
+    are read with `columns`."""
+    listed = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows).where(
+        EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
+        col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
+    segments = [(i, p, n) for i, p, n in listed if i is not None]
+    total = sum(n for _, _, n in segments)
+    if total > 2 * rows:  # every k-th segment, so that the picks hold about twice `rows` events
+        step = total // (2 * rows)
+        segments = segments[step // 2::step]
+    within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
+    wanted = None if columns is None else [ID, TS, *columns]
+    table = oldest_first(read(session, [(i, p) for i, p, _ in segments], wanted, within))
+    if table.num_rows <= rows:
+        return table
+    keep = np.sort(np.random.default_rng(0).choice(table.num_rows, rows, replace=False))
+    return table.take(pa.array(keep))
 
 
 Columns: TypeAlias = Sequence[str] | Callable[[pa.Schema], list[str]] | None
