@@ -8,6 +8,8 @@ from pydantic import Field
 
 from detectors.base import Detector, DetectorKind, Finding, Window
 from detectors.registry import register
+from detectors.sketches import drift as sketched
+from detectors.sketches.profile import Profile
 
 
 @register
@@ -16,18 +18,33 @@ class MissingValues(Detector):
 
     name: ClassVar[str] = "missing_values"
     kind: ClassVar[DetectorKind] = DetectorKind.DATA_QUALITY
+    profiles: ClassVar[bool] = True  # the profiles count missing values exactly
     max_increase: float = Field(default=0.05, ge=0, le=1)
 
     def run(self, window: Window) -> list[Finding]:
-        findings = []
-        for column in window.schema:
-            reference = float(window.reference[column].isna().mean())
-            current = float(window.current[column].isna().mean())
-            threshold = min(1.0, reference + self.max_increase)
-            findings.append(Finding(self.name, self.engine, "missing_share", column, score=current,
-                                    threshold=threshold, breached=current > threshold, direction="above",
-                                    extra={"reference_share": reference}))
-        return findings
+        if window.sketched is not None:
+            reference, current = window.sketched
+            shares = [(column, missing_share(reference, column), missing_share(current, column))
+                      for column in window.schema]
+            return sketched.counted([self._finding(*share) for share in shares], current.k)
+        return [self._finding(column, float(window.reference[column].isna().mean()),
+                              float(window.current[column].isna().mean())) for column in window.schema]
+
+    def _finding(self, column: str, reference: float, current: float) -> Finding:
+        threshold = min(1.0, reference + self.max_increase)
+        return Finding(self.name, self.engine, "missing_share", column, score=current, threshold=threshold,
+                       breached=current > threshold, direction="above", extra={"reference_share": reference})
+
+
+def missing_share(profile: Profile, column: str) -> float:
+    """The share of a profile's rows with no value in `column` (a column the profile lacks is all missing)."""
+    if column in profile.numeric:
+        missing = profile.numeric[column].missing
+    elif column in profile.categorical:
+        missing = profile.categorical[column].missing
+    else:
+        missing = profile.rows
+    return missing / profile.rows if profile.rows else float("nan")
 
 
 @register

@@ -10,8 +10,9 @@ import pandas as pd
 from sqlmodel import Session, col, func, select
 
 from detectors import registry
-from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, DetectorKind, Window
+from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, PROBA_PREFIX, TS, DetectorKind, FeatureType, Window
 from detectors.profile import ReferenceProfile
+from detectors.sketches.profile import Profile, profile_frame
 from watchtower.events.frames import prediction_column
 from watchtower.events.models import ServingEvent
 from watchtower.events.store import count_events, read_metrics, read_rejections, read_stage, read_window
@@ -28,6 +29,7 @@ class ReferenceCache:
 
     def __init__(self) -> None:
         self._frames: dict[tuple[int, int], tuple[pd.DataFrame, ReferenceProfile | None]] = {}
+        self._sketches: dict[tuple[int, int], Profile] = {}
         self._lock = threading.Lock()
 
     def get(self, session: Session, model: MonitoredModel) -> tuple[pd.DataFrame, ReferenceProfile | None]:
@@ -46,6 +48,16 @@ class ReferenceCache:
                 self._frames[key] = (frame, decoded)
             return self._frames[key]
 
+    def sketch(self, session: Session, model: MonitoredModel) -> Profile:
+        """The reference's mergeable profile (profile mode), made once per process from the decoded frame."""
+        frame, _ = self.get(session, model)
+        ref_id = session.exec(select(func.max(ReferenceData.id)).where(ReferenceData.model_id == model.id)).one()
+        key = (cast(int, model.id), cast(int, ref_id))
+        with self._lock:
+            if key not in self._sketches:
+                self._sketches[key] = profile_frame(frame, profile_schema(model, frame.columns))
+            return self._sketches[key]
+
 
 @dataclass(frozen=True)
 class Span:
@@ -58,15 +70,25 @@ class Span:
 
 
 def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now: datetime,
-                 references: ReferenceCache) -> Span:
-    """The reference and the current events: the last `window_s` seconds, or the next `window_events` events."""
+                 references: ReferenceCache, profile_mode_events: int = 1_000_000) -> Span:
+    """The reference and the current events: the last `window_s` seconds, or the next `window_events` events.
+
+    In profile mode (the monitor's `mode`, or "auto" above `profile_mode_events` events) the window also carries
+    both sides' merged profiles, and the current frame holds only the columns of detectors that need rows.
+    """
     assert model.id is not None
     if monitor.window_events:
         start, end, incomplete = _count_bounds(session, model.id, monitor)
     else:
         start, end, incomplete = now - timedelta(seconds=monitor.window_s), now, None
-    current = read_window(session, model, start, end, window_columns(monitor, schema_of(model)))
+    sketch = not incomplete and profile_mode(session, model.id, monitor, start, end, profile_mode_events)
+    columns = window_columns(monitor, schema_of(model), profiled=sketch)
+    if sketch and columns == []:  # every detector runs on the profiles: read no rows at all
+        current = pd.DataFrame({TS: pd.Series([], dtype="datetime64[us, UTC]")} | {c: [] for c in schema_of(model)})
+    else:
+        current = read_window(session, model, start, end, columns)
     reference, profile = references.get(session, model)
+    sketched = window_profiles(session, model, start, end, references) if sketch else None
     wanted = _detector_names(monitor)
     stages = {stage: read_stage(session, model, stage, start, end) for stage in _stages(monitor)}
     history = (_history_counts(session, model.id, start, end) if "volume" in wanted and not monitor.window_events
@@ -74,8 +96,46 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
     window = Window(reference=reference, current=current, schema=schema_of(model),  # type: ignore[arg-type]
                     task=model.task, profile=profile, start=start, end=end,  # type: ignore[arg-type]
                     stages=stages, metrics=read_metrics(session, model.id, start, end),
-                    history_counts=history, rejected=read_rejections(session, model.id, start, end))
+                    history_counts=history, rejected=read_rejections(session, model.id, start, end),
+                    sketched=sketched)
     return Span(window, start, end, incomplete)
+
+
+def profile_mode(session: Session, model_id: int, monitor: Monitor, start: datetime, end: datetime,
+                 threshold: int) -> bool:
+    """Whether this pass tests merged profiles: the monitor says so, or ("auto") the window holds more than
+    `threshold` events, counted on the event index before any row is read."""
+    if monitor.mode != "auto":
+        return monitor.mode == "profile"
+    events = monitor.window_events or count_events(session, model_id, start, end)
+    return events > threshold
+
+
+def window_profiles(session: Session, model: MonitoredModel, start: datetime, end: datetime,
+                    references: ReferenceCache) -> tuple[Profile, Profile]:
+    """The reference's and the window's mergeable profiles over the same columns (`profile_schema`).
+
+    Interim: the window's profile is made from its rows. Per-segment profiles merged by the store (exact at
+    segment edges) replace `_window_profile` here; nothing else changes.
+    """
+    reference = references.sketch(session, model)
+    return reference, _window_profile(session, model, start, end, reference)
+
+
+def _window_profile(session: Session, model: MonitoredModel, start: datetime, end: datetime,
+                    reference: Profile) -> Profile:
+    frame = read_window(session, model, start, end, None)
+    return profile_frame(frame, profile_schema(model, [*reference.numeric, *reference.categorical, *frame.columns]),
+                         reference.k, reference.category_cap)
+
+
+def profile_schema(model: MonitoredModel, columns: "pd.Index[str] | list[str]") -> dict[str, FeatureType]:
+    """What a profile covers: the features, the prediction (classes: counts; regression: a sketch) and the
+    class probabilities among `columns`."""
+    schema: dict[str, FeatureType] = dict(schema_of(model))  # type: ignore[arg-type]
+    schema[PREDICTION] = "categorical" if model.task == "classification" else "numeric"
+    schema |= {str(c): "numeric" for c in columns if str(c).startswith(PROBA_PREFIX)}
+    return schema
 
 
 # What each kind of detector reads of the current events, beyond TS; other kinds (data quality, skew, KPIs,
@@ -85,10 +145,13 @@ _READS: dict[DetectorKind, tuple[str, ...]] = {
     DetectorKind.OPERATIONAL: (LATENCY, ERROR), DetectorKind.VOLUME: (), DetectorKind.BUSINESS_KPI: ()}
 
 
-def window_columns(monitor: Monitor, schema: dict[str, str]) -> list[str] | None:
-    """The event columns the monitor's detectors test (None: all of them): a drift monitor reads its features."""
+def window_columns(monitor: Monitor, schema: dict[str, str], profiled: bool = False) -> list[str] | None:
+    """The event columns the monitor's detectors test (None: all of them): a drift monitor reads its features.
+    In profile mode, detectors that run on profiles read none."""
     columns: list[str] = []
     for spec in monitor.detectors:
+        if profiled and registry.runs_on_profiles(str(spec["name"])):
+            continue
         kind = registry.kind_of(str(spec["name"]))
         if kind not in _READS:
             return None

@@ -92,9 +92,19 @@ def settle(findings: list[Finding], k: int, min_d: float) -> list[Finding]:
             near = _ks_rejects(high, n, m, f.threshold, min_d) != _ks_rejects(low, n, m, f.threshold, min_d)
             if near:
                 notes.append(f"near threshold: D {f.statistic:.4f} +- {bound:.4f} could fall on either side")
-        out.append(replace(f, breached=breached, mode=f"sketch k={k}", note="; ".join(notes),
+        out.append(replace(f, breached=breached, mode=sketch_mode(k), note="; ".join(notes),
                            extra=f.extra | {"min_d": min_d, "near_threshold": float(near)}))
     return out
+
+
+def sketch_mode(k: int) -> str:
+    """The mode a finding computed from profiles records."""
+    return f"sketch k={k}"
+
+
+def counted(findings: list[Finding], k: int) -> list[Finding]:
+    """Findings read off a profile's exact counts (missing, non-finite, rows): sketch mode, no error."""
+    return [replace(f, mode=sketch_mode(k), extra=f.extra | {"error_bound": 0.0}) for f in findings]
 
 
 def _ks_rejects(d: float, n: int, m: int, threshold: float, min_d: float) -> bool:
