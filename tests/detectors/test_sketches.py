@@ -15,10 +15,10 @@ from detectors.native_drift import NativeDrift
 from detectors.non_finite import NonFinite
 from detectors.quality import MissingValues
 from detectors.schema_check import SchemaMismatch
-from detectors.stat_drift import PredictionDrift
-from detectors.volume import Volume
 from detectors.sketches import compare
 from detectors.sketches.profile import OTHER, Profile, count_categories, merge, profile_frame, sketch_numeric
+from detectors.stat_drift import PredictionDrift
+from detectors.volume import Volume
 
 SCHEMA = {"x": "numeric", "y": "numeric", "colour": "categorical"}
 
