@@ -6,6 +6,7 @@ marked "near threshold". Above the category cap, chi-square has no exact counts:
 replace it and the finding says why.
 """
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from detectors import categorical_stats as cat
@@ -69,11 +70,14 @@ def measure_categorical(feature: str, reference: CategoryCounts, current: Catego
 
 
 def measure(reference: Profile, current: Profile, numeric_tests: tuple[NumericTest, ...],
-            categorical_tests: tuple[CategoricalTest, ...]) -> list[Measured]:
-    """Every requested statistic for every feature both profiles hold."""
-    out = [m for name, ref in reference.numeric.items() if name in current.numeric
+            categorical_tests: tuple[CategoricalTest, ...], features: Collection[str] | None = None) -> list[Measured]:
+    """Every requested statistic for every feature both profiles hold (of `features`, when given: a window's
+    profiles also hold the prediction and class probabilities)."""
+    wanted = set(features) if features is not None else None
+    out = [m for name, ref in reference.numeric.items() if name in current.numeric and (not wanted or name in wanted)
            for m in measure_numeric(name, ref, current.numeric[name], numeric_tests)]
-    out += [m for name, ref in reference.categorical.items() if name in current.categorical
+    out += [m for name, ref in reference.categorical.items()
+            if name in current.categorical and (not wanted or name in wanted)
             for m in measure_categorical(name, ref, current.categorical[name], categorical_tests)]
     return out
 
