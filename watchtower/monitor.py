@@ -117,7 +117,7 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
         policy, scope = store.effective_policy(session, model.id)
         plan = decide.plan(policy, outcomes, store.history(session, monitor.id, _history_needed(policy)))
         breach = Breach(model.id, model.name, monitor.id, monitor.name, start, min(end, now), outcomes,
-                        first_event_at=_first_served(window), plan=plan,
+                        first_event_at=span.first_served or _first_served(window), plan=plan,
                         group_key=group_key(policy.grouping, model.id, monitor.id), diagnosis=numbers)
         decision = respond(session, runtime, breach, policy, scope, now)
         for run in runs:

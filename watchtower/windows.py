@@ -67,6 +67,7 @@ class Span:
     start: datetime
     end: datetime
     incomplete: str | None = None
+    first_served: datetime | None = None  # profile mode without rows: the earliest event's time, from the index
 
 
 def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now: datetime,
@@ -83,8 +84,11 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
         start, end, incomplete = now - timedelta(seconds=monitor.window_s), now, None
     sketch = not incomplete and profile_mode(session, model.id, monitor, start, end, profile_mode_events)
     columns = window_columns(monitor, schema_of(model), profiled=sketch)
+    first_served = None
     if sketch and columns == []:  # every detector runs on the profiles: read no rows at all
         current = pd.DataFrame({TS: pd.Series([], dtype="datetime64[us, UTC]")} | {c: [] for c in schema_of(model)})
+        first_served = session.exec(select(func.min(ServingEvent.ts)).where(
+            ServingEvent.model_id == model.id, col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)).one()
     else:
         current = read_window(session, model, start, end, columns)
     reference, profile = references.get(session, model)
@@ -98,7 +102,7 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
                     stages=stages, metrics=read_metrics(session, model.id, start, end),
                     history_counts=history, rejected=read_rejections(session, model.id, start, end),
                     sketched=sketched)
-    return Span(window, start, end, incomplete)
+    return Span(window, start, end, incomplete, first_served)
 
 
 def profile_mode(session: Session, model_id: int, monitor: Monitor, start: datetime, end: datetime,

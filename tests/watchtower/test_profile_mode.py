@@ -87,6 +87,7 @@ def test_a_shifted_window_breaches_on_profiles_and_the_incident_shows_the_mode(
     evidence = client.get(f"/incidents/{result.incident_id}").json()["evidence"]
     [finding] = [f for f in evidence["checks"][0]["findings"] if f["feature"] == "f1"]
     assert finding["mode"] == "sketch k=1024" and finding["note"] == ""
+    assert evidence["window"]["first_event_at"] is not None  # no row was read: the event index gave it
     page = client.get(f"/postmortems/incidents/{result.incident_id}")
     assert page.status_code == 200 and "sketch k=1024, ±" in page.text
 
