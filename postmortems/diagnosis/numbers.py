@@ -39,7 +39,7 @@ def measure(window: Window) -> dict[str, Any]:
         else:
             features[name] = feature_numbers.categorical(window.reference[name], window.current[name],
                                                          profile.categorical.get(name) if profile else None)
-    numbers: dict[str, Any] = finite({"rows": len(window.current), "features": features,
+    numbers: dict[str, Any] = finite({"rows": window.events, "features": features,
                                       "prediction": prediction_shift(window), "kpi": kpi(window),
                                       "volume": volume(window), "refused": refused(window)})
     return numbers
@@ -104,7 +104,7 @@ def kpi(window: Window) -> dict[str, Any]:
 def volume(window: Window) -> dict[str, Any]:
     """Events in the window and the median of the previous windows (when the monitor counts them)."""
     history = [c for c in window.history_counts if c > 0]
-    return {"rows": len(window.current), **({"expected": float(median(history))} if history else {})}
+    return {"rows": window.events, **({"expected": float(median(history))} if history else {})}
 
 
 def refused(window: Window) -> dict[str, Any]:

@@ -88,6 +88,7 @@ def test_a_shifted_window_breaches_on_profiles_and_the_incident_shows_the_mode(
     [finding] = [f for f in evidence["checks"][0]["findings"] if f["feature"] == "f1"]
     assert finding["mode"] == "sketch k=1024" and finding["note"] == ""
     assert evidence["window"]["first_event_at"] is not None  # no row was read: the event index gave it
+    assert evidence["diagnosis"]["rows"] == evidence["diagnosis"]["volume"]["rows"] == 400  # from the profile
     page = client.get(f"/postmortems/incidents/{result.incident_id}")
     assert page.status_code == 200 and "sketch k=1024, ±" in page.text
 
