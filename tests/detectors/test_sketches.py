@@ -13,7 +13,7 @@ from detectors import numeric_stats as num
 from detectors.base import PREDICTION, PROBA_PREFIX, Detector, FeatureType, Finding, Window
 from detectors.native_drift import NativeDrift
 from detectors.non_finite import NonFinite
-from detectors.quality import MissingValues
+from detectors.quality import MissingValues, OutOfRange, UnseenCategories
 from detectors.schema_check import SchemaMismatch
 from detectors.sketches import compare
 from detectors.sketches.profile import OTHER, Profile, count_categories, merge, profile_frame, sketch_numeric
@@ -268,3 +268,49 @@ def test_non_finite_volume_and_schema_run_on_profiles() -> None:
     absent = (profiles[0], merge([Profile(500, numeric={"x": sketch_numeric(np.zeros(500))})]))
     missing = SchemaMismatch().run(Window(reference.iloc[:0], current.iloc[:0], schema, sketched=absent))
     assert [(f.test, f.feature, f.score) for f in missing] == [("missing", "colour", 1.0)]
+
+
+def test_out_of_range_and_unseen_categories_on_profiles_match_the_rows_within_their_bounds() -> None:
+    rng = np.random.default_rng(16)
+    n = 200_000
+    schema: dict[str, FeatureType] = {"healthy": "numeric", "rescaled": "numeric", "colour": "categorical",
+                                      "renamed": "categorical"}
+    reference = pd.DataFrame({"healthy": rng.normal(0, 1, n), "rescaled": rng.normal(0, 1, n),
+                              "colour": rng.choice(["red", "blue"], n), "renamed": rng.choice(["a", "b"], n)})
+    current = pd.DataFrame({"healthy": rng.normal(0, 1, n), "rescaled": rng.normal(0, 1, n) * 3,
+                            "colour": rng.choice(["red", "blue"], n), "renamed": rng.choice(["a", "b", "B"], n)})
+    current.loc[:99, "healthy"] = np.inf  # 0.05 %: outside any range, under the 1 % threshold
+    detectors: list[Detector] = [OutOfRange(), UnseenCategories()]
+    for detector in detectors:
+        exact, found = _both_modes(detector, reference, current, schema, schema)
+        assert [(f.feature, f.breached) for f in found] == [(f.feature, f.breached) for f in exact]
+        for e, f in zip(exact, found, strict=True):
+            assert abs(f.score - e.score) <= f.extra["error_bound"] + 1e-12
+            assert f.mode == "sketch k=1024"
+    breached = [f.feature for d in detectors for f in _both_modes(d, reference, current, schema, schema)[1]
+                if f.breached]
+    assert breached == ["rescaled", "renamed"]
+
+
+def test_unseen_categories_past_the_cap_count_only_what_is_known_and_say_so() -> None:
+    rng = np.random.default_rng(17)
+    reference = pd.DataFrame({"sku": rng.choice([f"s{i}" for i in range(30)], 10_000)})
+    current = pd.DataFrame({"sku": rng.choice([f"s{i}" for i in range(20, 50)], 10_000)})
+    schema: dict[str, FeatureType] = {"sku": "categorical"}
+    [exact] = UnseenCategories().run(Window(reference, current, schema))
+    profiles = (profile_frame(reference, schema, category_cap=10), profile_frame(current, schema, category_cap=10))
+    [found] = UnseenCategories().run(Window(reference.iloc[:0], current.iloc[:0], schema, sketched=profiles))
+    assert found.score <= exact.score <= found.score + found.extra["error_bound"]
+    assert "beyond the cap" in found.note and found.extra["capped"] == 1.0
+
+
+def test_an_out_of_range_share_within_the_sketch_error_of_its_threshold_is_near_threshold() -> None:
+    rng = np.random.default_rng(18)
+    n = 200_000
+    reference, current = pd.DataFrame({"x": rng.normal(0, 1, n)}), pd.DataFrame({"x": rng.normal(0, 1, n)})
+    current.loc[: n // 100 - 1, "x"] = 50.0  # exactly 1 %, the threshold, above the reference's maximum
+    schema: dict[str, FeatureType] = {"x": "numeric"}
+    [exact], [found] = _both_modes(OutOfRange(), reference, current, schema, schema)
+    assert exact.score == pytest.approx(0.01, abs=1e-4)  # plus the few normal values past the reference range
+    assert 0 < found.extra["error_bound"] < 0.01 and abs(found.score - 0.01) <= found.extra["error_bound"]
+    assert "near threshold" in found.note and found.extra["near_threshold"] == 1.0
