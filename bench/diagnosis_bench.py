@@ -182,7 +182,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         settings = Settings(database_url=url, api_token=SecretStr(TOKEN), scheduler_enabled=False,
-                            min_window_events=50, slack_token=None)
+                            min_window_events=50, slack_token=None, allowed_hosts="testserver")
         engine = make_engine(url)
         migrate(engine)
         with Session(engine) as session:

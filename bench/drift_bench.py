@@ -153,7 +153,7 @@ def load_store(url: str, reference: pd.DataFrame, current: pd.DataFrame) -> None
     sample = reference.sample(min(len(reference), 20_000), random_state=0)
     primary = named_classifier(sample[NUMERIC + CATEGORICAL], sample["label"], NUMERIC, CATEGORICAL, simple=True)
     settings = Settings(database_url=url, api_token=SecretStr(BENCH_TOKEN), scheduler_enabled=False,
-                        max_upload_bytes=2**31)
+                        max_upload_bytes=2**31, allowed_hosts="testserver")
     spec = {"name": "bench", "task": "classification", "target": "label",
             "features": [{"name": c, "type": t} for c, t in SCHEMA.items()],
             "monitors": [{"detectors": [{"name": "native_drift"}, {"name": "prediction_drift"},

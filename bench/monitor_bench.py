@@ -88,7 +88,7 @@ def prepare(url: str, segments: str, rows: int) -> int:
     sample = reference.sample(min(rows, 20_000), random_state=0)
     model = named_classifier(sample[NUMERIC + CATEGORICAL], sample["label"], NUMERIC, CATEGORICAL, simple=True)
     settings = Settings(database_url=url, api_token=SecretStr(TOKEN), scheduler_enabled=False,
-                        segment_store=segments, max_upload_bytes=2**31)
+                        segment_store=segments, max_upload_bytes=2**31, allowed_hosts="testserver")
     spec = {"name": "bench", "task": "classification", "target": "label",
             "features": [{"name": c, "type": t} for c, t in SCHEMA.items()],
             "monitors": [{"detectors": [{"name": "native_drift"}, {"name": "prediction_drift"}],

@@ -145,13 +145,15 @@ def _percentiles(latencies: list[float]) -> tuple[float, float]:
 def time_requests(engine: Engine, repeats: int) -> list[tuple[str, float, float, float, float]]:
     """(query name, API p50, API p95, page p50, page p95) in ms, the requests taken in turn through the app."""
     from fastapi.testclient import TestClient
+    from pydantic import SecretStr
 
     from watchtower.app import create_app
     from watchtower.settings import Settings
 
-    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), scheduler_enabled=False)
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), scheduler_enabled=False,
+                        api_token=SecretStr("bench-token"), allowed_hosts="testserver")
     out = []
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(settings, engine), headers={"Authorization": "Bearer bench-token"}) as client:
         for name, q, filters in QUERIES:
             api = {"q": q, "limit": 20, "tag": filters.get("tags", []), "severity": filters.get("severities", []),
                    "status": filters.get("statuses", [])}

@@ -30,10 +30,15 @@ PROBA_PREFIX = "__proba__:"  # one column per class: the model's probability of 
 FeatureType = Literal["numeric", "categorical"]
 
 
+def _pandas_missing(value: Any) -> bool:
+    """pd.NA or pd.NaT, told by type name: pandas stays out of the app's start-up."""
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
 def class_name(value: Any) -> str | None:
     """One spelling per class whatever JSON or a dtype made of it: 1, 1.0, np.int64(1) and "1" are all "1";
-    True is "true" (the event store's spelling of JSON true); None and NaN are None."""
-    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+    True is "true" (the event store's spelling of JSON true); None, NaN and pandas' NA/NaT are None."""
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)) or _pandas_missing(value):
         return None
     if isinstance(value, bool | np.bool_):
         return str(bool(value)).lower()

@@ -17,8 +17,19 @@ EPS = float(np.finfo(np.float64).eps)  # log loss clips probabilities to [eps, 1
 
 
 def class_names(values: pd.Series) -> np.ndarray:
-    """Class values as canonical strings: 1, 1.0, np.int64(1) and "1" all become "1"; True becomes "true"."""
-    return np.array([class_name(v) for v in values], dtype=object)
+    """Class values as canonical strings: 1, 1.0, np.int64(1) and "1" all become "1"; True becomes "true".
+
+    A window holds millions of values but a handful of classes, so each distinct value is spelled once. Only a
+    column of one kind is factorized: in a mixed object column 1, 1.0 and True are equal in Python (one hash
+    bucket) yet True is spelled "true", so each value there is spelled on its own.
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) == "string":
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        spelled = np.array([class_name(u) for u in uniques] + [None], dtype=object)
+        named: np.ndarray = spelled[codes]  # code -1 (missing) takes the trailing None
+        return named
+    return np.array([class_name(v) for v in series], dtype=object)
 
 
 def proba_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,8 @@
-"""One monitor pass per model: window -> detectors -> policy -> actions. Never raises for one bad model."""
+"""One monitor pass per model: window -> detectors -> policy -> actions. Never raises for one bad model.
+
+The window, pandas and the diagnosis are imported by the first pass that has a model to check: `watchtower
+monitor` on an empty database stays light.
+"""
 
 import logging
 import time
@@ -6,13 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import pandas as pd
 from sqlmodel import Session, col, select
 
 from detectors import registry
 from detectors.base import TS, Finding, InsufficientData, Window
 from detectors.thresholds import FittedThreshold, Key, apply
-from postmortems.diagnosis.numbers import measure
 from watchtower import learned_thresholds
 from watchtower.checks.models import CheckResult, CheckRun
 from watchtower.clock import utcnow
@@ -24,7 +26,6 @@ from watchtower.policy.respond import respond
 from watchtower.policy.rules import Policy
 from watchtower.registry.models import Monitor, MonitoredModel
 from watchtower.runtime import Runtime
-from watchtower.windows import TICK, build_window
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def run_monitor(runtime: Runtime, model_name: str, monitor_name: str, now: datet
 
 
 def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) -> PassResult:
+    from watchtower.windows import TICK, build_window
+
     with Session(runtime.engine) as session:
         monitor, archived = session.exec(select(Monitor, MonitoredModel.archived_at).join(MonitoredModel).where(
             MonitoredModel.name == model_name, Monitor.name == monitor_name)).one()
@@ -160,6 +163,8 @@ def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: 
 
 def _measure(window: Window, model_name: str) -> dict[str, Any]:
     """The numbers the breach's diagnosis needs; a failure leaves them out (the breach still acts), logged."""
+    from postmortems.diagnosis.numbers import measure
+
     try:
         return measure(window)
     except Exception as exc:  # the incident must still open: a diagnosis is a help, not a gate
@@ -182,6 +187,8 @@ def _first_served(window: Window) -> datetime | None:
     """When the window's earliest event was served (None for an empty window)."""
     if TS not in window.current.columns or window.current.empty:
         return None
+    import pandas as pd
+
     first = window.current[TS].min()
     return None if pd.isna(first) else pd.Timestamp(first).to_pydatetime()
 

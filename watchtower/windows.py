@@ -10,9 +10,9 @@ import pandas as pd
 from sqlmodel import Session, col, func, select
 
 from detectors import registry
-from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, PROBA_PREFIX, TS, DetectorKind, FeatureType, Window
+from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, TS, DetectorKind, Window
 from detectors.profile import ReferenceProfile
-from detectors.sketches.profile import Profile, profile_frame
+from detectors.sketches.profile import Profile
 from watchtower.events.frames import prediction_column
 from watchtower.events.models import ServingEvent
 from watchtower.events.store import count_events, read_metrics, read_rejections, read_stage, read_window
@@ -29,7 +29,6 @@ class ReferenceCache:
 
     def __init__(self) -> None:
         self._frames: dict[tuple[int, int], tuple[pd.DataFrame, ReferenceProfile | None]] = {}
-        self._sketches: dict[tuple[int, int], Profile] = {}
         self._lock = threading.Lock()
 
     def get(self, session: Session, model: MonitoredModel) -> tuple[pd.DataFrame, ReferenceProfile | None]:
@@ -47,16 +46,6 @@ class ReferenceCache:
                         frame[column] = prediction_column(frame[column].tolist(), model.task)
                 self._frames[key] = (frame, decoded)
             return self._frames[key]
-
-    def sketch(self, session: Session, model: MonitoredModel) -> Profile:
-        """The reference's mergeable profile (profile mode), made once per process from the decoded frame."""
-        frame, _ = self.get(session, model)
-        ref_id = session.exec(select(func.max(ReferenceData.id)).where(ReferenceData.model_id == model.id)).one()
-        key = (cast(int, model.id), cast(int, ref_id))
-        with self._lock:
-            if key not in self._sketches:
-                self._sketches[key] = profile_frame(frame, profile_schema(model, frame.columns))
-            return self._sketches[key]
 
 
 @dataclass(frozen=True)
@@ -92,7 +81,7 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
     else:
         current = read_window(session, model, start, end, columns)
     reference, profile = references.get(session, model)
-    sketched = window_profiles(session, model, start, end, references) if sketch else None
+    sketched = window_profiles(session, model, start, end) if sketch else None
     wanted = _detector_names(monitor)
     stages = {stage: read_stage(session, model, stage, start, end) for stage in _stages(monitor)}
     history = (_history_counts(session, model.id, start, end) if "volume" in wanted and not monitor.window_events
@@ -115,31 +104,13 @@ def profile_mode(session: Session, model_id: int, monitor: Monitor, start: datet
     return events > threshold
 
 
-def window_profiles(session: Session, model: MonitoredModel, start: datetime, end: datetime,
-                    references: ReferenceCache) -> tuple[Profile, Profile]:
-    """The reference's and the window's mergeable profiles over the same columns (`profile_schema`).
+def window_profiles(session: Session, model: MonitoredModel, start: datetime,
+                    end: datetime) -> tuple[Profile, Profile]:
+    """The reference's and the window's mergeable profiles: stored per reference and per segment, merged, exact at
+    the window's edges (watchtower/events/segstore/profiles.py)."""
+    from watchtower.events.segstore.profiles import reference_profile, window_profile
 
-    Interim: the window's profile is made from its rows. Per-segment profiles merged by the store (exact at
-    segment edges) replace `_window_profile` here; nothing else changes.
-    """
-    reference = references.sketch(session, model)
-    return reference, _window_profile(session, model, start, end, reference)
-
-
-def _window_profile(session: Session, model: MonitoredModel, start: datetime, end: datetime,
-                    reference: Profile) -> Profile:
-    frame = read_window(session, model, start, end, None)
-    return profile_frame(frame, profile_schema(model, [*reference.numeric, *reference.categorical, *frame.columns]),
-                         reference.k, reference.category_cap)
-
-
-def profile_schema(model: MonitoredModel, columns: "pd.Index[str] | list[str]") -> dict[str, FeatureType]:
-    """What a profile covers: the features, the prediction (classes: counts; regression: a sketch) and the
-    class probabilities among `columns`."""
-    schema: dict[str, FeatureType] = dict(schema_of(model))  # type: ignore[arg-type]
-    schema[PREDICTION] = "categorical" if model.task == "classification" else "numeric"
-    schema |= {str(c): "numeric" for c in columns if str(c).startswith(PROBA_PREFIX)}
-    return schema
+    return reference_profile(session, model), window_profile(session, model, start, end).profile
 
 
 # What each kind of detector reads of the current events, beyond TS; other kinds (data quality, skew, KPIs,

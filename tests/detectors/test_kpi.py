@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sklearn import metrics
 
-from detectors import registry
-from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, PROBA_PREFIX, TS, InsufficientData, Window
+from detectors import kpi_metrics, registry
+from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, PROBA_PREFIX, TS, InsufficientData, Window, class_name
 from detectors.kpi import Accuracy, ClassificationKPI, LogLoss, RegressionKPI
 from detectors.operational import BusinessKPI, ErrorRate, Latency
 from tests import factories
@@ -275,3 +275,15 @@ def test_a_bad_param_through_the_api_is_a_422_naming_it(client: TestClient, mode
     response = client.put("/models/churn/monitors/default", json={"detectors": [detector]})
     assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in response.json()["errors"]] == [f"body.detectors.0.params.{field}"]
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["1", "0", None, "1"], dtype=object), pd.Series([1, 0, 2, 1]), pd.Series([1.0, np.nan, 0.0, 2.5]),
+    pd.Series([True, False, True]), pd.Series(["a", None, "b"], dtype="string"),
+    pd.Series([1, 1.0, True, "1", None, float("nan"), np.int64(2), {"a": 1}, False, 0], dtype=object),
+], ids=["strings", "ints", "floats", "bools", "string-dtype", "mixed"])
+def test_class_names_spell_each_value_as_class_name_does(values: pd.Series) -> None:
+    """The factorized fast path gives the same spelling per value as the one-by-one definition."""
+    expected = [class_name(v) for v in values]
+    assert kpi_metrics.class_names(values).tolist() == expected
+    assert kpi_metrics.class_names(pd.Series([True, 1, 1.0], dtype=object)).tolist() == ["true", "1", "1"]

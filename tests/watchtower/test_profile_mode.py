@@ -8,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from detectors.base import DATASET, PREDICTION
-from detectors.sketches import profile as sketch_profile
 from tests import factories
 from tests.factories import BuiltModels
 from watchtower import windows
+from watchtower.events.segstore import binding
 from watchtower.monitor import PassResult, run_monitor
 from watchtower.registry.models import Monitor
 from watchtower.runtime import Runtime
@@ -96,18 +96,21 @@ def test_a_shifted_window_breaches_on_profiles_and_the_incident_shows_the_mode(
 
 
 def test_categories_beyond_the_cap_switch_tests_and_the_note_is_stored(
-        client: TestClient, runtime: Runtime, models: BuiltModels, monkeypatch: pytest.MonkeyPatch) -> None:
-    response = factories.register(client, factories.named_spec("churn"), models.named_primary, models.named_fallback,
-                                  models.reference)
-    assert response.status_code == 201, response.text
-    factories.serve(client, "churn", factories.make_frame(300, seed=8), columns=["f1", "f2", "color"])
-    # Three colours against a cap of two: chi-square gives way to L-infinity and Jensen-Shannon.
-    def capped(frame: Any, schema: Any, k: int = 1024, category_cap: int = 0) -> sketch_profile.Profile:
-        return sketch_profile.profile_frame(frame, schema, k, category_cap=2)
-
-    monkeypatch.setattr(windows, "profile_frame", capped)
-    _monitor(client, "sketched", detectors=[{"name": "native_drift"}], min_events=50, mode="profile")
-    run_monitor(runtime, "churn", "sketched")
+        client: TestClient, runtime: Runtime, models: BuiltModels) -> None:
+    # Three colours against a cap of two (profiles of the reference and of the segments): chi-square gives way
+    # to L-infinity and Jensen-Shannon.
+    runtime.settings.profile_category_cap = 2
+    binding.bind(runtime.engine, runtime.settings)
+    try:
+        response = factories.register(client, factories.named_spec("churn"), models.named_primary,
+                                      models.named_fallback, models.reference)
+        assert response.status_code == 201, response.text
+        factories.serve(client, "churn", factories.make_frame(300, seed=8), columns=["f1", "f2", "color"])
+        _monitor(client, "sketched", detectors=[{"name": "native_drift"}], min_events=50, mode="profile")
+        run_monitor(runtime, "churn", "sketched")
+    finally:
+        runtime.settings.profile_category_cap = 10_000
+        binding.bind(runtime.engine, runtime.settings)
     [run] = client.get("/models/churn/checks").json()
     colour = {r["test"]: r for r in run["results"] if r["feature"] == "color"}
     assert sorted(colour) == ["jensen_shannon", "linf"]

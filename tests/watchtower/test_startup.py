@@ -32,6 +32,15 @@ def test_creating_the_app_imports_nothing_heavy(tmp_path: Path) -> None:
     assert "fastapi" in loaded and loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
 
 
+def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> None:
+    """No model, nothing to check: the window, pandas, scipy and the diagnosis stay unloaded."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
+    loaded = _loaded(f"import os, sys\nos.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\n"
+                     "sys.argv = ['watchtower', 'monitor']\nfrom watchtower.cli import main\nmain()")
+    assert "sqlalchemy" in loaded and loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
+
+
 def test_migrate_imports_alembic_only_when_there_is_something_to_upgrade(tmp_path: Path) -> None:
     migrate = ("from watchtower.db import make_engine, migrate, applied_revisions, script_heads\n"
                f"engine = make_engine('sqlite:///{tmp_path / 'w.db'}')\nmigrate(engine)\n"

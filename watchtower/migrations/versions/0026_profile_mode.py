@@ -1,7 +1,7 @@
 """profile mode: a monitor's mode (auto | exact | profile), and each check result's mode and note
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 Create Date: 2026-11-28 16:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0024"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
