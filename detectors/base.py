@@ -79,6 +79,15 @@ class Window:
     # above a window size; detectors that support it test these instead of the rows.
     sketched: "tuple[Profile, Profile] | None" = None
 
+    @property
+    def events(self) -> int:
+        """Events in the window: the current profile's rows in profile mode (the frame may hold none)."""
+        return self.sketched[1].rows if self.sketched is not None else len(self.current)
+
+    @property
+    def reference_rows(self) -> int:
+        return self.sketched[0].rows if self.sketched is not None else len(self.reference)
+
     def columns_of(self, kind: FeatureType) -> list[str]:
         """Feature names of one type, in schema order."""
         return [name for name, t in self.schema.items() if t == kind]
@@ -146,6 +155,8 @@ class Detector(BaseModel, ABC):
     # False for checks that must run on an empty or tiny window (a dead feed, refused events, pushed KPIs):
     # the monitor's min_events gate does not apply to them.
     needs_events: ClassVar[bool] = True
+    # True for checks that run on `window.sketched` in profile mode: the monitor then reads none of their columns.
+    profiles: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, window: Window) -> list[Finding]:

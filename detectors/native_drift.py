@@ -109,6 +109,7 @@ class NativeDrift(Detector):
     name: ClassVar[str] = "native_drift"
     kind: ClassVar[DetectorKind] = DetectorKind.INPUT_DRIFT
     engine: ClassVar[str] = "native"
+    profiles: ClassVar[bool] = True
     numeric_tests: tuple[NumericTest, ...] = Field(default=("ks",), min_length=1)
     categorical_tests: tuple[CategoricalTest, ...] = Field(default=("chi2",), min_length=1)
     p_value: float = Field(default=0.05, gt=0, lt=1, description="Family level: FDR for bh, FWER for bonferroni")
@@ -132,7 +133,8 @@ class NativeDrift(Detector):
             reference, current = window.sketched
             if current.rows < self.min_rows:
                 raise InsufficientData(f"{current.rows} current rows, need {self.min_rows}")
-            measured = sketched.measure(reference, current, self.numeric_tests, self.categorical_tests)
+            measured = sketched.measure(reference, current, self.numeric_tests, self.categorical_tests,
+                                        features=window.schema)
             return sketched.settle(self.judge(measured), current.k, self.min_d)
         profile = window.profile or profile_reference(window.reference, window.schema)
         return self.check(profile, window.current)

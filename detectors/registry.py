@@ -35,6 +35,12 @@ def needs_events(name: str) -> bool:
     return _DETECTORS[name].needs_events if name in _DETECTORS else True
 
 
+def runs_on_profiles(name: str) -> bool:
+    """Whether the detector tests merged profiles in profile mode (False: it reads rows; also an unknown name)."""
+    _load_builtins()
+    return _DETECTORS[name].profiles if name in _DETECTORS else False
+
+
 def kind_of(name: str) -> DetectorKind | None:
     """The kind of a registered detector (None for an unknown name)."""
     _load_builtins()

@@ -14,6 +14,8 @@ from pydantic import Field
 
 from detectors.base import DATASET, Detector, DetectorKind, FeatureType, Finding, Window
 from detectors.registry import register
+from detectors.sketches import drift as sketched
+from detectors.sketches.profile import Profile
 
 KINDS = ("missing", "extra", "wrong_type")
 
@@ -47,6 +49,16 @@ def frame_mismatches(current: pd.DataFrame, schema: dict[str, FeatureType]) -> C
     return found
 
 
+def profile_mismatches(current: Profile, schema: dict[str, FeatureType]) -> Counter[tuple[str, str]]:
+    """(kind, feature) -> accepted rows, from a merged profile: schema features it has no column for. A profile
+    holds only the schema's columns, typed, so extra and mistyped values (which ingest refuses) do not show here."""
+    found: Counter[tuple[str, str]] = Counter()
+    for feature in schema:
+        if feature not in current.numeric and feature not in current.categorical:
+            found["missing", feature] = current.rows
+    return found
+
+
 def rejected_counts(rejected: pd.DataFrame | None) -> Counter[tuple[str, str]]:
     """(kind, feature) -> events refused at ingest."""
     found: Counter[tuple[str, str]] = Counter()
@@ -68,12 +80,14 @@ class SchemaMismatch(Detector):
     name: ClassVar[str] = "schema_mismatch"
     kind: ClassVar[DetectorKind] = DetectorKind.DATA_QUALITY
     needs_events: ClassVar[bool] = False  # every event refused at ingest leaves an empty window
+    profiles: ClassVar[bool] = True  # refusals as always; accepted rows' absent features from the profile
     max_share: float = Field(default=0.0, ge=0, le=1, description="Breach above this share of affected events")
 
     def run(self, window: Window) -> list[Finding]:
         refused = rejected_counts(window.rejected)
-        accepted = frame_mismatches(window.current, window.schema)
-        events = len(window.current) + sum(refused.values())
+        accepted = (frame_mismatches(window.current, window.schema) if window.sketched is None
+                    else profile_mismatches(window.sketched[1], window.schema))
+        events = window.events + sum(refused.values())
         findings = []
         for kind, feature in sorted(set(refused) | set(accepted), key=_order):
             count = refused[kind, feature] + accepted[kind, feature]
@@ -87,7 +101,7 @@ class SchemaMismatch(Detector):
         if not findings:
             findings.append(Finding(self.name, self.engine, "schema_ok", DATASET, score=0.0, threshold=self.max_share,
                                     breached=False, direction="above", extra={"events": float(events)}))
-        return findings
+        return findings if window.sketched is None else sketched.counted(findings, window.sketched[1].k)
 
 
 def _order(key: tuple[str, str]) -> tuple[int, str]:

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from detectors.base import DATASET, Detector, DetectorKind, Finding, InsufficientData, Window
 from detectors.registry import register
+from detectors.sketches import drift as sketched
 
 
 @register
@@ -21,22 +22,24 @@ class Volume(Detector):
     name: ClassVar[str] = "volume"
     kind: ClassVar[DetectorKind] = DetectorKind.VOLUME
     needs_events: ClassVar[bool] = False  # an empty window is the dead feed this catches
+    profiles: ClassVar[bool] = True  # in profile mode the count is the merged profile's rows
     expected_per_hour: float | None = Field(default=None, gt=0, description="Static rate; None learns it from history")
     min_history: int = Field(default=3, ge=1, description="Fewer previous windows: insufficient data")
     max_drop: float = Field(default=0.5, ge=0, le=1, description="Breach below expected * (1 - max_drop)")
     max_spike: float = Field(default=1.0, ge=0, description="Breach above expected * (1 + max_spike)")
 
     def run(self, window: Window) -> list[Finding]:
-        count = float(len(window.current))
+        count = float(window.events)
         expected, source = self.expected(window)
         extra = source | {"expected": expected} | ({"ratio": count / expected} if expected > 0 else {})
         low, high = expected * (1 - self.max_drop), expected * (1 + self.max_spike)
-        return [
+        findings = [
             Finding(self.name, self.engine, "volume_drop", DATASET, score=count, threshold=low, breached=count < low,
                     direction="below", statistic=count, extra=dict(extra)),
             Finding(self.name, self.engine, "volume_spike", DATASET, score=count, threshold=high,
                     breached=count > high, direction="above", statistic=count, extra=dict(extra)),
         ]
+        return findings if window.sketched is None else sketched.counted(findings, window.sketched[1].k)
 
     def expected(self, window: Window) -> tuple[float, dict[str, float]]:
         """The expected event count of the window, and where it came from (for the finding's extra)."""

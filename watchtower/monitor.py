@@ -81,16 +81,16 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
         model = session.exec(select(MonitoredModel).where(MonitoredModel.name == model_name)).one()
         monitor = session.exec(select(Monitor).where(Monitor.model_id == model.id,
                                                      Monitor.name == monitor_name)).one()
-        span = build_window(session, model, monitor, now, runtime.references)
+        span = build_window(session, model, monitor, now, runtime.references, runtime.settings.profile_mode_events)
         fitted = {name: learned_thresholds.stored(session, cast(int, monitor.id), name)
                   for name in learned_thresholds.learned_detectors(monitor)}
     assert model.id is not None and monitor.id is not None
     window, start, end = span.window, span.start, span.end
-    enough = len(window.current) >= monitor.min_events
+    enough = window.events >= monitor.min_events
     results = [(spec, "insufficient_data", [], span.incomplete) if span.incomplete
                else _detect(runtime, model_name, spec, window, fitted.get(str(spec["name"])))
                if enough or not registry.needs_events(str(spec["name"]))
-               else (spec, "insufficient_data", [], f"{len(window.current)} events, need {monitor.min_events}")
+               else (spec, "insufficient_data", [], f"{window.events} events, need {monitor.min_events}")
                for spec in monitor.detectors]
     numbers = _measure(window, model_name) if any(status == "breached" for _, status, _, _ in results) else {}
 
@@ -101,8 +101,8 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
             run = CheckRun(model_id=model.id, monitor_id=monitor.id, detector=spec["name"], engine=engine,
                            params=spec.get("params", {}),
                            status=status, window_start=start, window_end=min(end, now),
-                           n_reference=len(window.reference),
-                           n_current=len(window.current), error=error, created_at=now,
+                           n_reference=window.reference_rows,
+                           n_current=window.events, error=error, created_at=now,
                            guard_item_id=_guard_item(spec))
             session.add(run)
             session.flush()
@@ -120,7 +120,7 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
         policy, scope = store.effective_policy(session, model.id)
         plan = decide.plan(policy, outcomes, store.history(session, monitor.id, _history_needed(policy)))
         breach = Breach(model.id, model.name, monitor.id, monitor.name, start, min(end, now), outcomes,
-                        first_event_at=_first_served(window), plan=plan,
+                        first_event_at=span.first_served or _first_served(window), plan=plan,
                         group_key=group_key(policy.grouping, model.id, monitor.id), diagnosis=numbers)
         decision = respond(session, runtime, breach, policy, scope, now)
         for run in runs:
@@ -196,4 +196,5 @@ def _first_served(window: Window) -> datetime | None:
 def _result(run_id: int, f: Finding) -> CheckResult:
     return CheckResult(check_run_id=run_id, feature=f.feature, test=f.test, statistic=f.statistic,
                        p_value=f.p_value, score=f.score, threshold=f.threshold, direction=f.direction,
-                       breached=f.breached, threshold_source=f.threshold_source, extra=f.extra)
+                       breached=f.breached, threshold_source=f.threshold_source, extra=f.extra, mode=f.mode,
+                       note=f.note)

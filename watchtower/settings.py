@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     metrics_analytics_ttl_s: float = Field(
         default=60, ge=0, description="How long /metrics reuses the incident analytics gauges (0: every scrape)")
     min_window_events: int = Field(default=200, gt=0)
+    profile_mode_events: int = Field(
+        default=1_000_000, gt=0, description='A monitor in mode "auto" tests merged profiles (mergeable sketches) '
+        "instead of rows when its window holds more than this many events")
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest JSON (non-multipart) body")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0, description="Largest multipart upload request")
 

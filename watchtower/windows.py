@@ -10,8 +10,9 @@ import pandas as pd
 from sqlmodel import Session, col, func, select
 
 from detectors import registry
-from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, DetectorKind, Window
+from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, TS, DetectorKind, Window
 from detectors.profile import ReferenceProfile
+from detectors.sketches.profile import Profile
 from watchtower.events.frames import prediction_column
 from watchtower.events.models import ServingEvent
 from watchtower.events.store import count_events, read_metrics, read_rejections, read_stage, read_window
@@ -55,18 +56,32 @@ class Span:
     start: datetime
     end: datetime
     incomplete: str | None = None
+    first_served: datetime | None = None  # profile mode without rows: the earliest event's time, from the index
 
 
 def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now: datetime,
-                 references: ReferenceCache) -> Span:
-    """The reference and the current events: the last `window_s` seconds, or the next `window_events` events."""
+                 references: ReferenceCache, profile_mode_events: int = 1_000_000) -> Span:
+    """The reference and the current events: the last `window_s` seconds, or the next `window_events` events.
+
+    In profile mode (the monitor's `mode`, or "auto" above `profile_mode_events` events) the window also carries
+    both sides' merged profiles, and the current frame holds only the columns of detectors that need rows.
+    """
     assert model.id is not None
     if monitor.window_events:
         start, end, incomplete = _count_bounds(session, model.id, monitor)
     else:
         start, end, incomplete = now - timedelta(seconds=monitor.window_s), now, None
-    current = read_window(session, model, start, end, window_columns(monitor, schema_of(model)))
+    sketch = not incomplete and profile_mode(session, model.id, monitor, start, end, profile_mode_events)
+    columns = window_columns(monitor, schema_of(model), profiled=sketch)
+    first_served = None
+    if sketch and columns == []:  # every detector runs on the profiles: read no rows at all
+        current = pd.DataFrame({TS: pd.Series([], dtype="datetime64[us, UTC]")} | {c: [] for c in schema_of(model)})
+        first_served = session.exec(select(func.min(ServingEvent.ts)).where(
+            ServingEvent.model_id == model.id, col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)).one()
+    else:
+        current = read_window(session, model, start, end, columns)
     reference, profile = references.get(session, model)
+    sketched = window_profiles(session, model, start, end) if sketch else None
     wanted = _detector_names(monitor)
     stages = {stage: read_stage(session, model, stage, start, end) for stage in _stages(monitor)}
     history = (_history_counts(session, model.id, start, end) if "volume" in wanted and not monitor.window_events
@@ -74,8 +89,28 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
     window = Window(reference=reference, current=current, schema=schema_of(model),  # type: ignore[arg-type]
                     task=model.task, profile=profile, start=start, end=end,  # type: ignore[arg-type]
                     stages=stages, metrics=read_metrics(session, model.id, start, end),
-                    history_counts=history, rejected=read_rejections(session, model.id, start, end))
-    return Span(window, start, end, incomplete)
+                    history_counts=history, rejected=read_rejections(session, model.id, start, end),
+                    sketched=sketched)
+    return Span(window, start, end, incomplete, first_served)
+
+
+def profile_mode(session: Session, model_id: int, monitor: Monitor, start: datetime, end: datetime,
+                 threshold: int) -> bool:
+    """Whether this pass tests merged profiles: the monitor says so, or ("auto") the window holds more than
+    `threshold` events, counted on the event index before any row is read."""
+    if monitor.mode != "auto":
+        return monitor.mode == "profile"
+    events = monitor.window_events or count_events(session, model_id, start, end)
+    return events > threshold
+
+
+def window_profiles(session: Session, model: MonitoredModel, start: datetime,
+                    end: datetime) -> tuple[Profile, Profile]:
+    """The reference's and the window's mergeable profiles: stored per reference and per segment, merged, exact at
+    the window's edges (watchtower/events/segstore/profiles.py)."""
+    from watchtower.events.segstore.profiles import reference_profile, window_profile
+
+    return reference_profile(session, model), window_profile(session, model, start, end).profile
 
 
 # What each kind of detector reads of the current events, beyond TS; other kinds (data quality, skew, KPIs,
@@ -85,10 +120,13 @@ _READS: dict[DetectorKind, tuple[str, ...]] = {
     DetectorKind.OPERATIONAL: (LATENCY, ERROR), DetectorKind.VOLUME: (), DetectorKind.BUSINESS_KPI: ()}
 
 
-def window_columns(monitor: Monitor, schema: dict[str, str]) -> list[str] | None:
-    """The event columns the monitor's detectors test (None: all of them): a drift monitor reads its features."""
+def window_columns(monitor: Monitor, schema: dict[str, str], profiled: bool = False) -> list[str] | None:
+    """The event columns the monitor's detectors test (None: all of them): a drift monitor reads its features.
+    In profile mode, detectors that run on profiles read none."""
     columns: list[str] = []
     for spec in monitor.detectors:
+        if profiled and registry.runs_on_profiles(str(spec["name"])):
+            continue
         kind = registry.kind_of(str(spec["name"]))
         if kind not in _READS:
             return None

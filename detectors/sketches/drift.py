@@ -6,6 +6,7 @@ marked "near threshold". Above the category cap, chi-square has no exact counts:
 replace it and the finding says why.
 """
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from detectors import categorical_stats as cat
@@ -69,11 +70,14 @@ def measure_categorical(feature: str, reference: CategoryCounts, current: Catego
 
 
 def measure(reference: Profile, current: Profile, numeric_tests: tuple[NumericTest, ...],
-            categorical_tests: tuple[CategoricalTest, ...]) -> list[Measured]:
-    """Every requested statistic for every feature both profiles hold."""
-    out = [m for name, ref in reference.numeric.items() if name in current.numeric
+            categorical_tests: tuple[CategoricalTest, ...], features: Collection[str] | None = None) -> list[Measured]:
+    """Every requested statistic for every feature both profiles hold (of `features`, when given: a window's
+    profiles also hold the prediction and class probabilities)."""
+    wanted = set(features) if features is not None else None
+    out = [m for name, ref in reference.numeric.items() if name in current.numeric and (not wanted or name in wanted)
            for m in measure_numeric(name, ref, current.numeric[name], numeric_tests)]
-    out += [m for name, ref in reference.categorical.items() if name in current.categorical
+    out += [m for name, ref in reference.categorical.items()
+            if name in current.categorical and (not wanted or name in wanted)
             for m in measure_categorical(name, ref, current.categorical[name], categorical_tests)]
     return out
 
@@ -92,9 +96,19 @@ def settle(findings: list[Finding], k: int, min_d: float) -> list[Finding]:
             near = _ks_rejects(high, n, m, f.threshold, min_d) != _ks_rejects(low, n, m, f.threshold, min_d)
             if near:
                 notes.append(f"near threshold: D {f.statistic:.4f} +- {bound:.4f} could fall on either side")
-        out.append(replace(f, breached=breached, mode=f"sketch k={k}", note="; ".join(notes),
+        out.append(replace(f, breached=breached, mode=sketch_mode(k), note="; ".join(notes),
                            extra=f.extra | {"min_d": min_d, "near_threshold": float(near)}))
     return out
+
+
+def sketch_mode(k: int) -> str:
+    """The mode a finding computed from profiles records."""
+    return f"sketch k={k}"
+
+
+def counted(findings: list[Finding], k: int) -> list[Finding]:
+    """Findings read off a profile's exact counts (missing, non-finite, rows): sketch mode, no error."""
+    return [replace(f, mode=sketch_mode(k), extra=f.extra | {"error_bound": 0.0}) for f in findings]
 
 
 def _ks_rejects(d: float, n: int, m: int, threshold: float, min_d: float) -> bool:

@@ -35,7 +35,7 @@ def measure(window: Window) -> dict[str, Any]:
     sample): a diagnosis names the failure, it does not need a million rows to, and at that size the exact
     numbers cost more than the detectors themselves. Counts (rows, volume, refusals) are the window's own.
     """
-    rows = len(window.current)
+    rows = window.events  # profile mode: the profile's rows (the frame may hold none)
     window = replace(window, current=sampled(window.current), reference=sampled(window.reference))
     profile = window.profile
     features: dict[str, Any] = {}

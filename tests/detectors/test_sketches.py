@@ -1,18 +1,25 @@
-"""Mergeable profiles and profile-mode drift: merges add up, sketch statistics stay within their bounds, and
-profile-mode verdicts match exact ones where the issue says they must."""
+"""Mergeable profiles and profile mode: merges add up, sketch statistics stay within their bounds, and profile-mode
+verdicts (native drift, prediction drift, missing values, non-finite, volume, schema) match exact ones where the
+issue says they must."""
 
 import itertools
 import json
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from detectors import numeric_stats as num
-from detectors.base import FeatureType, Finding, Window
+from detectors.base import PREDICTION, PROBA_PREFIX, Detector, FeatureType, Finding, Window
 from detectors.native_drift import NativeDrift
+from detectors.non_finite import NonFinite
+from detectors.quality import MissingValues, OutOfRange, UnseenCategories
+from detectors.schema_check import SchemaMismatch
 from detectors.sketches import compare
 from detectors.sketches.profile import MAGIC, OTHER, Profile, count_categories, merge, profile_frame, sketch_numeric
+from detectors.stat_drift import PredictionDrift
+from detectors.volume import Volume
 
 SCHEMA = {"x": "numeric", "y": "numeric", "colour": "categorical"}
 
@@ -160,3 +167,155 @@ def test_capped_merges_keep_the_top_categories_whatever_the_order() -> None:
               for order in itertools.permutations(counted)]
     assert all(o.counts == orders[0].counts for o in orders)
     assert orders[0].count == 6_000 and OTHER in orders[0].counts
+
+
+def _both_modes(detector: Detector, reference: pd.DataFrame, current: pd.DataFrame,
+                schema: dict[str, FeatureType], profile_schema: dict[str, FeatureType],
+                task: Literal["classification", "regression"] = "regression") -> tuple[list[Finding], list[Finding]]:
+    """The detector's findings on the rows, and on the two frames' profiles (no rows in that window)."""
+    exact = detector.run(Window(reference, current, schema, task=task))
+    profiles = (profile_frame(reference, profile_schema), profile_frame(current, profile_schema))
+    return exact, detector.run(Window(reference.iloc[:0], current.iloc[:0], schema, task=task, sketched=profiles))
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.1, 0.5])
+def test_prediction_drift_on_profiles_gives_the_exact_verdicts_at_a_million_rows(shift: float) -> None:
+    """Regression predictions and class probabilities (KS from sketches), 1M rows per side."""
+    rng = np.random.default_rng(11 + int(shift * 10))
+    n = 1_000_000
+    proba = f"{PROBA_PREFIX}yes"
+    reference = pd.DataFrame({PREDICTION: rng.normal(0, 2.0, n), proba: rng.beta(2, 5, n)})
+    current = pd.DataFrame({PREDICTION: rng.normal(2.0 * shift, 2.0, n), proba: rng.beta(2, 5, n)})
+    current[proba] = np.clip(current[proba] + shift * reference[proba].std(), 0, 1)
+    schema: dict[str, FeatureType] = {PREDICTION: "numeric", proba: "numeric"}
+    exact, found = _both_modes(PredictionDrift(probabilities=True), reference, current, {}, schema)
+    assert [(f.feature, f.breached) for f in found] == [(f.feature, f.breached) for f in exact]
+    assert [f.breached for f in exact] == [shift > 0, shift > 0]
+    assert [f.feature for f in found] == ["prediction", "probability:yes"]
+    assert all(f.mode == "sketch k=1024" and 0 < f.extra["error_bound"] < 0.01 for f in found)
+    assert all(e.mode == "exact" and abs(e.statistic - f.statistic) <= f.extra["error_bound"]  # type: ignore[operator]
+               for e, f in zip(exact, found, strict=True))
+
+
+@pytest.mark.parametrize("shares", [(0.6, 0.3, 0.1), (0.55, 0.33, 0.12)])
+def test_predicted_classes_on_profiles_give_the_exact_chi_square(shares: tuple[float, float, float]) -> None:
+    rng = np.random.default_rng(12)
+    n = 1_000_000
+    classes = ["basic", "plus", "pro"]
+    reference = pd.DataFrame({PREDICTION: rng.choice(classes, n, p=[0.6, 0.3, 0.1])})
+    current = pd.DataFrame({PREDICTION: rng.choice(classes, n, p=list(shares))})
+    schema: dict[str, FeatureType] = {PREDICTION: "categorical"}
+    [exact], [found] = _both_modes(PredictionDrift(), reference, current, {}, schema, task="classification")
+    assert found.test == exact.test == "chi2" and found.statistic == pytest.approx(exact.statistic)
+    assert found.p_value == pytest.approx(exact.p_value, abs=1e-12)
+    assert found.breached == exact.breached == (shares[0] != 0.6)
+    assert found.mode == "sketch k=1024" and found.extra["error_bound"] == 0.0 and found.note == ""
+
+
+def test_predicted_classes_beyond_the_cap_are_compared_by_l_infinity() -> None:
+    rng = np.random.default_rng(13)
+    classes = [f"c{i}" for i in range(40)]
+    reference = pd.DataFrame({PREDICTION: rng.choice(classes, 20_000)})
+    current = pd.DataFrame({PREDICTION: rng.choice(classes[:20], 20_000)})  # half the classes vanished
+    schema: dict[str, FeatureType] = {PREDICTION: "categorical"}
+    profiles = (profile_frame(reference, schema, category_cap=10), profile_frame(current, schema, category_cap=10))
+    [found] = PredictionDrift().run(Window(reference.iloc[:0], current.iloc[:0], {}, sketched=profiles))
+    assert found.test == "linf" and found.p_value is None and found.breached
+    assert "beyond the cap" in found.note
+
+
+def test_missing_values_on_profiles_equal_the_exact_shares_at_a_million_rows() -> None:
+    rng = np.random.default_rng(14)
+    n = 1_000_000
+    schema: dict[str, FeatureType] = {"healthy": "numeric", "broken": "numeric", "colour": "categorical",
+                                      "colour_broken": "categorical"}
+
+    def frame(missing: dict[str, float]) -> pd.DataFrame:
+        out = pd.DataFrame({"healthy": rng.normal(0, 1, n), "broken": rng.normal(0, 1, n),
+                            "colour": rng.choice(["red", "blue"], n).astype(object),
+                            "colour_broken": rng.choice(["red", "blue"], n).astype(object)})
+        for name, share in missing.items():
+            out.loc[rng.random(n) < share, name] = np.nan if schema[name] == "numeric" else None
+        return out
+
+    reference = frame(dict.fromkeys(schema, 0.02))
+    current = frame({"healthy": 0.05, "broken": 0.09, "colour": 0.02, "colour_broken": 0.3})
+    current.loc[:9, "healthy"] = np.inf  # infinities are not missing, in either mode
+    exact, found = _both_modes(MissingValues(), reference, current, schema, schema)
+    assert [(f.feature, f.score, f.threshold, f.breached) for f in found] == [
+        (f.feature, pytest.approx(f.score), pytest.approx(f.threshold), f.breached) for f in exact]
+    assert [f.feature for f in found if f.breached] == ["broken", "colour_broken"]
+    assert all(f.mode == "sketch k=1024" and f.extra["error_bound"] == 0.0 for f in found)
+
+
+def test_non_finite_volume_and_schema_run_on_profiles() -> None:
+    rng = np.random.default_rng(15)
+    schema: dict[str, FeatureType] = {"x": "numeric", "colour": "categorical"}
+    reference = pd.DataFrame({"x": rng.normal(0, 1, 5_000), "colour": rng.choice(["a", "b"], 5_000)})
+    current = pd.DataFrame({"x": rng.normal(0, 1, 2_000), "colour": rng.choice(["a", "b"], 2_000)})
+    current.loc[:29, "x"] = np.inf
+    current.loc[30:39, "x"] = -np.inf
+    rejected = pd.DataFrame({"kind": ["missing"], "feature": ["colour"], "count": [100]})
+    detectors: list[Detector] = [NonFinite(), Volume(expected_per_hour=1000), SchemaMismatch()]
+    start = pd.Timestamp("2026-11-28T10:00Z").to_pydatetime()
+    end = start + pd.Timedelta(hours=1).to_pytimedelta()
+    exact_window = Window(reference, current, schema, start=start, end=end, rejected=rejected)
+    profiles = (profile_frame(reference, schema), profile_frame(current, schema))
+    sketched = Window(reference.iloc[:0], current.iloc[:0], schema, start=start, end=end, rejected=rejected,
+                      sketched=profiles)
+    for detector in detectors:
+        exact, found = detector.run(exact_window), detector.run(sketched)
+        assert [(f.test, f.feature, f.score, f.breached) for f in found] == [
+            (f.test, f.feature, pytest.approx(f.score), f.breached) for f in exact]
+        assert all(f.mode == "sketch k=1024" for f in found)
+    [non_finite] = NonFinite().run(sketched)
+    assert non_finite.score == pytest.approx(40 / 2_000) and non_finite.extra["non_finite"] == 40
+    absent = (profiles[0], merge([Profile(500, numeric={"x": sketch_numeric(np.zeros(500))})]))
+    missing = SchemaMismatch().run(Window(reference.iloc[:0], current.iloc[:0], schema, sketched=absent))
+    assert [(f.test, f.feature, f.score) for f in missing] == [("missing", "colour", 1.0)]
+
+
+def test_out_of_range_and_unseen_categories_on_profiles_match_the_rows_within_their_bounds() -> None:
+    rng = np.random.default_rng(16)
+    n = 200_000
+    schema: dict[str, FeatureType] = {"healthy": "numeric", "rescaled": "numeric", "colour": "categorical",
+                                      "renamed": "categorical"}
+    reference = pd.DataFrame({"healthy": rng.normal(0, 1, n), "rescaled": rng.normal(0, 1, n),
+                              "colour": rng.choice(["red", "blue"], n), "renamed": rng.choice(["a", "b"], n)})
+    current = pd.DataFrame({"healthy": rng.normal(0, 1, n), "rescaled": rng.normal(0, 1, n) * 3,
+                            "colour": rng.choice(["red", "blue"], n), "renamed": rng.choice(["a", "b", "B"], n)})
+    current.loc[:99, "healthy"] = np.inf  # 0.05 %: outside any range, under the 1 % threshold
+    detectors: list[Detector] = [OutOfRange(), UnseenCategories()]
+    for detector in detectors:
+        exact, found = _both_modes(detector, reference, current, schema, schema)
+        assert [(f.feature, f.breached) for f in found] == [(f.feature, f.breached) for f in exact]
+        for e, f in zip(exact, found, strict=True):
+            assert abs(f.score - e.score) <= f.extra["error_bound"] + 1e-12
+            assert f.mode == "sketch k=1024"
+    breached = [f.feature for d in detectors for f in _both_modes(d, reference, current, schema, schema)[1]
+                if f.breached]
+    assert breached == ["rescaled", "renamed"]
+
+
+def test_unseen_categories_past_the_cap_count_only_what_is_known_and_say_so() -> None:
+    rng = np.random.default_rng(17)
+    reference = pd.DataFrame({"sku": rng.choice([f"s{i}" for i in range(30)], 10_000)})
+    current = pd.DataFrame({"sku": rng.choice([f"s{i}" for i in range(20, 50)], 10_000)})
+    schema: dict[str, FeatureType] = {"sku": "categorical"}
+    [exact] = UnseenCategories().run(Window(reference, current, schema))
+    profiles = (profile_frame(reference, schema, category_cap=10), profile_frame(current, schema, category_cap=10))
+    [found] = UnseenCategories().run(Window(reference.iloc[:0], current.iloc[:0], schema, sketched=profiles))
+    assert found.score <= exact.score <= found.score + found.extra["error_bound"]
+    assert "beyond the cap" in found.note and found.extra["capped"] == 1.0
+
+
+def test_an_out_of_range_share_within_the_sketch_error_of_its_threshold_is_near_threshold() -> None:
+    rng = np.random.default_rng(18)
+    n = 200_000
+    reference, current = pd.DataFrame({"x": rng.normal(0, 1, n)}), pd.DataFrame({"x": rng.normal(0, 1, n)})
+    current.loc[: n // 100 - 1, "x"] = 50.0  # exactly 1 %, the threshold, above the reference's maximum
+    schema: dict[str, FeatureType] = {"x": "numeric"}
+    [exact], [found] = _both_modes(OutOfRange(), reference, current, schema, schema)
+    assert exact.score == pytest.approx(0.01, abs=1e-4)  # plus the few normal values past the reference range
+    assert 0 < found.extra["error_bound"] < 0.01 and abs(found.score - 0.01) <= found.extra["error_bound"]
+    assert "near threshold" in found.note and found.extra["near_threshold"] == 1.0

@@ -108,5 +108,7 @@ class OpenIncident:
 
 
 def _finding(f: Finding) -> dict[str, Any]:
+    # A finding computed on merged profiles says so (mode "sketch k=...", its note); an exact one stays as before.
+    sketched = {"mode": f.mode, "note": f.note} if f.mode != "exact" else {}
     return {"feature": f.feature, "test": f.test, "engine": f.engine, "score": f.score, "statistic": f.statistic,
-            "p_value": f.p_value, "threshold": f.threshold, "direction": f.direction, **f.extra}
+            "p_value": f.p_value, "threshold": f.threshold, "direction": f.direction, **f.extra, **sketched}

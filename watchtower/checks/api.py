@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from watchtower import learned_thresholds
@@ -32,6 +32,9 @@ class CheckResultRead(BaseModel):
     breached: bool
     threshold_source: str
     extra: dict[str, Any]
+    mode: str = Field(description='"exact" (on the rows) or "sketch k=<k>" (on merged profiles; extra.error_bound '
+                      "bounds the statistic's error)")
+    note: str = Field(description="What the mode means for this verdict: near threshold, a test replaced; or empty")
 
 
 class FittedThresholdRead(BaseModel):

@@ -50,6 +50,10 @@ class CheckResult(SQLModel, table=True):
     # "static", or how a learned threshold was fitted ("quantile 0.99 of 48 healthy scores").
     threshold_source: str = Field(default="static", max_length=300)
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # "exact" (on the rows) or "sketch k=<k>" (on merged profiles; extra["error_bound"] bounds the statistic's
+    # error), and what a reader must know about it ("near threshold", a test replaced beyond the category cap).
+    mode: str = Field(default="exact", max_length=40)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
 class FittedThreshold(SQLModel, table=True):

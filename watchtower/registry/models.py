@@ -107,4 +107,6 @@ class Monitor(SQLModel, table=True):
     cursor_event_id: str | None = Field(default=None, max_length=200)
     # When a new reference re-profiled the monitor: learned thresholds re-fit from check runs after it only.
     reprofiled_at: datetime | None = None
+    # auto | exact | profile: whether passes test merged profiles instead of rows (auto: above a window size).
+    mode: str = Field(default="auto", max_length=10)
     created_at: datetime = Field(default_factory=utcnow)

@@ -11,6 +11,9 @@ from watchtower.policy.holds import HoldRead
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 LogMode = Literal["durable", "async"]
+MonitorMode = Literal["auto", "exact", "profile"]
+MONITOR_MODE_HELP = ("exact: detectors test the window's rows; profile: detectors that can test merged profiles "
+                     "(mergeable sketches) do; auto: profile mode above WATCHTOWER_PROFILE_MODE_EVENTS events")
 LOG_MODE_HELP = ("How predict logs its events: durable (answers once stored) or async (answers at once; a crash can "
                  "lose the last flush interval). null: WATCHTOWER_LOG_MODE")
 
@@ -57,6 +60,7 @@ class MonitorSpec(BaseModel):
         default=None, gt=0, le=INT32_MAX,
         description="Count-based tumbling windows of this many events instead of window_s")
     min_events: int | None = Field(default=None, gt=0, le=INT32_MAX)
+    mode: MonitorMode = Field(default="auto", description=MONITOR_MODE_HELP)
 
 
 class PipelineSpec(BaseModel):
@@ -135,6 +139,7 @@ class MonitorRead(BaseModel):
     window_s: int
     window_events: int | None = None
     min_events: int
+    mode: str = Field(default="auto", description=MONITOR_MODE_HELP)
 
 
 class ModelRead(BaseModel):

@@ -164,7 +164,8 @@ def model_read(session: Session, model: MonitoredModel) -> ModelRead:
         versions=[VersionRead(role=v.role, version=v.version, sha256=v.sha256, features=v.features, target=v.target,
                               created_at=v.created_at) for v in versions],
         monitors=[MonitorRead(name=m.name, detectors=m.detectors, interval_s=m.interval_s, window_s=m.window_s,
-                              window_events=m.window_events, min_events=m.min_events) for m in monitors],
+                              window_events=m.window_events, min_events=m.min_events, mode=m.mode)
+                  for m in monitors],
         policy=_policy_summary(session, model.id), created_at=model.created_at, archived_at=model.archived_at,
         archived_by=model.archived_by, archived_reason=model.archived_reason, log_mode=model.log_mode,
         holds=[holds.hold_read(h, None) for h, _ in holds.holds_of(session, model.id, utcnow(), active_only=True)],
@@ -216,7 +217,7 @@ def put_monitor(session: Session, model: MonitoredModel, monitor: MonitorSpec, s
         existing.cursor_ts = None  # a new window shape starts its blocks afresh
     existing.detectors, existing.interval_s = row.detectors, row.interval_s
     existing.window_s, existing.min_events = row.window_s, row.min_events
-    existing.window_events = row.window_events
+    existing.window_events, existing.mode = row.window_events, row.mode
     session.add(existing)
     session.flush()
     return existing
@@ -247,7 +248,7 @@ def _monitor_row(task: str, prefix: str, monitor: MonitorSpec, settings: Setting
         model_id=0, name=monitor.name, detectors=detectors,
         interval_s=monitor.interval_s or settings.monitor_interval_s,
         window_s=monitor.window_s or settings.window_s, window_events=monitor.window_events,
-        min_events=monitor.min_events or settings.min_window_events,
+        min_events=monitor.min_events or settings.min_window_events, mode=monitor.mode,
     )
 
 
