@@ -6,7 +6,7 @@ monitor` on an empty database stays light.
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -92,7 +92,8 @@ def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) ->
                if enough or not registry.needs_events(str(spec["name"]))
                else (spec, "insufficient_data", [], f"{window.events} events, need {monitor.min_events}")
                for spec in monitor.detectors]
-    numbers = _measure(window, model_name) if any(status == "breached" for _, status, _, _ in results) else {}
+    numbers = (_measure(runtime, model, window, start, end) if any(status == "breached" for _, status, _, _ in results)
+               else {})
 
     with Session(writer(runtime.engine)) as session:
         outcomes, runs = [], []
@@ -161,14 +162,20 @@ def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: 
     return spec, "breached" if any(f.breached for f in findings) else "ok", findings, None
 
 
-def _measure(window: Window, model_name: str) -> dict[str, Any]:
-    """The numbers the breach's diagnosis needs; a failure leaves them out (the breach still acts), logged."""
-    from postmortems.diagnosis.numbers import measure
+def _measure(runtime: Runtime, model: MonitoredModel, window: Window, start: datetime,
+             end: datetime) -> dict[str, Any]:
+    """The numbers the breach's diagnosis needs; a failure leaves them out (the breach still acts), logged.
+    A profile-mode window holds few or no rows: the numbers read a sample of its events (SAMPLE_ROWS)."""
+    from postmortems.diagnosis.numbers import SAMPLE_ROWS, measure
+    from watchtower.events.store import sample_window
 
     try:
+        if window.sketched is not None:
+            with Session(runtime.engine) as session:
+                window = replace(window, current=sample_window(session, model, start, end, SAMPLE_ROWS))
         return measure(window)
     except Exception as exc:  # the incident must still open: a diagnosis is a help, not a gate
-        log.exception("measuring the breach window of %s for its diagnosis failed", model_name)
+        log.exception("measuring the breach window of %s for its diagnosis failed", model.name)
         return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
 

@@ -2,6 +2,7 @@
 WATCHTOWER_PROFILE_MODE_EVENTS) passes test merged profiles, and each result's mode and note are stored, served by
 GET /models/{name}/checks and shown on the incident page."""
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from detectors.base import DATASET, PREDICTION
 from tests import factories
 from tests.factories import BuiltModels
 from watchtower import windows
+from watchtower.clock import utcnow
 from watchtower.events.segstore import binding
 from watchtower.monitor import PassResult, run_monitor
 from watchtower.registry.models import Monitor
@@ -91,6 +93,9 @@ def test_a_shifted_window_breaches_on_profiles_and_the_incident_shows_the_mode(
     assert finding["mode"] == "sketch k=1024" and finding["note"] == ""
     assert evidence["window"]["first_event_at"] is not None  # no row was read: the event index gave it
     assert evidence["diagnosis"]["rows"] == evidence["diagnosis"]["volume"]["rows"] == 400  # from the profile
+    # Per-feature numbers need rows: the diagnosis read a sample of the window's events.
+    f1 = evidence["diagnosis"]["features"]["f1"]
+    assert f1["p"] < 1e-6 and f1["rows"] == 400
     page = client.get(f"/postmortems/incidents/{result.incident_id}")
     assert page.status_code == 200 and "sketch k=1024, ±" in page.text
 
@@ -148,3 +153,23 @@ def test_profile_mode_reads_no_columns_for_detectors_that_run_on_profiles() -> N
                     min_events=1)
     assert windows.window_columns(mixed, schema, profiled=True) == ["__latency_ms__", "__error__"]
     assert PREDICTION and DATASET  # the profile carries the prediction; dataset findings keep their name
+
+
+def test_a_profile_mode_window_starts_on_the_bucket_grid(client: TestClient, runtime: Runtime,
+                                                        models: BuiltModels) -> None:
+    """Its start moves back to the profile bucket's start (no compacted segment crosses it); its end stays now."""
+    factories.register_tensor(client, models)
+    factories.serve(client, "churn", factories.make_frame(200, seed=8))
+    _monitor(client, "sketched", detectors=[{"name": "native_drift"}], min_events=50, mode="profile",
+             window_s=3600)
+    _monitor(client, "rows", detectors=[{"name": "native_drift"}], min_events=50, mode="exact", window_s=3600)
+    now = utcnow()
+    run_monitor(runtime, "churn", "sketched", now)
+    run_monitor(runtime, "churn", "rows", now)
+    runs = {c["monitor"]: c for c in client.get("/models/churn/checks").json()}
+    bucket = binding.bound(runtime.engine).bucket_s
+    sketched_start = datetime.fromisoformat(runs["sketched"]["window_start"])
+    assert sketched_start.timestamp() % bucket == 0
+    assert timedelta(0) <= (now - timedelta(seconds=3600)) - sketched_start < timedelta(seconds=bucket)
+    assert datetime.fromisoformat(runs["rows"]["window_start"]) == now - timedelta(seconds=3600)
+    assert runs["sketched"]["window_end"] == runs["rows"]["window_end"]

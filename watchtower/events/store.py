@@ -177,12 +177,13 @@ def read_window(session: Session, model: MonitoredModel, start: datetime, end: d
 
 
 def sample_window(session: Session, model: MonitoredModel, start: datetime, end: datetime, rows: int,
-                  columns: Sequence[str]) -> pd.DataFrame:
-    """About `rows` events of [start, end) with TS and `columns` (see manifest.scan_sample), no labels."""
+                  columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """About `rows` events of [start, end) with ID, TS and `columns` (None: all; see manifest.scan_sample), no
+    labels."""
     assert model.id is not None
     frame = to_frame(scan_sample(session, model.id, start, end, rows, columns))
     schema = schema_of(model)
-    for name in (schema.keys() & set(columns)) - set(frame.columns):  # a feature added after these events
+    for name in (schema.keys() & set(columns or schema)) - set(frame.columns):  # a feature added after them
         frame[name] = np.nan if schema[name] == "numeric" else None
     return frame
 
