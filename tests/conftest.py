@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import MetaData, Table, insert
+from sqlalchemy import MetaData, Table, create_engine, insert, make_url, text
 from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
@@ -39,19 +39,69 @@ def _wipe(engine: Engine) -> None:
     meta.drop_all(engine)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist's `--dist loadgroup`: one group per test file and database, so a file's module-scoped
+    set-up (a browser, Spark, a seeded app) is made once per database while the two databases of a file may
+    run on different workers."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        database = callspec.params.get("engine") if callspec is not None else None
+        group = item.nodeid.split("::")[0] + (f"[{database}]" if database else "")
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def postgres_url(worker: str) -> str:
+    """The configured PostgreSQL database, or under pytest-xdist one per worker (`<name>_gw0`, created on first
+    use on the same server), so parallel workers never share tables."""
+    if worker == "master":
+        return POSTGRES_URL
+    url = make_url(POSTGRES_URL)
+    name = f"{url.database}_{worker}"
+    server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        server.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def migrated_engines(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
+    """Each database migrated once per run (per worker), however often tests switch between them: with
+    pytest-xdist a worker's tests alternate between SQLite and PostgreSQL, and a session-scoped parametrized
+    fixture is set up again at every switch."""
+    engines: dict[str, Engine] = {}
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    """pytest-xdist's worker name (gw0, gw1, ...), or "master" without it."""
+    workerinput = getattr(request.config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else "master"
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, migrated_engines: dict[str, Engine], worker_id: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Engine:
     """A migrated database; PostgreSQL must be reachable: the tests fail, never skip, without it."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    else:
-        url = POSTGRES_URL
-    engine = make_engine(url)
-    _wipe(engine)
-    migrate(engine)
-    remember_builtin_taxonomies(engine)
-    yield engine
-    engine.dispose()
+    if request.param not in migrated_engines:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        else:
+            url = postgres_url(worker_id)
+        engine = make_engine(url)
+        _wipe(engine)
+        migrate(engine)
+        remember_builtin_taxonomies(engine)
+        migrated_engines[request.param] = engine
+    return migrated_engines[request.param]
 
 
 @pytest.fixture
