@@ -91,17 +91,26 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 def engine(request: pytest.FixtureRequest, migrated_engines: dict[str, Engine], worker_id: str,
            tmp_path_factory: pytest.TempPathFactory) -> Engine:
     """A migrated database; PostgreSQL must be reachable: the tests fail, never skip, without it."""
-    if request.param not in migrated_engines:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-        else:
-            url = postgres_url(worker_id)
+    return _migrated(request.param, migrated_engines, worker_id, tmp_path_factory)
+
+
+@pytest.fixture
+def postgres_db(migrated_engines: dict[str, Engine], worker_id: str,
+                tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of the run's (the worker's) migrated PostgreSQL database, for a test that makes its own engine."""
+    return _migrated("postgresql", migrated_engines, worker_id, tmp_path_factory).url.render_as_string(
+        hide_password=False)
+
+
+def _migrated(kind: str, engines: dict[str, Engine], worker_id: str, tmp: pytest.TempPathFactory) -> Engine:
+    if kind not in engines:
+        url = f"sqlite:///{tmp.mktemp('db') / 'test.db'}" if kind == "sqlite" else postgres_url(worker_id)
         engine = make_engine(url)
         _wipe(engine)
         migrate(engine)
         remember_builtin_taxonomies(engine)
-        migrated_engines[request.param] = engine
-    return migrated_engines[request.param]
+        engines[kind] = engine
+    return engines[kind]
 
 
 @pytest.fixture
