@@ -299,7 +299,8 @@ class SlackRecorder:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # close() waits for serve_forever to notice: at its default 0.5 s poll that was up to 0.5 s a test
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def answer(self, call: dict[str, Any]) -> dict[str, Any]:
         """Slack's answer: each chat.postMessage gets its own ts (the first 1700000000.000100), chat.update
