@@ -14,14 +14,16 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table, create_engine, insert, make_url, text
+from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
-from postmortems.models import Incident, IncidentDocument, IncidentTag
+from postmortems.models import Incident, IncidentDocument, IncidentTag, Taxonomy
 from postmortems.taxonomy import ensure_builtin
 from tests import factories
 from watchtower.app import create_app
+from watchtower.clock import utcnow
 from watchtower.db import make_engine, migrate
 from watchtower.runtime import Runtime
 from watchtower.settings import Settings
@@ -37,18 +39,78 @@ def _wipe(engine: Engine) -> None:
     meta.drop_all(engine)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist's `--dist loadgroup`: one group per test file and database, so a file's module-scoped
+    set-up (a browser, Spark, a seeded app) is made once per database while the two databases of a file may
+    run on different workers."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        database = callspec.params.get("engine") if callspec is not None else None
+        group = item.nodeid.split("::")[0] + (f"[{database}]" if database else "")
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def postgres_url(worker: str) -> str:
+    """The configured PostgreSQL database, or under pytest-xdist one per worker (`<name>_gw0`, created on first
+    use on the same server), so parallel workers never share tables."""
+    if worker == "master":
+        return POSTGRES_URL
+    url = make_url(POSTGRES_URL)
+    name = f"{url.database}_{worker}"
+    server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        server.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def migrated_engines(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
+    """Each database migrated once per run (per worker), however often tests switch between them: with
+    pytest-xdist a worker's tests alternate between SQLite and PostgreSQL, and a session-scoped parametrized
+    fixture is set up again at every switch."""
+    engines: dict[str, Engine] = {}
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    """pytest-xdist's worker name (gw0, gw1, ...), or "master" without it."""
+    workerinput = getattr(request.config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else "master"
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, migrated_engines: dict[str, Engine], worker_id: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Engine:
     """A migrated database; PostgreSQL must be reachable: the tests fail, never skip, without it."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    else:
-        url = POSTGRES_URL
-    engine = make_engine(url)
-    _wipe(engine)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    return _migrated(request.param, migrated_engines, worker_id, tmp_path_factory)
+
+
+@pytest.fixture
+def postgres_db(migrated_engines: dict[str, Engine], worker_id: str,
+                tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of the run's (the worker's) migrated PostgreSQL database, for a test that makes its own engine."""
+    return _migrated("postgresql", migrated_engines, worker_id, tmp_path_factory).url.render_as_string(
+        hide_password=False)
+
+
+def _migrated(kind: str, engines: dict[str, Engine], worker_id: str, tmp: pytest.TempPathFactory) -> Engine:
+    if kind not in engines:
+        url = f"sqlite:///{tmp.mktemp('db') / 'test.db'}" if kind == "sqlite" else postgres_url(worker_id)
+        engine = make_engine(url)
+        _wipe(engine)
+        migrate(engine)
+        remember_builtin_taxonomies(engine)
+        engines[kind] = engine
+    return engines[kind]
 
 
 @pytest.fixture
@@ -58,14 +120,39 @@ def db(engine: Engine) -> Iterator[Engine]:
     empty_tables(engine)
 
 
+# The built-in taxonomy rows as `migrate` stored them, per database URL: putting them back from this copy
+# costs one INSERT, where ensure_builtin parses the YAML files again (about 0.1 s, before every test).
+_BUILTIN_TAXONOMIES: dict[str, list[dict[str, Any]]] = {}
+_TAXONOMY_COLUMNS = ("namespace", "title", "description", "nodes", "builtin")
+TAXONOMY: Table = Taxonomy.__table__  # type: ignore[attr-defined]
+
+
+def remember_builtin_taxonomies(engine: Engine) -> None:
+    """Keep the rows `migrate` just stored, for empty_tables to put back."""
+    columns = [TAXONOMY.c[name] for name in _TAXONOMY_COLUMNS]
+    with engine.connect() as conn:
+        rows = conn.execute(select_columns(*columns).where(TAXONOMY.c.builtin)).mappings().all()
+    _BUILTIN_TAXONOMIES[str(engine.url)] = [dict(row) for row in rows]
+
+
 def empty_tables(engine: Engine) -> None:
     """Delete every row, then put back the built-in taxonomies (data every test expects)."""
+    stored = _BUILTIN_TAXONOMIES.get(str(engine.url))
     with engine.begin() as conn:
-        for table in reversed(SQLModel.metadata.sorted_tables):
-            conn.execute(table.delete())
-    with Session(engine) as session:
-        ensure_builtin(session)
-        session.commit()
+        tables = reversed(SQLModel.metadata.sorted_tables)
+        if engine.dialect.name == "postgresql":  # one round trip instead of one per table (~0.1 s a test)
+            quote = engine.dialect.identifier_preparer.format_table
+            conn.exec_driver_sql("; ".join(f"DELETE FROM {quote(table)}" for table in tables))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+        if stored:
+            now = utcnow()
+            conn.execute(insert(TAXONOMY), [row | {"created_at": now} for row in stored])
+    if not stored:
+        with Session(engine) as session:
+            ensure_builtin(session)
+            session.commit()
 
 
 @pytest.fixture(autouse=True)
@@ -212,7 +299,8 @@ class SlackRecorder:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # close() waits for serve_forever to notice: at its default 0.5 s poll that was up to 0.5 s a test
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def answer(self, call: dict[str, Any]) -> dict[str, Any]:
         """Slack's answer: each chat.postMessage gets its own ts (the first 1700000000.000100), chat.update

@@ -52,13 +52,23 @@ def database_url(engine: Engine) -> str:
 def start_serve(url: str, log: Path, port: int | None = None, **env: str) -> Server:
     """Start `watchtower serve` on `port` (default: a free one) with WATCHTOWER_* settings `env`; wait for
     /healthz."""
+    return wait_serving(launch_serve(url, log, port, **env))
+
+
+def launch_serve(url: str, log: Path, port: int | None = None, **env: str) -> Server:
+    """start_serve without the wait: replicas launched together start in the time of one (wait_serving each)."""
     port = port or free_port()
     settings = {"DATABASE_URL": url, "API_TOKEN": TOKEN, "SCHEDULER_ENABLED": "false"} | env
     environ = os.environ | {f"WATCHTOWER_{k}": v for k, v in settings.items()} | {"PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "watchtower.cli", "serve", "--port", str(port)],
                                    env=environ, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    return Server(process, f"http://127.0.0.1:{port}", log)
+
+
+def wait_serving(server: Server) -> Server:
+    """Wait until a launched server answers /healthz; fail with its log if it exits or takes over 90 s."""
+    process, log = server.process, server.log
     deadline = time.monotonic() + 90
     while True:
         assert process.poll() is None, f"watchtower serve exited:\n{log.read_text()[-3000:]}"

@@ -55,7 +55,7 @@ class Feed:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.target = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -45,7 +45,9 @@ from watchtower.runtime import Runtime
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ORIGINAL_TS = "1700000000.000100"  # the recorder's answer to the first chat.postMessage
-DRIFT_ONLY = [{"detectors": [{"name": "evidently_drift"}, {"name": "stat_drift"}], "min_events": 100}]
+# The breach is the set-up, not what is tested: the native drift engine (Evidently takes seconds a pass, and
+# tests/watchtower/test_monitor.py covers it).
+DRIFT_ONLY = [{"detectors": [{"name": "native_drift"}, {"name": "stat_drift"}], "min_events": 100}]
 HOSTILE = "<!channel> & <https://evil.example/|Open incident>"
 
 

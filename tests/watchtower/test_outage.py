@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.conftest import POSTGRES_URL, TOKEN, free_port
+from tests.conftest import TOKEN, free_port
 from watchtower.app import create_app
 from watchtower.db import make_engine
 from watchtower.settings import Settings
@@ -47,16 +47,16 @@ def test_503_is_documented_with_its_retry_after_header(client: TestClient) -> No
     assert {"400", "413", "422", "503"} <= operation["responses"].keys()
 
 
-def test_terminated_postgresql_connections_are_replaced_not_reported() -> None:
-    own = make_engine(POSTGRES_URL)  # this test's own pool: only its connections are terminated
-    settings = Settings(database_url=POSTGRES_URL, scheduler_enabled=False, allowed_hosts="testserver",
+def test_terminated_postgresql_connections_are_replaced_not_reported(postgres_db: str) -> None:
+    own = make_engine(postgres_db)  # this test's own pool: only its connections are terminated
+    settings = Settings(database_url=postgres_db, scheduler_enabled=False, allowed_hosts="testserver",
                         api_token=TOKEN)
     app = create_app(settings, engine=own)
     with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         assert client.get("/models").status_code == 200
         with own.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-        other = make_engine(POSTGRES_URL)
+        other = make_engine(postgres_db)
         with other.connect() as admin:
             assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
         other.dispose()

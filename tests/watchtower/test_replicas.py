@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from tests import factories
 from tests.conftest import SlackRecorder
 from tests.factories import BuiltModels
-from tests.processes import Server, database_url, start_serve
+from tests.processes import Server, database_url, launch_serve, wait_serving
 from watchtower.actions.models import ActionRun
 from watchtower.checks.models import CheckRun
 from watchtower.scheduler.models import JobRun, SchedulerLease
@@ -70,8 +70,10 @@ def test_two_replicas_act_once_and_hand_over(client: TestClient, models: BuiltMo
     env = {"SCHEDULER_ENABLED": "true", "SLACK_TOKEN": "xoxb-test", "SLACK_BASE_URL": slack.base_url,
            "OUTBOX_INTERVAL_S": "1", "LEASE_TTL_S": str(TTL_S), "LEASE_RENEW_S": str(RENEW_S),
            "MIN_WINDOW_EVENTS": "50"}
-    servers: list[Server] = [start_serve(database_url(db), tmp_path / f"replica-{i}.log", **env) for i in (0, 1)]
+    servers: list[Server] = [launch_serve(database_url(db), tmp_path / f"replica-{i}.log", **env) for i in (0, 1)]
     try:
+        for server in servers:
+            wait_serving(server)
         _wait("the alert and the webhook", lambda: bool(slack.calls) and bool(webhook.calls))
         settled = len(_runs(db)) + 3
         _wait("three more monitor slots", lambda: len(_runs(db)) >= settled)
