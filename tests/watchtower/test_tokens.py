@@ -57,6 +57,8 @@ def test_expired_and_revoked_tokens_are_refused(client: TestClient, db: Engine) 
     token_id, secret = add_person(db, "ana", Role.viewer)
     _, other = add_person(db, "bob", Role.viewer)
     assert client.delete(f"/tokens/{token_id}", headers=bearer(other)).status_code == 404  # not bob's
+    beyond = client.delete(f"/tokens/{2**31}", headers=bearer(other))  # past INTEGER: a 422, not a database error
+    assert beyond.status_code == 422 and beyond.json()["errors"][0]["field"] == "path.token_id"
     assert client.get("/models", headers=bearer(secret)).status_code == 200
     revoked = client.delete(f"/tokens/{token_id}", headers=bearer(secret))
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None

@@ -10,7 +10,7 @@ from watchtower.auth import audit
 from watchtower.clock import to_utc
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, problem_responses
-from watchtower.limits import SafeStr
+from watchtower.limits import INT32_MAX, SafeStr
 
 router = APIRouter(tags=["security"], responses=problem_responses(401, 403, 422))
 
@@ -46,7 +46,7 @@ def read_audit(
     method: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3,7}$")] = None,
     path_prefix: Annotated[SafeStr | None, Query(max_length=2000, description="Paths starting with this")] = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
-    before: Annotated[int | None, Query(ge=1, le=2**62, description="Next page: the X-Next-Before header")] = None,
+    before: Annotated[int | None, Query(ge=1, le=INT32_MAX, description="Next page: the X-Next-Before header")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Any]:
     """Writes, newest first; `X-Next-Before` names the `before` value of the next page when there is one."""

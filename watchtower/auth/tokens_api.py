@@ -16,11 +16,11 @@ from watchtower.auth.roles import Role
 from watchtower.clock import utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Forbidden, NotFound, Unauthorized, problem_responses
-from watchtower.limits import SafeStr
+from watchtower.limits import INT32_MAX, SafeStr
 from watchtower.registry.models import Pipeline
 
 router = APIRouter(tags=["security"], responses=problem_responses(401, 403, 404, 422))
-TokenId = Annotated[int, Path(ge=1, le=2**62)]
+TokenId = Annotated[int, Path(ge=1, le=INT32_MAX)]  # the id column is INTEGER on PostgreSQL
 PipelineName = Annotated[SafeStr, Path(max_length=200)]
 
 
