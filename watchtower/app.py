@@ -32,6 +32,7 @@ from watchtower.db import engine_for
 from watchtower.edges.wiring import install_edges
 from watchtower.errors import document_problems, install_handlers, problem, problem_responses
 from watchtower.events import api as events_api
+from watchtower.events import profiles_api
 from watchtower.gauges import StateReader
 from watchtower.policy import api as policy_api
 from watchtower.policy import holds_api
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(auth_pages.router)  # issue 13: page sign-in per person, passwords
     app.include_router(password_api.router)
     app.include_router(holds_api.router)
+    app.include_router(profiles_api.router)  # issue 15: profiles posted from a data lake
     for router in (silences_api.router, silences_pages.router, alertmanager.router):  # issue 11: silences, AM in
         app.include_router(router)
     app.include_router(oncall_api.router)

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         default=3600, gt=0, description="How long an unreferenced segment file (compacted away, or written by a "
         "rolled-back batch) is kept before the compaction sweep deletes it; longer than any ingest transaction")
     compact_max_rows: int = Field(default=2_000_000, gt=0, description="Most rows one compaction run merges per model")
+    # Mergeable profiles (issue 15; watchtower/events/segstore/profiles.py, README "Segment store").
+    profile_k: int = Field(default=1024, ge=8, le=65_535, description="KLL sketch size of numeric profile columns "
+                           "(larger: smaller rank error, bigger profiles; KLL sketches of any k still merge)")
+    profile_category_cap: int = Field(default=10_000, gt=0, description="Categories counted exactly per profile "
+                                      "column; beyond it the most frequent ones, an 'other' count and an HLL")
+    profile_min_rows: int = Field(default=1000, ge=1, description="Segments written with fewer rows get no profile "
+                                  "at flush (windows read them exactly until compaction merges them, profiled)")
     lease_ttl_s: float = Field(default=30, gt=0, description="How long the scheduler lease lasts unless renewed")
     lease_renew_s: float = Field(default=10, gt=0, description="How often the supervisor renews the lease")
     job_history_days: int = Field(default=7, gt=0, description="How long job runs are kept")

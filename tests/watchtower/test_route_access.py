@@ -72,6 +72,8 @@ EXPECTED = """
     admin            PUT /models/{name}/escalation
     admin+pipeline   POST /models/{name}/events
     admin+pipeline   POST /models/{name}/events/upload
+    admin+pipeline   POST /models/{name}/profiles
+    viewer           GET /models/{name}/profiles
     viewer           GET /models/{name}/holds
     responder        POST /models/{name}/holds/{action}/rearm
     admin+pipeline   POST /models/{name}/labels

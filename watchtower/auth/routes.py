@@ -40,10 +40,11 @@ RULES: dict[str, Rule] = {
     "GET /pipelines/{name}": POLL,
     **_rules(INGEST, "POST /models/{name}/predict", "POST /models/{name}/events", "POST /models/{name}/events/upload",
              "POST /models/{name}/labels", "POST /models/{name}/stages/{stage}/features",
-             "POST /models/{name}/metrics"),
+             "POST /models/{name}/metrics", "POST /models/{name}/profiles"),
     # Reading: everything, for any viewer (the backtest only computes, it stores nothing).
     **_rules(VIEW, "GET /", "GET /openapi.json", "GET /docs",
-             "GET /models", "GET /models/{name}", "GET /pipelines", "GET /models/{name}/checks",
+             "GET /models", "GET /models/{name}", "GET /models/{name}/profiles", "GET /pipelines",
+             "GET /models/{name}/checks",
              "GET /models/{name}/monitors/{monitor}/thresholds", "GET /models/{name}/policy",
              "GET /models/{name}/decisions", "POST /models/{name}/policy/backtest", "GET /models/{name}/holds",
              "GET /policy", "GET /incidents", "GET /incidents/{incident_id}", "GET /incidents/{incident_id}/writeup",

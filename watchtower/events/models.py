@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from watchtower.clock import utcnow
@@ -48,8 +48,30 @@ class EventSegment(SQLModel, table=True):
     n_bytes: int = 0
     path: str | None = Field(default=None, max_length=1000)  # relative to the store's root
     parquet: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # Profile.to_bytes() of its rows (watchtower/events/segstore/profiles.py), set just after the row commits
+    # (or by compaction); NULL: a window reads the segment exactly.
+    profile: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     retired_at: datetime | None = None
+
+
+class PostedProfile(SQLModel, table=True):
+    """A profile of events kept elsewhere (a data lake), posted by `watchtower profile` or any DataSketches
+    client: it counts in every window that holds its whole [start, end). `reference`: the model's reference
+    profile instead (start and end may then be unset)."""
+
+    __tablename__ = "posted_profile"
+    __table_args__ = (Index("ix_posted_profile_model_start", "model_id", "start"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id")
+    start: datetime | None = None
+    end: datetime | None = None
+    rows: int = Field(sa_column=Column(BigInteger, nullable=False))  # a lake's day can pass 2^31 events
+    profile: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    reference: bool = False
+    source: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = Field(default=None, max_length=200)
 
 
 class IngestRejection(SQLModel, table=True):

@@ -38,11 +38,13 @@ BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)  # between retries of a failed flus
 if TYPE_CHECKING:  # pandas and the store load with the first flush, not with the app
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
     from numpy.typing import NDArray
 
 # One request's events: row dicts (predict: turned into columns here, off the request path) or a frame the
 # request already built column by column (the events API's batches).
 Events: TypeAlias = "Sequence[dict[str, Any]] | pd.DataFrame"
+Written: TypeAlias = "tuple[MonitoredModel, int, pa.Table]"  # a committed segment's model, id and rows
 
 
 def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> "NDArray[np.bool_]":
@@ -203,7 +205,7 @@ class EventWriter:
         """One transaction for the whole batch, one segment per model; resolve or requeue every request."""
         started = time.perf_counter()
         try:
-            counts = self._write(batch)
+            counts, written = self._write(batch)
         except Exception as exc:  # the loop must go on: counted, logged, durable callers told, async retried
             self._metrics.event_flushes.labels("error").inc()
             log.warning("flushing %d buffered events failed (%s: %s); durable requests get a 503, async events are "
@@ -215,14 +217,19 @@ class EventWriter:
         for item, accepted in zip(batch, counts, strict=True):
             item.future.set_result(accepted)
         self._release(sum(len(p.rows) for p in batch))
+        self._profile(written)  # after the answers: no request waits for its events' profile
         return True
 
-    def _write(self, batch: list[Pending]) -> list[int]:
-        """Store the batch in one transaction; how many rows of each request were new (first id wins)."""
+    def _write(self, batch: list[Pending]) -> "tuple[list[int], list[Written]]":
+        """Store the batch in one transaction; how many rows of each request were new (first id wins), and the
+        segments written (for their profiles)."""
+        from watchtower.events.segstore.profiles import written
+
         by_model: dict[int, list[Pending]] = {}
         for item in batch:
             by_model.setdefault(item.model.id or 0, []).append(item)
         counts: dict[int, int] = {}
+        segments: list[Written] = []
         with Session(self._engine) as session:
             for items in by_model.values():
                 mask = _store(session, items[0].model, [item.rows for item in items])
@@ -230,8 +237,22 @@ class EventWriter:
                 for item in items:
                     counts[id(item)] = int(mask[start:start + len(item.rows)].sum())
                     start += len(item.rows)
+                segments += [(items[0].model, i, t) for i, t in written(session)]
             session.commit()
-        return [counts[id(item)] for item in batch]
+        return [counts[id(item)] for item in batch], segments
+
+    def _profile(self, segments: "list[Written]") -> None:
+        """Store the profiles of committed segments; a failure leaves them NULL (read exactly, compaction fills)."""
+        if not any(t.num_rows >= self._settings.profile_min_rows for _, _, t in segments):
+            return
+        from watchtower.events.segstore.profiles import profile_written
+
+        for model, segment_id, table in segments:
+            try:
+                profile_written(self._engine, model, [(segment_id, table)], self._settings.profile_min_rows)
+            except Exception as exc:
+                log.warning("profiling event segment %s failed (%s: %s); windows read it exactly until compaction "
+                            "profiles it", segment_id, type(exc).__name__, str(exc).strip()[:300])
 
     def _fail_durable_and_requeue(self, batch: list[Pending]) -> None:
         failed = [p for p in batch if p.durable]

@@ -83,6 +83,9 @@ class ReferenceData(SQLModel, table=True):
     parquet: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # detectors.profile.ReferenceProfile, computed once at registration so checks touch only the current window.
     profile: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # The mergeable profile (detectors.sketches.profile.Profile) of the same frame; NULL on rows stored before
+    # it existed: computed and stored on first use (watchtower/events/segstore/profiles.py).
+    sketch: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 

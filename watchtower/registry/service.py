@@ -131,10 +131,16 @@ def current_reference(session: Session, model_id: int) -> ReferenceData:
 def add_reference(session: Session, model_id: int, frame: pd.DataFrame, schema: dict[str, str]) -> ReferenceData:
     """Store a reference frame with its profile, computed once so checks touch only the current window."""
     from detectors.profile import profile_reference
+    from watchtower.events.segstore.binding import bound
+    from watchtower.events.segstore.profiles import reference_sketch
     from watchtower.registry.tabular import to_parquet
 
     profile = profile_reference(frame, schema).to_bytes()  # type: ignore[arg-type]
-    reference = ReferenceData(model_id=model_id, n_rows=len(frame), parquet=to_parquet(frame), profile=profile)
+    model = session.get(MonitoredModel, model_id)
+    assert model is not None
+    sketch = reference_sketch(model, frame, bound(session.get_bind()))  # mergeable: for windows' profiles
+    reference = ReferenceData(model_id=model_id, n_rows=len(frame), parquet=to_parquet(frame), profile=profile,
+                              sketch=sketch)
     session.add(reference)
     return reference
 

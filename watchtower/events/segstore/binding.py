@@ -24,6 +24,9 @@ class Segments:
     database_url: str
     grace: timedelta = timedelta(hours=1)  # unreferenced files younger than this are kept
     max_rows: int = 2_000_000  # rows one compaction run merges per model, at most
+    profile_k: int = 1024  # WATCHTOWER_PROFILE_K
+    category_cap: int = 10_000  # WATCHTOWER_PROFILE_CATEGORY_CAP
+    profile_min_rows: int = 1000  # WATCHTOWER_PROFILE_MIN_ROWS: smaller flushes are profiled by compaction
 
     @cached_property
     def store(self) -> "DatabaseStore | FileStore":
@@ -36,7 +39,8 @@ def bind(engine: Engine, settings: Settings) -> Segments:
     """Tie the store the settings name to the engine: its execution options reach every session and connection
     made from it, writer() copies included."""
     segments = Segments(settings.segment_store, engine.url.render_as_string(hide_password=False),
-                        timedelta(seconds=settings.segment_grace_s), settings.compact_max_rows)
+                        timedelta(seconds=settings.segment_grace_s), settings.compact_max_rows,
+                        settings.profile_k, settings.profile_category_cap, settings.profile_min_rows)
     engine.update_execution_options(**{OPTION: segments})
     return segments
 

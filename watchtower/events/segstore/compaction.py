@@ -1,11 +1,12 @@
 """Compaction: merge a model's small segments a bounded batch at a time, without blocking ingest, and sweep
 files no manifest row needs any more.
 
-A merge reads its segments and writes the merged file outside any write transaction, then a short one swaps
-the manifest: it retires the old rows (only if none was retired meanwhile: two replicas compacting the same
-segments cannot both win) and adds the new one. Old files stay until the grace period has passed, so a reader
-that read the manifest before the swap still finds them; the sweep then deletes them and their rows, and files
-that no row ever pointed to (a batch whose transaction rolled back after its file was written).
+A merge reads its segments and writes the merged file outside any write transaction, then a short one swaps the
+manifest: it retires the old rows (only if none was retired meanwhile: two replicas compacting the same segments
+cannot both win) and adds the new one, with its profile (the merge of its parts' profiles, see profiles.py).
+Old files stay until the grace period has passed, so a reader that read the manifest before the swap still finds
+them; the sweep then deletes them and their rows, and files that no row ever pointed to (a batch whose transaction
+rolled back after its file was written).
 """
 
 import logging
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import pyarrow as pa
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -23,6 +25,7 @@ from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.manifest import oldest_first, place, read
 from watchtower.events.segstore.stores import FileStore
+from watchtower.registry.models import MonitoredModel
 
 log = logging.getLogger(__name__)
 COMPACT_BELOW_ROWS = 50_000  # segments smaller than this are merged...
@@ -90,9 +93,10 @@ def plan(small: Sequence[Small], target: int, budget: int) -> list[list[Small]]:
 def _merge(engine: Engine, model_id: int, group: list[Small]) -> int:
     ids = [s.id for s in group]
     with Session(engine) as session:  # reads take no lock that ingest waits for
-        table = oldest_first(read(session, [(s.id, s.path) for s in group]))
+        table, profile = _read_and_profile(session, model_id, group)
     merged = place(engine, model_id, table)  # the file is complete before the swap names it
     assert merged is not None
+    merged.profile = profile
     with Session(writer(engine)) as session:  # the swap: two statements, the write lock held for milliseconds
         retired = session.execute(update(EventSegment).where(
             col(EventSegment.id).in_(ids), col(EventSegment.retired_at).is_(None))
@@ -105,6 +109,30 @@ def _merge(engine: Engine, model_id: int, group: list[Small]) -> int:
         session.add(merged)
         session.commit()  # a commit that fails leaves our file unreferenced: the sweep deletes it
     return len(ids)
+
+
+def _read_and_profile(session: Session, model_id: int, group: list[Small]) -> tuple[pa.Table, bytes]:
+    """The group's rows, oldest first, and their profile: the merge of the parts' stored profiles and a profile
+    of the rows of the parts that have none (read apart from the others, so nothing is read twice)."""
+    from watchtower.events.segstore.profiles import Merger, profile_table, stored_profiles
+
+    model = session.get(MonitoredModel, model_id)
+    assert model is not None
+    profiled = set(session.exec(select(EventSegment.id).where(
+        col(EventSegment.id).in_([s.id for s in group]), col(EventSegment.profile).is_not(None))).all())
+    segments = bound(session.get_bind())
+    merger = Merger(model, segments)
+    for profile in stored_profiles(session, [s.id for s in group if s.id in profiled]):
+        merger.add(profile)
+    tables = []
+    unprofiled = [(s.id, s.path) for s in group if s.id not in profiled]
+    if unprofiled:
+        tables.append(read(session, unprofiled))
+        merger.add(profile_table(model, tables[-1], segments))
+    if len(unprofiled) < len(group):
+        tables.append(read(session, [(s.id, s.path) for s in group if s.id in profiled]))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    return oldest_first(table), merger.result().to_bytes()
 
 
 def sweep(engine: Engine, now: datetime | None = None) -> int:

@@ -1,9 +1,9 @@
 """Segments through their manifest: a segment's file is written before its row; a window reads the live
 segments overlapping it in one dataset scan, pruned to the columns and the time range it asks for."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +21,7 @@ from watchtower.events.segstore.stores import FileStore
 # Microseconds: what the event store keeps, and what Spark (which cannot read Parquet TIMESTAMP(NANOS)) reads.
 # Segments written before this hold nanoseconds; readers cast them (see `read`).
 TS_TYPE = pa.timestamp("us", tz="UTC")
+WRITTEN = "watchtower_written_segments"  # Session.info: the segments a transaction wrote, with their rows
 NS_MIN, NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
 
@@ -40,9 +41,12 @@ def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Tabl
     A transaction that rolls back leaves the file unreferenced; the compaction sweep deletes it after the grace
     period. A manifest row therefore never points to a file that is not complete.
     """
-    segment = place(session.get_bind(), model_id, as_table(frame))
+    table = as_table(frame)
+    segment = place(session.get_bind(), model_id, table)
     if segment is not None:
         session.add(segment)
+        # Kept for the writer, which profiles the segment once the transaction has committed (profiles.written).
+        session.info.setdefault(WRITTEN, []).append((segment, table))
     return segment
 
 
@@ -64,13 +68,17 @@ def scan(session: Session, model_id: int, start: datetime, end: datetime,
     rows = session.exec(select(EventSegment.id, EventSegment.path).where(
         EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
         col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
-    within = (ds.field(TS) >= _ts(start)) & (ds.field(TS) < _ts(end))
+    within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
     return oldest_first(read(session, [(i, p) for i, p in rows if i is not None], columns, within))
 
 
-def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Sequence[str] | None = None,
+Columns: TypeAlias = Sequence[str] | Callable[[pa.Schema], list[str]] | None
+
+
+def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Columns = None,
          where: ds.Expression | None = None) -> pa.Table:
-    """The segments' rows (manifest id, path): files in one dataset scan, bytes kept in the database one by one."""
+    """The segments' rows (manifest id, path): files in one dataset scan, bytes kept in the database one by one.
+    `columns`: names, or a function choosing them from the data's schema (None: all)."""
     paths = [p for _, p in rows if p is not None]
     kept = [i for i, p in rows if p is None]
     tables = []
@@ -100,13 +108,15 @@ def _us(table: pa.Table) -> pa.Table:
     return table.set_column(table.schema.get_field_index(TS), TS, table.column(TS).cast(TS_TYPE, safe=False))
 
 
-def _ts(moment: datetime) -> pa.Scalar:
+def ts_bound(moment: datetime) -> pa.Scalar:
     """A bound as a TS scalar; "open" bounds (year 1970 or 9999) clamped to what nanoseconds can hold."""
     return pa.scalar(min(max(pd.Timestamp(moment), NS_MIN), NS_MAX), TS_TYPE)
 
 
-def _present(columns: Sequence[str] | None, schema: pa.Schema) -> list[str] | None:
+def _present(columns: Columns, schema: pa.Schema) -> list[str] | None:
     """The wanted columns the data has (segments written before a column existed lack it)."""
+    if callable(columns):
+        return columns(schema)
     return None if columns is None else [c for c in dict.fromkeys(columns) if c in schema.names]
 
 
