@@ -100,14 +100,14 @@ def profile_source(args: argparse.Namespace) -> list[Posted]:
         raise ProfileError("--reference stores one profile: drop --bucket")
     if args.start and args.end and args.start >= args.end:
         raise ProfileError("--start must be before --end")
-    model = _request("GET", f"{args.url}/models/{args.model}", args.token)
     try:
         import pyspark  # noqa: F401
     except ImportError:
         raise ProfileError(NO_SPARK) from None
-    if not (shutil.which("java") or os.path.exists(os.path.join(os.environ.get("JAVA_HOME", "/nonexistent"),
-                                                                  "bin", "java"))):
+    java_home = os.environ.get("JAVA_HOME")
+    if not (shutil.which("java") or (java_home and os.path.exists(os.path.join(java_home, "bin", "java")))):
         raise ProfileError(NO_JAVA)
+    model = _request("GET", f"{args.url}/models/{args.model}", args.token)
     os.environ["PYSPARK_PYTHON"] = sys.executable  # workers run this interpreter, not whatever python is on PATH
     from pyspark.sql import SparkSession
 
@@ -143,13 +143,14 @@ def _read(spark: Any, source: Sequence[str], ts_column: str, start: datetime | N
 
 
 def model_schema(model: dict[str, Any], columns: Sequence[str]) -> "dict[str, FeatureType]":
-    """The model's features, plus Watchtower's prediction and class-probability columns where the source has
-    them (a segment file or a lake table written in Watchtower's layout)."""
-    from detectors.base import PREDICTION, PROBA_PREFIX
+    """The model's features, plus Watchtower's prediction, label and class-probability columns where the source
+    has them (a segment file or a lake table written in Watchtower's layout), of the kinds the server's own
+    profiles give them (watchtower/events/segstore/profiles.py profile_schema)."""
+    from detectors.base import LABEL, PREDICTION, PROBA_PREFIX
 
     schema: dict[str, FeatureType] = {f["name"]: f["type"] for f in model["features"]}
-    if PREDICTION in columns:
-        schema[PREDICTION] = "categorical" if model.get("task") == "classification" else "numeric"
+    outcome: FeatureType = "categorical" if model.get("task") == "classification" else "numeric"
+    schema.update({name: outcome for name in (PREDICTION, LABEL) if name in columns})
     for column in columns:
         if column.startswith(PROBA_PREFIX):
             schema[column] = "numeric"
