@@ -42,7 +42,8 @@ def session(master: str) -> "SparkSession":
     builder = (SparkSession.builder.master(master).appName("watchtower-profile")
                .config("spark.sql.session.timeZone", "UTC"))
     if master.startswith("local"):
-        builder = (builder.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+        builder = (builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1"))
     return builder.getOrCreate()
 
@@ -66,7 +67,7 @@ def read_rows(spark: "SparkSession", source: str | Sequence[str], ts_column: str
 def profile_rows(frame: "DataFrame", schema: Mapping[str, FeatureType], k: int = DEFAULT_K,
                  category_cap: int = DEFAULT_CATEGORY_CAP) -> Profile:
     """One profile of every row of `frame`: one aggregation for the numeric columns and the row count, one
-    ranked count per categorical column."""
+    ranked count for the categorical columns."""
     from pyspark.sql import functions as F
     return profile_groups(frame, schema, F.lit(0), k, category_cap).get(0) or empty_profile(schema, k, category_cap)
 
@@ -74,7 +75,7 @@ def profile_rows(frame: "DataFrame", schema: Mapping[str, FeatureType], k: int =
 def profile_groups(frame: "DataFrame", schema: Mapping[str, FeatureType], key: "Column", k: int = DEFAULT_K,
                    category_cap: int = DEFAULT_CATEGORY_CAP) -> dict[int, Profile]:
     """A profile per value of the integer `key` (a time bucket), all groups in one aggregation for the numeric
-    columns and one ranked count per categorical column; keys with no row are absent. A schema column the
+    columns and one ranked count for the categorical ones; keys with no row are absent. A schema column the
     frame lacks counts as missing, as in the single-process profiler."""
     from pyspark.sql import functions as F
     present = set(frame.columns)
@@ -88,12 +89,12 @@ def profile_groups(frame: "DataFrame", schema: Mapping[str, FeatureType], key: "
         aggregates += (_numeric_aggregates(F.col(column), column, k) if kind == "numeric"
                        else [F.count(F.col(column)).alias(f"{column}_present")])
     totals = {int(row[_KEY]): row for row in frame.groupBy(_KEY).agg(*aggregates).collect()}
-    categories = {name: _category_counts(frame, column, totals, category_cap)
-                  for name, (column, kind) in columns.items() if kind == "categorical"}
+    categorical = [(name, column) for name, (column, kind) in columns.items() if kind == "categorical"]
+    counted = _category_counts(frame, [column for _, column in categorical], totals, category_cap)
     return {key_value: Profile(
         int(row["rows"]),
         {name: _numeric_sketch(row, column, k) for name, (column, kind) in columns.items() if kind == "numeric"},
-        {name: counts[key_value] for name, counts in categories.items()}, k, category_cap)
+        {name: counted[column][key_value] for name, column in categorical}, k, category_cap)
         for key_value, row in totals.items()}
 
 
@@ -129,28 +130,43 @@ def _numeric_sketch(row: Any, key: str, k: int) -> NumericSketch:
         total=float(row[f"{key}_sum"] or 0.0), total_sq=float(row[f"{key}_sum_sq"] or 0.0))
 
 
-def _category_counts(frame: "DataFrame", column: str, totals: Mapping[int, Any],
-                     cap: int) -> dict[int, CategoryCounts]:
-    """Per group: exact counts while the categories fit the cap; past it the top `cap`, OTHER and Spark's HLL.
-    Only the top cap + 1 categories of each group leave Spark."""
+def _category_counts(frame: "DataFrame", columns: list[str], totals: Mapping[int, Any],
+                     cap: int) -> dict[str, dict[int, CategoryCounts]]:
+    """Per categorical column and group: exact counts while the categories fit the cap; past it the top `cap`,
+    OTHER and Spark's HLL. The columns are stacked into (column, category) pairs so that one ranked count covers
+    them all, and only the top cap + 1 categories of each column and group leave Spark."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    counted = frame.where(F.col(column).isNotNull()).groupBy(_KEY, F.col(column).alias("category")).count()
+    if not columns:
+        return {}
+    stacked = frame.select(_KEY, F.explode(F.array(*(
+        F.struct(F.lit(c).alias("column"), F.col(c).alias("category")) for c in columns))).alias("pair")).select(
+        _KEY, "pair.column", "pair.category").where(F.col("category").isNotNull())
+    counted = stacked.groupBy(_KEY, "column", "category").count()
     # Ties by name, as Watchtower's own capping ranks them, so both sides keep the same categories.
-    rank = F.row_number().over(Window.partitionBy(_KEY).orderBy(F.col("count").desc(), F.col("category")))
-    top: dict[int, dict[str, int]] = {key: {} for key in totals}
-    for row in counted.withColumn("rank", rank).where(F.col("rank") <= cap + 1).orderBy(_KEY, "rank").collect():
-        top[int(row[_KEY])][str(row["category"])] = int(row["count"])
-    capped = [key for key, counts in top.items() if len(counts) > cap]
-    hlls = {int(row[_KEY]): bytes(row["hll"]) for row in frame.where(F.col(_KEY).isin(capped)).groupBy(_KEY).agg(
-        F.hll_sketch_agg(F.col(column), HLL_LG_K).alias("hll")).collect()} if capped else {}
-    result = {}
-    for key, counts in top.items():
-        rows, present = int(totals[key]["rows"]), int(totals[key][f"{column}_present"])
-        if key not in hlls:
-            result[key] = CategoryCounts(counts, rows - present)
-            continue
-        kept = dict(list(counts.items())[:cap])
-        result[key] = CategoryCounts(kept | {OTHER: present - sum(kept.values())}, rows - present, capped=True,
-                                     hll=ds.hll_sketch.deserialize(hlls[key]).serialize_compact())
+    rank = F.row_number().over(Window.partitionBy(_KEY, "column").orderBy(F.col("count").desc(), F.col("category")))
+    top: dict[str, dict[int, dict[str, int]]] = {c: {key: {} for key in totals} for c in columns}
+    for row in counted.withColumn("rank", rank).where(F.col("rank") <= cap + 1).orderBy(
+            _KEY, "column", "rank").collect():
+        top[row["column"]][int(row[_KEY])][str(row["category"])] = int(row["count"])
+    capped = [(c, key) for c in columns for key, counts in top[c].items() if len(counts) > cap]
+    hlls: dict[tuple[str, int], bytes] = {}
+    if capped:
+        wanted = F.lit(False)
+        for c, key in capped:
+            wanted = wanted | ((F.col("column") == c) & (F.col(_KEY) == key))
+        for row in stacked.where(wanted).groupBy(_KEY, "column").agg(
+                F.hll_sketch_agg(F.col("category"), HLL_LG_K).alias("hll")).collect():
+            hlls[(row["column"], int(row[_KEY]))] = bytes(row["hll"])
+    result: dict[str, dict[int, CategoryCounts]] = {c: {} for c in columns}
+    for c in columns:
+        for key, counts in top[c].items():
+            rows, present = int(totals[key]["rows"]), int(totals[key][f"{c}_present"])
+            if (c, key) not in hlls:
+                result[c][key] = CategoryCounts(counts, rows - present)
+                continue
+            kept = dict(list(counts.items())[:cap])
+            hll = ds.hll_sketch.deserialize(hlls[(c, key)]).serialize_compact()
+            result[c][key] = CategoryCounts(kept | {OTHER: present - sum(kept.values())}, rows - present,
+                                            capped=True, hll=hll)
     return result
