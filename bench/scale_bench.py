@@ -252,6 +252,13 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; scratch {scratch}; "
           f"profile pass via {PROFILE_PASS}", flush=True)
     table: list[tuple[str, int, float | None, int | None, str]] = []
+
+    def record(step: str, rows: int, seconds: float | None, peak: int | None, note: str) -> None:
+        table.append((step, rows, seconds, peak, note))
+        if seconds is not None and peak is not None:  # as it goes: a long run cut short still says something
+            print(f"  {step}: {seconds:.2f} s, peak {peak / 2**20:.0f} MiB, {note} (load {os.getloadavg()[0]:.1f})",
+                  flush=True)
+
     disk_per_row = 190.0 / (2 if args.float32 else 1)  # bytes of Parquet per event, until a size measures it
     exact_ratio: float | None = None  # exact pass peak / window feature bytes, measured at the largest exact size
     try:
@@ -273,22 +280,22 @@ def main() -> None:
             if rows <= EXACT_LIMIT:
                 seconds, peak, drifted = measure(exact_pass, runtime)
                 exact_ratio = peak / feature_bytes
-                table.append(("exact", rows, seconds, peak, drifted))
+                record("exact", rows, seconds, peak, drifted)
             else:
                 guess = f"about {exact_ratio * feature_bytes / 2**30:.0f} GiB" if exact_ratio else "more"
                 print(f"exact pass at {rows:,}: not run; the window's features alone are "
                       f"{feature_bytes / 2**30:.1f} GiB in memory, the pass would peak at {guess}, "
                       f"{available_memory() / 2**30:.1f} GiB are available", flush=True)
-                table.append(("exact", rows, None, None, "not run: memory"))
+                record("exact", rows, None, None, "not run: memory")
             seconds, peak, drifted = measure(profile_pass, runtime)
-            table.append(("profile", rows, seconds, peak, drifted))
+            record("profile", rows, seconds, peak, drifted)
             if rows == spark_rows:
                 files = [str(p) for p in Path(segments).rglob("*.parquet")]
                 seconds, peak, counted = measure(one_process_profile, files)
-                table.append(("one process: read + profile_frame", rows, seconds, peak, f"{counted:,} rows"))
+                record("one process: read + profile_frame", rows, seconds, peak, f"{counted:,} rows")
                 seconds, peak, (counted, session_s, jvm) = measure(spark_profile, files)
-                table.append(("spark local[2]: profile_rows", rows, seconds, peak + jvm,
-                              f"{counted:,} rows; session start {session_s:.1f} s (not in the time)"))
+                record("spark local[2]: profile_rows", rows, seconds, peak + jvm,
+                       f"{counted:,} rows; session start {session_s:.1f} s (not in the time)")
             runtime.engine.dispose()
             if not args.keep:
                 shutil.rmtree(segments, ignore_errors=True)
