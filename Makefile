@@ -24,10 +24,16 @@ $(ALIBI_VENV)/.installed: pyproject.toml
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium prometheus prometheus-alertmanager
 
+# Spark (the lake tests, `watchtower profile`) needs a Java runtime: Debian's default, 17 on bookworm.
+/usr/bin/java:
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q default-jre-headless
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/watchtower demo
 
-test: $(VENV)/.installed $(ALIBI_VENV)/.installed /usr/bin/chromium /usr/bin/prometheus /usr/bin/prometheus-alertmanager
+test: $(VENV)/.installed $(ALIBI_VENV)/.installed /usr/bin/chromium /usr/bin/prometheus /usr/bin/prometheus-alertmanager \
+      /usr/bin/java
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy watchtower detectors postmortems alerts
 	$(VENV)/bin/pytest

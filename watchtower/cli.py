@@ -1,4 +1,4 @@
-"""`watchtower serve | demo | migrate | monitor | backtest | user add`: argparse keeps start-up light."""
+"""`watchtower serve | demo | migrate | monitor | backtest | profile | user add`: argparse keeps start-up light."""
 
 import argparse
 import logging
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--since", default="30d", help="a duration back from now (30d, 12h, 90m) or a datetime")
     backtest.add_argument("--until", help="a datetime (default: now)")
     backtest.add_argument("--policy", help="the candidate policy, JSON or YAML (default: the model's current one)")
+    profile = commands.add_parser("profile", help="profile a model's served rows in Parquet files or a table on "
+                                  "Spark and post the profile(s) (needs watchtower[spark] and Java)")
+    from watchtower.lake.command import add_arguments  # argparse only: pyspark loads when the command runs
+
+    add_arguments(profile)
     user = commands.add_parser("user", help="people: `user add --admin NAME` creates the first admin")
     user_commands = user.add_subparsers(dest="user_command", required=True)
     user_add = user_commands.add_parser("add", help="add a person and print a first API token (shown once)")
@@ -38,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
                                             "sessions")
     set_password.add_argument("handle")
     args = parser.parse_args(argv)
+    if args.command == "profile":  # a client of the server: no settings, no database
+        from watchtower.lake.command import run
+
+        return run(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx", "apscheduler"):  # APScheduler logs every run of every job at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -9,6 +9,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
@@ -23,7 +24,7 @@ from watchtower.events.models import EventSegment
 from watchtower.events.segments import add_segment, read_segments
 from watchtower.events.segstore import binding, compaction
 from watchtower.events.segstore.compaction import compact, plan, sweep
-from watchtower.events.segstore.manifest import read, scan_sample
+from watchtower.events.segstore.manifest import place, read, scan_sample
 from watchtower.events.segstore.stores import FileStore
 
 DAY = timedelta(days=1)
@@ -96,9 +97,37 @@ def test_files_are_plain_parquet_partitioned_by_model_and_date(db: Engine, tmp_p
         [f"model_id={model_id}/date=2026-11-27", f"model_id={model_id}/date=2026-11-28"])
     schema = pq.read_schema(files[0])  # any Parquet reader sees the documented columns and types
     assert {name: str(schema.field(name).type) for name in schema.names} == {
-        **dict.fromkeys(FEATURES, "double"), ID: "string", TS: "timestamp[ns, tz=UTC]", PREDICTION: "double",
+        **dict.fromkeys(FEATURES, "double"), ID: "string", TS: "timestamp[us, tz=UTC]", PREDICTION: "double",
         LATENCY: "double", ERROR: "string"}
     assert schema.metadata is None  # no pandas metadata: the schema is what is documented
+
+
+def test_nanosecond_segments_of_older_releases_still_read_and_compact(db: Engine, store: binding.Segments) -> None:
+    """Segments are written with microsecond times (Spark cannot read TIMESTAMP(NANOS)); files written before
+    held nanoseconds, some with a sub-microsecond part: they read beside new ones, truncated to the microsecond,
+    and compaction rewrites them as microseconds."""
+    model_id = add_model(db)
+    old = events(20, seed=1)
+    old[TS] = old[TS] + pd.Timedelta(nanoseconds=789)  # only a nanosecond file can hold this
+    table = pa.Table.from_pandas(old, preserve_index=False).replace_schema_metadata(None)
+    assert table.schema.field(TS).type == pa.timestamp("ns", tz="UTC")
+    with Session(writer(db)) as session:  # as an older release wrote it: no cast to microseconds
+        segment = place(db, model_id, table)
+        assert segment is not None
+        session.add(segment)
+        session.commit()
+    new = events(10, start=T0 + timedelta(minutes=1), seed=2)
+    _write(db, model_id, new)
+    for _ in range(2):  # before and after compaction
+        with Session(db) as session:  # the old event at T0 + 1 s + 789 ns reads as T0 + 1 s, inside the window
+            frame = read_segments(session, model_id, T0 + timedelta(seconds=1), T0 + DAY, ["f0"])
+        assert frame[TS].dtype == "datetime64[ns, UTC]"
+        assert frame[TS].tolist() == [t.floor("us") for t in old[TS].iloc[1:]] + new[TS].tolist()
+        assert frame["f0"].tolist() == old["f0"].iloc[1:].tolist() + new["f0"].tolist()
+        assert compact(db, model_id) in (2, 0)
+    with Session(db) as session:
+        (merged,) = _live(db, model_id)
+        assert read(session, [(merged.id, merged.path)]).schema.field(TS).type == pa.timestamp("us", tz="UTC")
 
 
 def test_reads_only_the_asked_columns_and_the_window(db: Engine, store: binding.Segments) -> None:

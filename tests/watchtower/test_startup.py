@@ -52,5 +52,5 @@ def test_migrate_imports_alembic_only_when_there_is_something_to_upgrade(tmp_pat
 def test_cli_help_lists_the_commands() -> None:
     out = subprocess.run([sys.executable, "-m", "watchtower.cli", "--help"], capture_output=True, text=True,
                          check=True).stdout
-    for command in ("serve", "demo", "migrate", "monitor"):
+    for command in ("serve", "demo", "migrate", "monitor", "profile"):
         assert command in out

@@ -49,7 +49,7 @@ def insert_frame(session: Session, model: MonitoredModel, frame: pd.DataFrame) -
     new = first if len(stored) == keys.num_rows else first & pd.Index(ids).isin(stored)
     segment = (frame if new.all() else frame.loc[new]).drop(columns=[c for c in KEY_COLUMNS if c in frame.columns])
     segment = segment.reset_index(drop=True)
-    if segment[TS].dtype != "datetime64[ns, UTC]":  # segments (and their readers) hold nanosecond UTC times
+    if segment[TS].dtype != "datetime64[ns, UTC]":  # UTC times; the segment stores them as microseconds
         segment[TS] = pd.to_datetime(segment[TS], utc=True).astype("datetime64[ns, UTC]")
     add_segment(session, model.id, segment)
     return np.asarray(new, dtype=bool)

@@ -19,7 +19,9 @@ from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.stores import FileStore
 
-TS_TYPE = pa.timestamp("ns", tz="UTC")
+# Microseconds: what the event store keeps, and what Spark (which cannot read Parquet TIMESTAMP(NANOS)) reads.
+# Segments written before this hold nanoseconds; readers cast them (see `read`).
+TS_TYPE = pa.timestamp("us", tz="UTC")
 WRITTEN = "watchtower_written_segments"  # Session.info: the segments a transaction wrote, with their rows
 NS_MIN, NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
@@ -31,9 +33,7 @@ def as_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):
             table = table.set_column(i, field.name, pa.nulls(table.num_rows, pa.string()))
-    if table.schema.field(TS).type != TS_TYPE:
-        table = table.set_column(table.schema.get_field_index(TS), TS, table.column(TS).cast(TS_TYPE))
-    return table.replace_schema_metadata(None)
+    return _us(table).replace_schema_metadata(None)
 
 
 def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Table) -> EventSegment | None:
@@ -129,7 +129,16 @@ def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Colu
         del blob
     if not tables:
         return pa.table({ID: pa.array([], pa.string()), TS: pa.array([], TS_TYPE)})
+    tables = [_us(t) for t in tables]
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def _us(table: pa.Table) -> pa.Table:
+    """TS as TS_TYPE. A scan that includes an older nanosecond segment yields nanoseconds (a dataset cast would
+    refuse sub-microsecond values): they are truncated here, as the event store's own times are."""
+    if TS not in table.column_names or table.schema.field(TS).type == TS_TYPE:
+        return table
+    return table.set_column(table.schema.get_field_index(TS), TS, table.column(TS).cast(TS_TYPE, safe=False))
 
 
 def ts_bound(moment: datetime) -> pa.Scalar:
@@ -159,7 +168,8 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     if ID in table.column_names:
         ids = pd.array(table.column(ID).combine_chunks(), dtype=pd.ArrowDtype(pa.string()))
         table = table.drop_columns([ID])
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    # Event frames keep nanosecond times (watchtower/events/frames.py), whatever unit the segments store.
+    frame = table.to_pandas(split_blocks=True, self_destruct=True, coerce_temporal_nanoseconds=True)
     if ids is not None:
         frame.insert(0, ID, ids)
     return frame
