@@ -9,9 +9,9 @@ Data: drift_bench's 20 numeric + 5 categorical columns with its known shifts (x0
 - exact: `run_monitor` (native_drift + prediction_drift: store read, exact tests, findings stored), with the
   reference already cached as in a running service. Not run at 100M: the window alone would not fit in memory
   (the line printed says how much it would need).
-- profile: the window's profile merged from the stored segment profiles (`window_profile`), the reference's
-  profile, and native_drift on the two profiles (`Window.sketched`). PROFILE_PASS below says how to switch it to
-  the real monitor pass once profile mode is wired into `run_monitor`.
+- profile: `run_monitor` of a monitor in mode "profile": the window's profile merged from the stored segment
+  profiles, the reference's stored profile, the same detectors on the two profiles, the breach's response and
+  its diagnosis numbers (read from a ~100k-event sample of the window).
 - spark vs one process (at 10M by default): `profile_rows` on Spark local[2] over the window's segment files,
   against pyarrow read + `profile_frame` in one process on the same files.
 
@@ -53,7 +53,6 @@ REFERENCE_ROWS = 1_000_000
 WINDOW_S = 7200
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # the passes run "at" this time; events fill the hour before
 EXACT_LIMIT = 10_000_000  # above this the exact pass is not attempted (see `exact_needs`)
-PROFILE_PASS = "sketch functions"  # switch to "run_monitor" once profile mode is in the monitor (see profile_pass)
 
 
 def parse_size(text: str) -> int:
@@ -95,8 +94,9 @@ def prepare(url: str, segments: str, rows: int, float32: bool) -> tuple[int, int
                         segment_store=segments, max_upload_bytes=2**31, allowed_hosts="testserver")
     spec = {"name": "bench", "task": "classification", "target": "label",
             "features": [{"name": c, "type": t} for c, t in SCHEMA.items()],
-            "monitors": [{"detectors": [{"name": "native_drift"}, {"name": "prediction_drift"}],
-                          "window_s": WINDOW_S, "min_events": 1000}]}
+            "monitors": [{"name": mode, "mode": mode, "window_s": WINDOW_S, "min_events": 1000,
+                          "detectors": [{"name": "native_drift"}, {"name": "prediction_drift"}]}
+                         for mode in ("exact", "profile")]}
     buffer = io.BytesIO()
     reference.to_parquet(buffer, index=False)
     del reference
@@ -155,37 +155,26 @@ def cached_runtime(url: str, segments: str) -> "Runtime":
 
 
 def exact_pass(runtime: "Runtime") -> tuple[float, str]:
-    from watchtower.monitor import run_monitor
-
-    start = time.perf_counter()
-    result = run_monitor(runtime, "bench", "default", now=NOW)
-    seconds = time.perf_counter() - start
-    assert result.status in ("ok", "breached"), result
-    return seconds, ",".join(sorted({f.feature for o in result.outcomes for f in o.findings if f.breached}))
+    return monitor_pass(runtime, "exact")
 
 
 def profile_pass(runtime: "Runtime") -> tuple[float, str]:
-    """Profile mode. Until the monitor runs detectors on merged profiles this calls the pieces directly:
-    the window's merged profile from the stored segment profiles, the reference profile, native_drift on both.
-    Once it does, replace the body with `exact_pass(runtime)` after setting the monitor to profile mode (and
-    set PROFILE_PASS = "run_monitor")."""
-    from sqlmodel import Session
+    return monitor_pass(runtime, "profile")
 
-    from detectors.base import Window
-    from detectors.native_drift import NativeDrift
-    from watchtower.events.segstore.profiles import reference_profile, window_profile
-    from watchtower.registry.service import get_model
+
+def monitor_pass(runtime: "Runtime", mode: str) -> tuple[float, str]:
+    """One `run_monitor` of the monitor of that mode: window (rows or merged stored profiles), native_drift and
+    prediction_drift, findings stored, the breach's response and diagnosis numbers (a sample, in profile mode)."""
+    from watchtower.monitor import run_monitor
 
     start = time.perf_counter()
-    with Session(runtime.engine) as session:
-        model = get_model(session, "bench")
-        window = window_profile(session, model, NOW - timedelta(seconds=WINDOW_S), NOW)
-        reference = reference_profile(session, model)
-    empty = pd.DataFrame(columns=list(SCHEMA))
-    findings = NativeDrift().run(Window(empty, empty, dict(SCHEMA), sketched=(reference, window.profile)))
+    result = run_monitor(runtime, "bench", mode, now=NOW)
     seconds = time.perf_counter() - start
-    assert window.segments_read == 0, "every segment lies inside the window and has its stored profile"
-    return seconds, ",".join(sorted({f.feature for f in findings if f.breached and f.feature in SCHEMA}))
+    assert result.status in ("ok", "breached"), result
+    assert {f.mode for o in result.outcomes for f in o.findings} == ({"exact"} if mode == "exact"
+                                                                     else {"sketch k=1024"}), mode
+    return seconds, ",".join(sorted({f.feature for o in result.outcomes for f in o.findings
+                                     if f.breached and f.feature in SCHEMA}))
 
 
 def one_process_profile(files: list[str]) -> tuple[float, int]:
@@ -249,8 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes, spark_rows = [parse_size(s) for s in args.sizes.split(",")], parse_size(args.spark_rows)
     scratch = args.scratch or tempfile.mkdtemp(prefix="scale-bench-")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; scratch {scratch}; "
-          f"profile pass via {PROFILE_PASS}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; scratch {scratch}", flush=True)
     table: list[tuple[str, int, float | None, int | None, str]] = []
 
     def record(step: str, rows: int, seconds: float | None, peak: int | None, note: str) -> None:

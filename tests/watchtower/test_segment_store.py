@@ -341,7 +341,8 @@ def test_a_sample_of_a_window_spreads_over_its_segments_and_stays_inside_it(db: 
         whole = scan_sample(session, model_id, start, end, 10_000, ["f1"])
     assert whole.num_rows == 970  # fewer events than asked for: the window, read whole (30 cut at the start)
     ids = sample.column(ID).to_pylist()
-    assert len(ids) == 150 == len(set(ids)) and set(ids) <= set(whole.column(ID).to_pylist())
+    # About 150: each picked segment gives its share by its manifest count (the first one is cut by the start)
+    assert 120 <= len(ids) <= 150 and len(ids) == len(set(ids)) and set(ids) <= set(whole.column(ID).to_pylist())
     assert len({i.split("-")[0] for i in ids}) >= 3  # spread over segments, not the first one only
     times = sample.column(TS).to_pylist()
     assert times == sorted(times) and min(times) >= start and max(times) < end

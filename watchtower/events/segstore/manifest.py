@@ -86,23 +86,29 @@ def scan_sample(session: Session, model_id: int, start: datetime, end: datetime,
                 columns: Sequence[str] | None = None) -> pa.Table:
     """About `rows` events of [start, end), for numbers that need rows but not all of them (a profile-mode
     breach's diagnosis): whole segments spread evenly over the window (each covers at most one profile bucket),
-    then a seeded uniform sample of their rows. A window of no more than `rows` events is read whole. ID and TS
-    are read with `columns`."""
+    read one at a time, each thinned to its share of a seeded uniform sample, so at most one segment is in
+    memory beside the sample. A window of no more than `rows` events is read whole. ID and TS come with
+    `columns`."""
     listed = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows).where(
         EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
         col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
     segments = [(i, p, n) for i, p, n in listed if i is not None]
     total = sum(n for _, _, n in segments)
-    if total > 2 * rows:  # every k-th segment, so that the picks hold about twice `rows` events
-        step = total // (2 * rows)
-        segments = segments[step // 2::step]
-    within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
     wanted = None if columns is None else [ID, TS, *columns]
-    table = oldest_first(read(session, [(i, p) for i, p, _ in segments], wanted, within))
-    if table.num_rows <= rows:
-        return table
-    keep = np.sort(np.random.default_rng(0).choice(table.num_rows, rows, replace=False))
-    return table.take(pa.array(keep))
+    within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
+    if total <= rows:
+        return oldest_first(read(session, [(i, p) for i, p, _ in segments], wanted, within))
+    picks = max(1, min(len(segments), round(2 * rows * len(segments) / total)))  # about twice `rows` events
+    chosen = [segments[int(k)] for k in np.unique(np.linspace(0, len(segments) - 1, picks).round())]
+    share = min(1.0, rows / sum(n for _, _, n in chosen))
+    rng = np.random.default_rng(0)
+    parts = []
+    for segment_id, path, _ in chosen:
+        table = read(session, [(segment_id, path)], wanted, within)
+        keep = np.sort(rng.choice(table.num_rows, min(table.num_rows, round(table.num_rows * share)), replace=False))
+        parts.append(table.take(pa.array(keep, pa.int64())))
+        del table
+    return oldest_first(pa.concat_tables(parts, promote_options="permissive"))
 
 
 Columns: TypeAlias = Sequence[str] | Callable[[pa.Schema], list[str]] | None
