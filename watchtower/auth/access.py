@@ -105,15 +105,21 @@ class Authorize:
                 status = message["status"]
             await send(message)
 
+        draft = None
+        if audited and template is not None:
+            settings: Settings = fastapi.state.settings
+            draft = audit.Draft(principal, method, template, request.url.path, params,
+                                audit.client_address(request, settings.trusted_proxies))
         try:
             if refusal is not None:
                 await refusal(scope, receive, capture)
             else:
-                scope.setdefault("state", {})["principal"] = principal
+                state = scope.setdefault("state", {})
+                state["principal"], state[audit.DRAFT] = principal, draft
                 await self.app(scope, receive, capture)
         finally:
-            if audited and template is not None:
-                await to_thread.run_sync(self._audit, fastapi, request, principal, template, params, status)
+            if draft is not None and not draft.taken:  # taken: the event writer stores it with the events
+                await to_thread.run_sync(self._audit, fastapi, draft, status)
 
     def _decide(self, app: FastAPI, request: Request, template: str | None, params: dict[str, str],
                 rule: Rule) -> tuple[Response | None, Principal | None]:
@@ -137,17 +143,13 @@ class Authorize:
             return _forbidden(f"this needs the {rule.role.value} role; you are {principal.role}"), principal
         return None, principal
 
-    def _audit(self, app: FastAPI, request: Request, principal: Principal | None, template: str,
-               params: dict[str, str], status: int) -> None:
-        settings: Settings = app.state.settings
+    def _audit(self, app: FastAPI, draft: audit.Draft, status: int) -> None:
         try:
             with Session(app.state.engine) as session:
-                audit.record(session, principal, request.method, template, request.url.path, params, status,
-                             audit.client_address(request, settings.trusted_proxies))
+                audit.insert_rows(session, [draft.values(status)])
                 session.commit()
         except Exception:  # the write is done; a lost audit row is logged, never turned into a failed request
-            log.exception("could not record %s %s in the audit log", request.method, template)
-
+            log.exception("could not record %s %s in the audit log", draft.method, draft.route)
 
 
 def _metrics_open(settings: Settings, request: Request) -> bool:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 
-from watchtower.auth import WriteAccess
+from watchtower.auth import WriteAccess, audit
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, multipart, problem_responses
@@ -70,7 +70,8 @@ def served_model(request: Request, name: str) -> MonitoredModel:
 def store_durably(request: Request, model: MonitoredModel, frame: "pd.DataFrame") -> int:
     """Hand the checked batch (an event_frame) to the event writer and wait for its commit (shared with
     concurrent requests); return how many were new. A 2xx still means committed."""
-    accepted = request.app.state.runtime.writer.write(model, frame, durable=True)
+    with audit.handed_over(request, len(frame)) as entry:  # audited in the flush that stores the events
+        accepted = request.app.state.runtime.writer.write(model, frame, durable=True, audit=entry)
     request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
     return cast(int, accepted)
 

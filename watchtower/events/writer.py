@@ -76,6 +76,7 @@ class Pending:
     model: MonitoredModel
     rows: Events
     durable: bool
+    audit: dict[str, Any] | None = None  # the request's audit_log row, inserted in the same transaction
     future: Future[int] = field(default_factory=Future)
 
 
@@ -112,9 +113,11 @@ class EventWriter:
         if self._thread is not None:
             self._thread.join(timeout_s + 5)
 
-    def write(self, model: MonitoredModel, rows: Events, *, durable: bool) -> int | None:
-        """Buffer one request's events; durable: wait until they are committed and return how many were new."""
-        future = self.submit(model, rows, durable=durable)
+    def write(self, model: MonitoredModel, rows: Events, *, durable: bool,
+              audit: dict[str, Any] | None = None) -> int | None:
+        """Buffer one request's events (and its audit row); durable: wait until they are committed and return
+        how many were new."""
+        future = self.submit(model, rows, durable=durable, audit=audit)
         if not durable:
             return None
         try:
@@ -123,9 +126,10 @@ class EventWriter:
             raise Unavailable(f"the events were not stored within {self._settings.log_wait_s:g} s (database slow "
                               "or unreachable); resend them (ids make it idempotent)") from None
 
-    def submit(self, model: MonitoredModel, rows: Events, *, durable: bool) -> Future[int]:
+    def submit(self, model: MonitoredModel, rows: Events, *, durable: bool,
+               audit: dict[str, Any] | None = None) -> Future[int]:
         """Put one request's events in the buffer, waiting for room while it is full."""
-        item, n = Pending(model, rows, durable), len(rows)
+        item, n = Pending(model, rows, durable, audit), len(rows)
         deadline = time.monotonic() + self._settings.log_wait_s
         with self._cond:
             # A request larger than the whole buffer goes in alone, once the buffer is empty.
@@ -219,6 +223,8 @@ class EventWriter:
 
     def _write(self, batch: list[Pending]) -> list[int]:
         """Store the batch in one transaction; how many rows of each request were new (first id wins)."""
+        from watchtower.auth.audit import insert_rows
+
         by_model: dict[int, list[Pending]] = {}
         for item in batch:
             by_model.setdefault(item.model.id or 0, []).append(item)
@@ -230,6 +236,7 @@ class EventWriter:
                 for item in items:
                     counts[id(item)] = int(mask[start:start + len(item.rows)].sum())
                     start += len(item.rows)
+            insert_rows(session, [item.audit for item in batch if item.audit is not None])  # one INSERT
             session.commit()
         return [counts[id(item)] for item in batch]
 

@@ -6,7 +6,7 @@ import uuid
 from fastapi import APIRouter, Request
 from sqlmodel import Session
 
-from watchtower.auth import WriteAccess
+from watchtower.auth import WriteAccess, audit
 from watchtower.clock import utcnow
 from watchtower.db import writer
 from watchtower.errors import Invalid, field_error, problem_responses
@@ -44,11 +44,13 @@ def predict(name: ModelName, body: PredictRequest, request: Request) -> PredictR
     now = utcnow()
     per_row_ms = latency * 1000 / len(rows)
     scores = [dict(zip(onnx.classes, p, strict=True)) for p in proba.tolist()] if proba is not None else None
-    runtime.writer.write(model, [
+    events = [
         {"event_id": i, "ts": now, "features": r, "prediction": p, "latency_ms": per_row_ms, "version": served.label,
          "received_at": now, "scores": scores[k] if scores is not None else None}
         for k, (i, r, p) in enumerate(zip(ids, rows, predictions, strict=True))
-    ], durable=log_mode(model, state.settings) == "durable")
+    ]
+    with audit.handed_over(request, len(events)) as entry:  # audited in the flush that stores the events
+        runtime.writer.write(model, events, durable=log_mode(model, state.settings) == "durable", audit=entry)
     state.metrics.predictions.labels(model.name, served.role).inc(len(rows))
     state.metrics.prediction_latency.labels(model.name).observe(latency)
     return PredictResponse(model=model.name, role=served.role, version=served.label, latency_ms=latency * 1000,
