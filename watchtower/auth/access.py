@@ -21,8 +21,8 @@ from sqlmodel import Session, select
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from watchtower.auth import audit
-from watchtower.auth.principal import Principal, resolve
+from watchtower.auth import audit, callers
+from watchtower.auth.principal import Principal, resolve, shared_token
 from watchtower.auth.roles import Role
 from watchtower.auth.routes import ADMIN, VIEW, Rule, rule_for
 from watchtower.clock import utcnow
@@ -78,6 +78,7 @@ class Authorize:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._routes: list[Route] | None = None
+        self._callers = callers.Callers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,7 +93,9 @@ class Authorize:
         rule = (rule_for(method, template) or ADMIN) if template else VIEW
         request = Request(scope)
         try:
-            refusal, principal = await to_thread.run_sync(self._decide, fastapi, request, template, params, rule)
+            decided = self._decide_in_memory(fastapi, request, rule)
+            refusal, principal = decided if decided is not None else await to_thread.run_sync(
+                self._decide, fastapi, request, template, params, rule)
         except (OperationalError, PoolTimeout) as exc:  # as the app's own handlers answer it: 503, retry
             log.warning("access check: database unavailable: %s", exc)
             refusal, principal = unavailable("the database cannot be reached or is busy"), None
@@ -121,6 +124,34 @@ class Authorize:
             if draft is not None and not draft.taken:  # taken: the event writer stores it with the events
                 await to_thread.run_sync(self._audit, fastapi, draft, status)
 
+    def _decide_in_memory(self, app: FastAPI, request: Request,
+                          rule: Rule) -> tuple[Response | None, Principal | None] | None:
+        """The decision without the database (no thread, no session) when it needs none: an open route, the
+        shared token, or a bearer token resolved less than WATCHTOWER_AUTH_CACHE_S ago; else None."""
+        if rule.role is None:
+            return None, None
+        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secret or rule.metrics:
+            return None
+        settings: Settings = app.state.settings
+        secret = secret.strip()
+        principal = shared_token(settings, secret)
+        if principal is None:
+            principal = self._callers.get(secret)
+            if principal is None:
+                return None
+        if principal.pipeline_id is not None:  # its scope is checked against the path's pipeline or model
+            return None
+        if not principal.allows(rule.role):
+            return _forbidden(f"this needs the {rule.role.value} role; you are {principal.role}"), principal
+        return None, principal
+
+    def _remember(self, settings: Settings, request: Request, principal: Principal, since: int) -> None:
+        """Keep a bearer token's caller for WATCHTOWER_AUTH_CACHE_S (cookies are always read: sign-out is now)."""
+        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and principal.token_id is not None:
+            self._callers.put(secret.strip(), principal, settings.auth_cache_s, since)
+
     def _decide(self, app: FastAPI, request: Request, template: str | None, params: dict[str, str],
                 rule: Rule) -> tuple[Response | None, Principal | None]:
         settings: Settings = app.state.settings
@@ -129,7 +160,10 @@ class Authorize:
         if rule.metrics and _metrics_open(settings, request):
             return None, None
         with Session(app.state.engine) as session:
+            since = callers.generation()
             principal = resolve(request, session, settings, utcnow())
+            if principal is not None:
+                self._remember(settings, request, principal, since)
             if principal is None:
                 if _anonymous_read(settings, request, rule):
                     return None, None

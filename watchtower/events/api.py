@@ -53,11 +53,16 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
     try:
         return check(rows, model.features, where)
     except SchemaMismatch as exc:
-        now = utcnow()
-        session.add_all([IngestRejection(model_id=cast(int, model.id), ts=now, kind=kind, feature=_column_safe(feature),
-                                         count=n) for (kind, feature), n in exc.counts.items()])
-        session.commit()  # the refusal is recorded; the events themselves are not stored
+        record_refusal(session, model, exc)
         raise
+
+
+def record_refusal(session: Session, model: MonitoredModel, refused: SchemaMismatch) -> None:
+    """Count a refused batch's problems (the schema_mismatch detector reads them); the events are not stored."""
+    now = utcnow()
+    session.add_all([IngestRejection(model_id=cast(int, model.id), ts=now, kind=kind, feature=_column_safe(feature),
+                                     count=n) for (kind, feature), n in refused.counts.items()])
+    session.commit()
 
 
 def served_model(request: Request, name: str) -> MonitoredModel:

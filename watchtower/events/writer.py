@@ -28,6 +28,7 @@ from sqlmodel import Session
 from alerts.metrics import Metrics
 from watchtower.db import writer
 from watchtower.errors import Unavailable
+from watchtower.events.scored import Scored, scored_frame
 from watchtower.registry.models import MonitoredModel
 from watchtower.settings import Settings
 
@@ -40,31 +41,33 @@ if TYPE_CHECKING:  # pandas and the store load with the first flush, not with th
     import pandas as pd
     from numpy.typing import NDArray
 
-# One request's events: row dicts (predict: turned into columns here, off the request path) or a frame the
-# request already built column by column (the events API's batches).
-Events: TypeAlias = "Sequence[dict[str, Any]] | pd.DataFrame"
+# One request's events: row dicts (turned into columns here, off the request path), a predict request's
+# columns (Scored) or a frame the request already built column by column (the events API's batches).
+Events: TypeAlias = "Sequence[dict[str, Any]] | Scored | pd.DataFrame"
 
 
 def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> "NDArray[np.bool_]":
     """Store one model's share of a flush (one segment); say which rows were new. The one call to the store."""
+    from itertools import groupby
+
     import pandas as pd
 
     from watchtower.events.frames import events_frame
     from watchtower.events.store import insert_frame
     from watchtower.registry.service import schema_of
 
+    schema = schema_of(model)
     frames: list[pd.DataFrame] = []
-    rows: list[dict[str, Any]] = []
-    for part in parts:  # consecutive row lists become one frame; the order (first id wins) is kept
-        if isinstance(part, pd.DataFrame):
-            if rows:
-                frames.append(events_frame(rows, schema_of(model), model.task))
-                rows = []
-            frames.append(part)
+    # Consecutive parts of one kind become one frame (a frame per flush, not per request); the order (first id
+    # wins) is kept.
+    for kind, run in groupby(parts, key=type):
+        same: list[Any] = list(run)
+        if issubclass(kind, pd.DataFrame):
+            frames.extend(same)
+        elif issubclass(kind, Scored):
+            frames.append(scored_frame(same, schema, model.task))
         else:
-            rows.extend(part)
-    if rows:
-        frames.append(events_frame(rows, schema_of(model), model.task))
+            frames.append(events_frame([row for part in same for row in part], schema, model.task))
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return insert_frame(session, model, frame)
 
