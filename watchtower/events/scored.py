@@ -3,14 +3,16 @@ per flush by the event writer (all the requests of a flush at once, not a frame 
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-if TYPE_CHECKING:  # pandas loads with the first flush, not with the app
-    import pandas as pd
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+TS_TYPE = pa.timestamp("ns", tz="UTC")
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,28 +33,36 @@ class Scored:
         return len(self.ids)
 
 
-def scored_frame(parts: Sequence[Scored], schema: dict[str, str], task: str) -> "pd.DataFrame":
-    """The event frame (as events_frame builds it) of several requests' predictions, in their order."""
-    import pandas as pd
-
-    from detectors.base import PROBA_PREFIX
-    from watchtower.events.frames import RECEIVED_AT, event_frame
+def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> pa.Table:
+    """Several requests' predictions, in their order, as the event frame's columns in Arrow (what insert_table
+    takes): built from the checked columns directly, no pandas frame."""
+    from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
+    from watchtower.events.frames import RECEIVED_AT, VERSION, prediction_column
 
     sizes = [len(p) for p in parts]
     n = sum(sizes)
-    features = {name: np.concatenate([_feature(p, name, kind) for p in parts]) for name, kind in schema.items()}
-    times = pd.to_datetime([p.at for p in parts], utc=True).astype("datetime64[ns, UTC]").repeat(sizes)
-    frame = event_frame(list(chain.from_iterable(p.ids for p in parts)), pd.Series(times, copy=False), features,
-                        list(chain.from_iterable(p.predictions for p in parts)), task,
-                        latency=[p.latency_ms for p in parts for _ in range(len(p))],
-                        versions=[v for p in parts for v in [p.version] * len(p)], received_at=parts[0].at)
-    frame[RECEIVED_AT] = times
-    classes = sorted(set(chain.from_iterable(p.classes for p in parts if p.proba is not None)))
-    for name in classes:  # NaN where a request's graph has no such class (a swap between two graphs)
-        frame[f"{PROBA_PREFIX}{name}"] = np.concatenate([
-            p.proba[:, p.classes.index(name)] if p.proba is not None and name in p.classes
-            else np.full(len(p), np.nan) for p in parts]) if n else np.empty(0)
-    return frame
+    columns: dict[str, pa.Array] = {}
+    for name, kind in schema.items():
+        values = np.concatenate([_feature(p, name, kind) for p in parts])
+        columns[name] = pa.array(values, pa.float64() if kind == "numeric" else pa.string(), from_pandas=True)
+    micros = np.repeat([(p.at - EPOCH) // MICROSECOND for p in parts], sizes).astype(np.int64) * 1000
+    times = pa.array(micros, TS_TYPE)
+    columns[ID] = pa.array(list(chain.from_iterable(p.ids for p in parts)), pa.string())
+    columns[TS] = times
+    predictions = prediction_column(list(chain.from_iterable(p.predictions for p in parts)), task).to_numpy()
+    columns[PREDICTION] = pa.array(predictions, pa.string() if task == "classification" else pa.float64(),
+                                   from_pandas=True)
+    columns[LATENCY] = pa.array(np.repeat([p.latency_ms for p in parts], sizes).astype(float), pa.float64(),
+                                from_pandas=True)
+    columns[ERROR] = pa.nulls(n, pa.string())
+    for name in sorted(set(chain.from_iterable(p.classes for p in parts if p.proba is not None))):
+        # NaN where a request's graph has no such class (a swap between two graphs within one flush)
+        columns[f"{PROBA_PREFIX}{name}"] = pa.array(np.concatenate([
+            p.proba[:, p.classes.index(name)].astype(float) if p.proba is not None and name in p.classes
+            else np.full(len(p), np.nan) for p in parts]), pa.float64(), from_pandas=True)
+    columns[VERSION] = pa.array([v for p in parts for v in [p.version] * len(p)], pa.string())
+    columns[RECEIVED_AT] = times
+    return pa.table(columns)  # NaN is stored as null, as pyarrow's from_pandas stores a frame's NaN
 
 
 def _feature(part: Scored, name: str, kind: str) -> np.ndarray:

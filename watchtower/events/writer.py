@@ -28,7 +28,7 @@ from sqlmodel import Session
 from alerts.metrics import Metrics
 from watchtower.db import writer
 from watchtower.errors import Unavailable
-from watchtower.events.scored import Scored, scored_frame
+from watchtower.events.scored import Scored, scored_table
 from watchtower.registry.models import MonitoredModel
 from watchtower.settings import Settings
 
@@ -51,25 +51,26 @@ def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> 
     from itertools import groupby
 
     import pandas as pd
+    import pyarrow as pa
 
     from watchtower.events.frames import events_frame
-    from watchtower.events.store import insert_frame
+    from watchtower.events.segstore.manifest import as_table
+    from watchtower.events.store import insert_table
     from watchtower.registry.service import schema_of
 
     schema = schema_of(model)
-    frames: list[pd.DataFrame] = []
-    # Consecutive parts of one kind become one frame (a frame per flush, not per request); the order (first id
-    # wins) is kept.
+    tables: list[pa.Table] = []
+    # Consecutive parts of one kind become one table (not one per request); the order (first id wins) is kept.
     for kind, run in groupby(parts, key=type):
         same: list[Any] = list(run)
         if issubclass(kind, pd.DataFrame):
-            frames.extend(same)
+            tables.extend(as_table(frame) for frame in same)
         elif issubclass(kind, Scored):
-            frames.append(scored_frame(same, schema, model.task))
+            tables.append(scored_table(same, schema, model.task))
         else:
-            frames.append(events_frame([row for part in same for row in part], schema, model.task))
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return insert_frame(session, model, frame)
+            tables.append(as_table(events_frame([row for part in same for row in part], schema, model.task)))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    return insert_table(session, model, table)
 
 
 @dataclass(eq=False)

@@ -1,0 +1,58 @@
+"""Predictions handed to the event writer as columns (Scored) store exactly what the row dicts they replace did."""
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from detectors.base import PROBA_PREFIX
+from watchtower.events.frames import events_frame
+from watchtower.events.scored import Scored, scored_table
+from watchtower.events.segstore.manifest import as_table
+
+AT = datetime(2026, 11, 2, 8, 30, 0, 123456, tzinfo=UTC)
+SCHEMA = {"f1": "numeric", "f2": "numeric", "color": "categorical"}
+
+
+def part(ids: list[str], classes: tuple[str, ...], proba: list[list[float]] | None, at: datetime,
+         version: str, predictions: list[Any]) -> Scored:
+    n = len(ids)
+    features = {"f1": np.arange(n, dtype=float), "f2": np.array([np.nan] + [1.5] * (n - 1)),
+                "color": np.array([None] + ["red"] * (n - 1), dtype=object)}
+    return Scored(ids, features, predictions, classes, None if proba is None else np.array(proba), 0.25, version, at)
+
+
+def as_rows(scored: Scored) -> list[dict[str, Any]]:
+    """What predict handed the writer before Scored: one dict per event."""
+    rows = []
+    for k, event_id in enumerate(scored.ids):
+        features = {name: column[k] for name, column in scored.features.items()}
+        features = {n: None if isinstance(v, float) and math.isnan(v) else v for n, v in features.items()}
+        scores = dict(zip(scored.classes, scored.proba[k].tolist(), strict=True)) if scored.proba is not None \
+            else None
+        rows.append({"event_id": event_id, "ts": scored.at, "features": features, "prediction": scored.predictions[k],
+                     "latency_ms": scored.latency_ms, "version": scored.version, "received_at": scored.at,
+                     "scores": scores})
+    return rows
+
+
+def by_name(table: Any) -> dict[str, list[Any]]:
+    return {name: table.column(name).to_pylist() for name in sorted(table.column_names)}
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_flush_of_scored_requests_stores_what_their_rows_did(task: str) -> None:
+    if task == "classification":  # a swap mid-flush: the second graph knows a third class
+        parts = [part(["a", "b"], ("0", "1"), [[0.2, 0.8], [0.6, 0.4]], AT, "primary-v1", [1, 0]),
+                 part(["c"], ("0", "1", "2"), [[0.1, 0.2, 0.7]], AT + timedelta(milliseconds=3), "fallback-v2", [2])]
+    else:
+        parts = [part(["a", "b"], (), None, AT, "v1", [1.5, 2.0]),
+                 part(["c"], (), None, AT + timedelta(seconds=1), "v1", [3.25])]
+    expected = as_table(events_frame([r for p in parts for r in as_rows(p)], SCHEMA, task))
+    got = scored_table(parts, SCHEMA, task)
+    assert by_name(got) == by_name(expected)
+    assert {f.name: f.type for f in got.schema} == {f.name: f.type for f in expected.schema}
+    if task == "classification":
+        assert got.column(f"{PROBA_PREFIX}2").to_pylist()[:2] == [None, None]  # the first graph had no class 2
