@@ -5,10 +5,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from detectors.base import PROBA_PREFIX
-from watchtower.events.frames import events_frame
+from detectors.base import ERROR, PROBA_PREFIX
+from watchtower.events.frames import event_frame, event_table, events_frame, utc_array, utc_times
 from watchtower.events.scored import Scored, scored_table
 from watchtower.events.segstore.manifest import as_table
 
@@ -56,3 +57,20 @@ def test_a_flush_of_scored_requests_stores_what_their_rows_did(task: str) -> Non
     assert {f.name: f.type for f in got.schema} == {f.name: f.type for f in expected.schema}
     if task == "classification":
         assert got.column(f"{PROBA_PREFIX}2").to_pylist()[:2] == [None, None]  # the first graph had no class 2
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_events_apis_arrow_table_is_the_frame_it_replaces(task: str) -> None:
+    features = {"f1": np.array([1.0, np.nan, 3.0]), "color": np.array(["red", None, "blue"], dtype=object)}
+    times = [AT, None, AT + timedelta(seconds=2)]
+    predictions: list[Any] = [1, 2.0, None] if task == "regression" else [1, "yes", None]
+    scores = [{"0": 0.25, "1": 0.75}, None, {"1": 0.5, "2": 0.5}] if task == "classification" else None
+    common: dict[str, Any] = {"latency": [1.5, None, 0.0], "errors": [None, "timeout", None], "scores": scores,
+                              "versions": ["v1", None, "v2"], "received_at": AT + timedelta(hours=1)}
+    expected = as_table(event_frame(["a", "b", "c"], utc_times(times, default=AT), features, predictions, task,
+                                    **common))
+    got = event_table(["a", "b", "c"], utc_array(times, default=AT), features, predictions, task, **common)
+    assert by_name(got) == by_name(expected)
+    assert {f.name: f.type for f in got.schema} == {f.name: f.type for f in expected.schema}
+    bare = event_table(["a"], utc_array([None], default=AT), {"f1": np.array([1.0])}, [1], task, received_at=AT)
+    assert bare.column(ERROR).type == pa.string() and bare.column(ERROR).null_count == 1

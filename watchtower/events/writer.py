@@ -39,11 +39,12 @@ BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)  # between retries of a failed flus
 if TYPE_CHECKING:  # pandas and the store load with the first flush, not with the app
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
     from numpy.typing import NDArray
 
 # One request's events: row dicts (turned into columns here, off the request path), a predict request's
-# columns (Scored) or a frame the request already built column by column (the events API's batches).
-Events: TypeAlias = "Sequence[dict[str, Any]] | Scored | pd.DataFrame"
+# columns (Scored) or a table the request already built column by column (the events API's batches).
+Events: TypeAlias = "Sequence[dict[str, Any]] | Scored | pa.Table | pd.DataFrame"
 
 
 def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> "NDArray[np.bool_]":
@@ -63,7 +64,7 @@ def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> 
     # Consecutive parts of one kind become one table (not one per request); the order (first id wins) is kept.
     for kind, run in groupby(parts, key=type):
         same: list[Any] = list(run)
-        if issubclass(kind, pd.DataFrame):
+        if issubclass(kind, pd.DataFrame | pa.Table):
             tables.extend(as_table(frame) for frame in same)
         elif issubclass(kind, Scored):
             tables.append(scored_table(same, schema, model.task))
