@@ -98,6 +98,8 @@ def _insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool
     raw = session.connection().connection.driver_connection
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:
+        if not postgres and _all_new_sqlite(cursor, model_id, keys):
+            return keys.column(0).to_pylist()  # type: ignore[no-any-return]
         # One temporary table per connection, emptied at commit; a rolled-back transaction takes it away too.
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_KEY_TABLE} (event_id text NOT NULL, "
                        f"ts {'timestamptz' if postgres else 'DATETIME'} NOT NULL, version text, received_at "
@@ -115,6 +117,21 @@ def _insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool
         return [row[0] for row in cursor.fetchall()]
     finally:
         cursor.close()
+
+
+def _all_new_sqlite(cursor: Any, model_id: int, keys: pa.Table) -> bool:
+    """SQLite, the common case (no id stored before): the keys straight into serving_event, without the temporary
+    table's extra pass and RETURNING. If some were stored before, nothing is kept (back to the savepoint) and the
+    caller takes the path that says which ones were new."""
+    cursor.execute("SAVEPOINT ingest_keys")
+    cursor.executemany(f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
+                       f"({int(model_id)}, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING",
+                       zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
+    inserted = bool(cursor.rowcount == keys.num_rows)  # executemany's rowcount: rows inserted, conflicts not counted
+    if not inserted:
+        cursor.execute("ROLLBACK TO ingest_keys")
+    cursor.execute("RELEASE ingest_keys")
+    return inserted
 
 
 def insert_labels(session: Session, rows: Sequence[dict[str, Any]]) -> int:
