@@ -14,12 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from tests import factories
 from tests.conftest import TOKEN
 from tests.factories import BuiltModels
 from watchtower.app import create_app
+from watchtower.auth.models import AuditEntry
 from watchtower.db import writer
 from watchtower.events.models import EventSegment, ServingEvent
 from watchtower.runtime import Runtime
@@ -234,3 +235,34 @@ def test_a_swap_committed_elsewhere_is_served_after_the_refresh_interval(db: Eng
         assert predict(client, "c").json()["role"] == "fallback"
         swap_from_another_process("primary")
         assert predict(client, "d").json()["role"] == "primary"
+
+
+def audit_rows(db: Engine) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """(actor, route, status, params) of the audit log, oldest first."""
+    with Session(db) as session:
+        return [(e.actor, e.route, e.status, e.params)
+                for e in session.exec(select(AuditEntry).order_by(col(AuditEntry.id))).all()]
+
+
+def test_accepted_writes_are_audited_in_the_flush_that_stores_them(db: Engine, settings: Settings,
+                                                                   models: BuiltModels) -> None:
+    with app_client(settings, db, log_mode="durable", log_flush_ms=10_000, log_flush_events=1000) as (client, _):
+        factories.register_tensor(client, models)
+        before = len(audit_rows(db))
+        assert predict(client, "d-1").status_code == 200
+        # Durable: the entry is there when the answer is (committed with the event), naming the batch's size.
+        assert audit_rows(db)[before:] == [("api-token", "/models/{name}/predict", 200, {"name": "churn", "events": 1})]
+        events = [{"id": f"e-{i}", "features": ROW} for i in range(3)]
+        assert client.post("/models/churn/events", json={"events": events}).status_code == 200
+        assert audit_rows(db)[-1] == ("api-token", "/models/{name}/events", 200, {"name": "churn", "events": 3})
+        assert client.patch("/models/churn", json={"log_mode": "async"}).status_code == 200
+        with writes_held(db):
+            assert predict(client, "a-1").status_code == 200  # answered; its event and entry wait in the buffer
+            assert audit_rows(db)[-1][1] == "/models/{name}"  # the PATCH's entry, the predict's not yet
+        wait_for(lambda: audit_rows(db)[-1][1] == "/models/{name}/predict", "the async flush")
+        assert audit_rows(db)[-1] == ("api-token", "/models/{name}/predict", 200, {"name": "churn", "events": 1})
+        with segments_table_away(db):  # a durable write that is not stored is audited as the 503 it got
+            assert client.post("/models/churn/events", json={"events": [{"id": "x", "features": ROW}]}
+                               ).status_code == 503
+        assert audit_rows(db)[-1] == ("api-token", "/models/{name}/events", 503, {"name": "churn"})
+    assert counts(db)[0] == 5

@@ -2,6 +2,7 @@
 deactivated owners, a pipeline token's scope, and `watchtower user add`."""
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
@@ -12,9 +13,11 @@ from sqlmodel import Session, select
 
 from tests import factories
 from tests.watchtower.auth_helpers import add_person, bearer, pipeline_token
+from watchtower.app import create_app
 from watchtower.auth.models import ApiToken, User
 from watchtower.auth.roles import Role
 from watchtower.cli import main
+from watchtower.settings import Settings
 
 
 def test_a_token_is_shown_once_and_stored_only_as_its_hash(client: TestClient, db: Engine) -> None:
@@ -132,3 +135,17 @@ def test_user_add_prints_a_first_admin_token(app: FastAPI, db: Engine, monkeypat
     assert main(["user", "add", "Not A Handle"]) == 2
     with Session(db) as session:
         assert [(u.handle, u.role) for u in session.exec(select(User))] == [("root", "admin")]
+
+
+def test_a_token_revoked_by_another_replica_is_refused_within_the_cache_interval(settings: Settings,
+                                                                                 db: Engine) -> None:
+    token_id, secret = add_person(db, "ana", Role.viewer)
+    app = create_app(settings.model_copy(update={"auth_cache_s": 0.3}), engine=db)
+    with TestClient(app) as client:
+        assert client.get("/models", headers=bearer(secret)).status_code == 200  # read once, now remembered
+        with db.begin() as conn:  # another process revokes it: no commit of this one's ORM to drop the cache
+            conn.execute(text("UPDATE api_token SET revoked_at = :now WHERE id = :id"),
+                         {"now": datetime.now(UTC).replace(tzinfo=None), "id": token_id})
+        assert client.get("/models", headers=bearer(secret)).status_code == 200  # within the interval
+        time.sleep(0.35)
+        assert client.get("/models", headers=bearer(secret)).status_code == 401

@@ -21,8 +21,8 @@ from sqlmodel import Session, select
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from watchtower.auth import audit
-from watchtower.auth.principal import Principal, resolve
+from watchtower.auth import audit, callers
+from watchtower.auth.principal import Principal, resolve, shared_token
 from watchtower.auth.roles import Role
 from watchtower.auth.routes import ADMIN, VIEW, Rule, rule_for
 from watchtower.clock import utcnow
@@ -78,6 +78,7 @@ class Authorize:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._routes: list[Route] | None = None
+        self._callers = callers.Callers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,7 +93,9 @@ class Authorize:
         rule = (rule_for(method, template) or ADMIN) if template else VIEW
         request = Request(scope)
         try:
-            refusal, principal = await to_thread.run_sync(self._decide, fastapi, request, template, params, rule)
+            decided = self._decide_in_memory(fastapi, request, rule)
+            refusal, principal = decided if decided is not None else await to_thread.run_sync(
+                self._decide, fastapi, request, template, params, rule)
         except (OperationalError, PoolTimeout) as exc:  # as the app's own handlers answer it: 503, retry
             log.warning("access check: database unavailable: %s", exc)
             refusal, principal = unavailable("the database cannot be reached or is busy"), None
@@ -105,15 +108,49 @@ class Authorize:
                 status = message["status"]
             await send(message)
 
+        draft = None
+        if audited and template is not None:
+            settings: Settings = fastapi.state.settings
+            draft = audit.Draft(principal, method, template, request.url.path, params,
+                                audit.client_address(request, settings.trusted_proxies))
         try:
             if refusal is not None:
                 await refusal(scope, receive, capture)
             else:
-                scope.setdefault("state", {})["principal"] = principal
+                state = scope.setdefault("state", {})
+                state["principal"], state[audit.DRAFT] = principal, draft
                 await self.app(scope, receive, capture)
         finally:
-            if audited and template is not None:
-                await to_thread.run_sync(self._audit, fastapi, request, principal, template, params, status)
+            if draft is not None and not draft.taken:  # taken: the event writer stores it with the events
+                await to_thread.run_sync(self._audit, fastapi, draft, status)
+
+    def _decide_in_memory(self, app: FastAPI, request: Request,
+                          rule: Rule) -> tuple[Response | None, Principal | None] | None:
+        """The decision without the database (no thread, no session) when it needs none: an open route, the
+        shared token, or a bearer token resolved less than WATCHTOWER_AUTH_CACHE_S ago; else None."""
+        if rule.role is None:
+            return None, None
+        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secret or rule.metrics:
+            return None
+        settings: Settings = app.state.settings
+        secret = secret.strip()
+        principal = shared_token(settings, secret)
+        if principal is None:
+            principal = self._callers.get(secret)
+            if principal is None:
+                return None
+        if principal.pipeline_id is not None:  # its scope is checked against the path's pipeline or model
+            return None
+        if not principal.allows(rule.role):
+            return _forbidden(f"this needs the {rule.role.value} role; you are {principal.role}"), principal
+        return None, principal
+
+    def _remember(self, settings: Settings, request: Request, principal: Principal, since: int) -> None:
+        """Keep a bearer token's caller for WATCHTOWER_AUTH_CACHE_S (cookies are always read: sign-out is now)."""
+        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and principal.token_id is not None:
+            self._callers.put(secret.strip(), principal, settings.auth_cache_s, since)
 
     def _decide(self, app: FastAPI, request: Request, template: str | None, params: dict[str, str],
                 rule: Rule) -> tuple[Response | None, Principal | None]:
@@ -123,7 +160,10 @@ class Authorize:
         if rule.metrics and _metrics_open(settings, request):
             return None, None
         with Session(app.state.engine) as session:
+            since = callers.generation()
             principal = resolve(request, session, settings, utcnow())
+            if principal is not None:
+                self._remember(settings, request, principal, since)
             if principal is None:
                 if _anonymous_read(settings, request, rule):
                     return None, None
@@ -137,17 +177,13 @@ class Authorize:
             return _forbidden(f"this needs the {rule.role.value} role; you are {principal.role}"), principal
         return None, principal
 
-    def _audit(self, app: FastAPI, request: Request, principal: Principal | None, template: str,
-               params: dict[str, str], status: int) -> None:
-        settings: Settings = app.state.settings
+    def _audit(self, app: FastAPI, draft: audit.Draft, status: int) -> None:
         try:
             with Session(app.state.engine) as session:
-                audit.record(session, principal, request.method, template, request.url.path, params, status,
-                             audit.client_address(request, settings.trusted_proxies))
+                audit.insert_rows(session, [draft.values(status)])
                 session.commit()
         except Exception:  # the write is done; a lost audit row is logged, never turned into a failed request
-            log.exception("could not record %s %s in the audit log", request.method, template)
-
+            log.exception("could not record %s %s in the audit log", draft.method, draft.route)
 
 
 def _metrics_open(settings: Settings, request: Request) -> bool:

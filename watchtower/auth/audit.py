@@ -2,14 +2,20 @@
 write that reached the app, and by code that acts for a person outside a request of theirs."""
 
 import ipaddress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from watchtower.auth.models import AuditEntry
 from watchtower.auth.principal import Principal
+from watchtower.clock import utcnow
 
 ANONYMOUS = "anonymous"  # an open route (sign-in, Slack's signed callbacks)
 
@@ -25,11 +31,63 @@ def record(session: Session, principal: Principal | None, method: str, route: st
     return entry
 
 
-def _networks(trusted: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(item.strip(), strict=False) for item in trusted.split(",") if item.strip()]
+DRAFT = "audit_draft"  # the request state key of a write's Draft
 
 
-def _is_trusted(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+@dataclass
+class Draft:
+    """A write's audit entry before its status is known. The event writer may take it over (`handed_over`):
+    then the entry is inserted with the write's events, in the flush's transaction, and the access check
+    records nothing after the response."""
+
+    principal: Principal | None
+    method: str
+    route: str
+    path: str
+    params: dict[str, Any]
+    client: str | None
+    at: datetime = field(default_factory=utcnow)
+    taken: bool = False
+
+    def values(self, status: int, **extra: Any) -> dict[str, Any]:
+        """The audit_log row, `extra` added to its params (e.g. how many events a batch held)."""
+        principal = self.principal
+        return {"at": self.at, "actor": principal.actor if principal else ANONYMOUS,
+                "user_id": principal.user_id if principal else None,
+                "token_id": principal.token_id if principal else None, "method": self.method,
+                "route": self.route[:300], "path": self.path[:2000], "params": self.params | extra,
+                "status": status, "client": self.client[:100] if self.client else None}
+
+
+@contextmanager
+def handed_over(request: Request, events: int) -> Iterator[dict[str, Any] | None]:
+    """The audit row of an accepted events write (status 200, `events` in its params) for the event writer to
+    insert with the events; None outside the access check. Should the block fail (a durable write not
+    stored), the access check records the failure itself as for any write."""
+    draft: Draft | None = request.scope.get("state", {}).get(DRAFT)
+    if draft is None:
+        yield None
+        return
+    draft.taken = True
+    try:
+        yield draft.values(200, events=events)
+    except BaseException:
+        draft.taken = False
+        raise
+
+
+def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Add Draft.values rows in one multi-row INSERT (flushed with the session's transaction, not committed)."""
+    if rows:
+        session.execute(insert(AuditEntry), list(rows))
+
+
+@lru_cache(maxsize=8)
+def _networks(trusted: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in trusted.split(",") if item.strip())
+
+
+def _is_trusted(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

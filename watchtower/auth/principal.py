@@ -35,6 +35,9 @@ class Principal:
         return self.role is not None and self.role.allows(needed)
 
 
+SHARED = Principal(actor=API_TOKEN, role=Role.admin)
+
+
 def cookie_user(request: Request, session: Session) -> User | None:
     """The person signed in on the pages (a server-side session: logout, deactivation and a password change end
     it), or None. The one place the access check reads the page session."""
@@ -51,11 +54,18 @@ def person(user: User, token_id: int | None = None, token_role: Role | None = No
     return Principal(actor=user.handle, role=role, handle=user.handle, user_id=user.id, token_id=token_id)
 
 
-def from_bearer(session: Session, settings: Settings, secret: str, now: datetime) -> Principal | None:
-    """The principal a bearer token stands for, or None when it is unknown, expired, revoked or orphaned."""
+def shared_token(settings: Settings, secret: str) -> Principal | None:
+    """The shared WATCHTOWER_API_TOKEN's principal if `secret` is it (no database needed), else None."""
     shared = settings.api_token
     if shared is not None and secrets.compare_digest(secret.encode(), shared.get_secret_value().encode()):
-        return Principal(actor=API_TOKEN, role=Role.admin)
+        return SHARED
+    return None
+
+
+def from_bearer(session: Session, settings: Settings, secret: str, now: datetime) -> Principal | None:
+    """The principal a bearer token stands for, or None when it is unknown, expired, revoked or orphaned."""
+    if (principal := shared_token(settings, secret)) is not None:
+        return principal
     token = tokens.find(session, secret, now)
     if token is None:
         return None

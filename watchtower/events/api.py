@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 
-from watchtower.auth import WriteAccess
+from watchtower.auth import WriteAccess, audit
 from watchtower.clock import to_utc, utcnow
 from watchtower.db import SessionDep
 from watchtower.errors import Invalid, field_error, multipart, problem_responses
@@ -30,7 +30,7 @@ from watchtower.registry.schemas import ModelName
 from watchtower.registry.service import get_model
 
 if TYPE_CHECKING:  # the frame builders and the store (pandas, pyarrow) load with the first batch, not the app
-    import pandas as pd
+    import pyarrow as pa
 
 router = APIRouter(prefix="/models/{name}", tags=["events"], dependencies=WriteAccess,
                    responses=problem_responses(401, 404, 409, 422))
@@ -53,11 +53,16 @@ def checked_features(session: Session, model: MonitoredModel, rows: list[dict[st
     try:
         return check(rows, model.features, where)
     except SchemaMismatch as exc:
-        now = utcnow()
-        session.add_all([IngestRejection(model_id=cast(int, model.id), ts=now, kind=kind, feature=_column_safe(feature),
-                                         count=n) for (kind, feature), n in exc.counts.items()])
-        session.commit()  # the refusal is recorded; the events themselves are not stored
+        record_refusal(session, model, exc)
         raise
+
+
+def record_refusal(session: Session, model: MonitoredModel, refused: SchemaMismatch) -> None:
+    """Count a refused batch's problems (the schema_mismatch detector reads them); the events are not stored."""
+    now = utcnow()
+    session.add_all([IngestRejection(model_id=cast(int, model.id), ts=now, kind=kind, feature=_column_safe(feature),
+                                     count=n) for (kind, feature), n in refused.counts.items()])
+    session.commit()
 
 
 def served_model(request: Request, name: str) -> MonitoredModel:
@@ -67,10 +72,11 @@ def served_model(request: Request, name: str) -> MonitoredModel:
     return cast(MonitoredModel, model)
 
 
-def store_durably(request: Request, model: MonitoredModel, frame: "pd.DataFrame") -> int:
-    """Hand the checked batch (an event_frame) to the event writer and wait for its commit (shared with
+def store_durably(request: Request, model: MonitoredModel, frame: "pa.Table") -> int:
+    """Hand the checked batch (an event_table) to the event writer and wait for its commit (shared with
     concurrent requests); return how many were new. A 2xx still means committed."""
-    accepted = request.app.state.runtime.writer.write(model, frame, durable=True)
+    with audit.handed_over(request, len(frame)) as entry:  # audited in the flush that stores the events
+        accepted = request.app.state.runtime.writer.write(model, frame, durable=True, audit=entry)
     request.app.state.metrics.events_ingested.labels(model.name).inc(accepted)
     return cast(int, accepted)
 
@@ -82,14 +88,14 @@ def ingest_events(name: ModelName, body: Annotated[tuple[bytes, str | None], Dep
     """Store serving events reported by a model served elsewhere; resent ids are ignored. The body is an
     EventBatch: `{"events": [{"id", "ts", "features", "prediction", "scores", "latency_ms", "error",
     "version"}, ...]}`."""
-    from watchtower.events.frames import event_frame, utc_times
+    from watchtower.events.frames import event_table, utc_array
 
     events = parse_events(body)  # before the model lookup, as a validated body parameter would be
     model = served_model(request, name)
     features = checked_features(session, model, [e["features"] for e in events], "body.events.{i}.features",
                                 check_columns)
     now = utcnow()
-    frame = event_frame([e["id"] for e in events], utc_times([e.get("ts") for e in events], default=now),
+    frame = event_table([e["id"] for e in events], utc_array([e.get("ts") for e in events], default=now),
                         features, [e.get("prediction") for e in events], model.task,
                         latency=[e.get("latency_ms") for e in events], errors=[e.get("error") for e in events],
                         scores=[e.get("scores") for e in events], versions=[e.get("version") for e in events],
@@ -105,7 +111,7 @@ def upload_events(name: ModelName, file: Annotated[UploadFile, File(description=
                   session: SessionDep, request: Request) -> IngestResult:
     """Store serving events from a CSV or Parquet file, validated whole before anything is written."""
     # A plain `def`: parsing and checking a big file runs in the thread pool, never on the event loop.
-    from watchtower.events.frames import event_frame, utc_times
+    from watchtower.events.frames import event_table, utc_array
     from watchtower.registry.tabular import read_table, read_upload  # pyarrow's CSV and Parquet readers
 
     model = served_model(request, name)
@@ -123,7 +129,7 @@ def upload_events(name: ModelName, file: Annotated[UploadFile, File(description=
     feature_rows = [{k: v for k, v in r.items() if k not in RESERVED} for r in records]
     features = checked_features(session, model, feature_rows, "file.rows.{i}", check_columns)
     now = utcnow()
-    frame = event_frame([e.id for e in events], utc_times([e.ts for e in events], default=now), features,
+    frame = event_table([e.id for e in events], utc_array([e.ts for e in events], default=now), features,
                         [e.prediction for e in events], model.task, latency=[e.latency_ms for e in events],
                         errors=[e.error for e in events], versions=[e.version for e in events], received_at=now)
     accepted = store_durably(request, model, frame)

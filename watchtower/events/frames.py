@@ -21,6 +21,7 @@ VERSION = "version"
 RECEIVED_AT = "received_at"
 KEY_COLUMNS = (VERSION, RECEIVED_AT)  # stored with the idempotency key, not in segments
 _NONE = type(None)
+TS_TYPE = pa.timestamp("ns", tz="UTC")
 
 
 def prediction_column(values: Sequence[Any] | np.ndarray, task: str) -> pd.Series:
@@ -59,13 +60,18 @@ def typed_features(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
 
 def utc_times(values: Sequence[datetime | str | None] | pa.Array, default: datetime) -> pd.Series:
     """Aware datetimes (None: `default`) as a datetime64[ns, UTC] column, converted by Arrow in one call."""
+    return pd.Series(utc_array(values, default).to_pandas(), copy=False)
+
+
+def utc_array(values: Sequence[datetime | str | None] | pa.Array, default: datetime) -> pa.Array:
+    """utc_times as an Arrow timestamp[ns, UTC] array."""
     try:  # aware datetimes (the API's), or naive ones taken as UTC
         times = values if isinstance(values, pa.Array) else pa.array(values, type=pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # text, as SQLite hands stored times back
         times = pa.array(pd.to_datetime(pd.Series(values, dtype=object), utc=True))
     if times.null_count:
         times = times.fill_null(pa.scalar(default, type=times.type))
-    return pd.Series(times.cast(pa.timestamp("ns", tz="UTC")).to_pandas(), copy=False)
+    return times.cast(TS_TYPE)
 
 
 def proba_columns(scores: Sequence[Mapping[str, float] | None]) -> dict[str, np.ndarray]:
@@ -98,6 +104,32 @@ def event_frame(ids: Sequence[str], ts: pd.Series, features: Mapping[str, Any], 
         else np.asarray(versions, dtype=object)
     columns[RECEIVED_AT] = pd.DatetimeIndex(np.full(n, pd.Timestamp(received_at).tz_convert("UTC")))
     return pd.DataFrame(columns, index=pd.RangeIndex(n), copy=False)
+
+
+def event_table(ids: Sequence[str], ts: pa.Array, features: Mapping[str, np.ndarray], predictions: Sequence[Any],
+                task: str, *, latency: Sequence[float | None] | None = None,
+                errors: Sequence[str | None] | None = None,
+                scores: Sequence[Mapping[str, float] | None] | None = None,
+                versions: Sequence[str | None] | None = None, received_at: datetime) -> pa.Table:
+    """event_frame's columns as an Arrow table (what the event writer stores), without a pandas frame: the
+    events API's batches go from checked columns to Arrow once. NaN is stored as null, as from a frame."""
+    n = len(ids)
+    floats, text = pa.float64(), pa.string()
+    columns: dict[str, pa.Array] = {name: pa.array(values, floats if values.dtype.kind == "f" else text,
+                                                   from_pandas=True) for name, values in features.items()}
+    columns[ID] = pa.array(ids, text)
+    columns[TS] = ts
+    columns[PREDICTION] = pa.array(prediction_column(predictions, task).to_numpy(),
+                                   text if task == "classification" else floats, from_pandas=True)
+    columns[LATENCY] = pa.nulls(n, floats) if latency is None else pa.array(np.array(latency, dtype=float), floats,
+                                                                            from_pandas=True)
+    columns[ERROR] = pa.nulls(n, text) if errors is None else pa.array(errors, text)
+    columns.update({name: pa.array(values, floats, from_pandas=True)
+                    for name, values in proba_columns(scores or []).items()})
+    columns[VERSION] = pa.nulls(n, text) if versions is None else pa.array(versions, text)
+    columns[RECEIVED_AT] = pa.array(np.full(n, pd.Timestamp(received_at).tz_convert("UTC").value, dtype=np.int64),
+                                    TS_TYPE)
+    return pa.table(columns)
 
 
 def events_frame(rows: Sequence[Mapping[str, Any]], schema: dict[str, str], task: str) -> pd.DataFrame:

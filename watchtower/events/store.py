@@ -25,7 +25,7 @@ from watchtower.events.frames import (
 )
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.events.segments import add_segment, read_segments
-from watchtower.events.segstore.manifest import scan, scan_sample, to_frame
+from watchtower.events.segstore.manifest import as_table, scan, scan_sample, to_frame
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -33,25 +33,28 @@ CHUNK = 5000
 
 
 def insert_frame(session: Session, model: MonitoredModel, frame: pd.DataFrame) -> np.ndarray:
-    """Store one model's events (an events_frame-shaped frame) in the caller's transaction; return the mask of
-    rows that were new. Ids already stored are skipped, and of several rows with one id the first wins.
+    """insert_table for an events_frame-shaped pandas frame."""
+    return insert_table(session, model, as_table(frame))
+
+
+def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np.ndarray:
+    """Store one model's events (an event frame's columns as Arrow) in the caller's transaction; return the
+    mask of rows that were new. Ids already stored are skipped, and of several rows with one id the first wins.
 
     The idempotency keys go to serving_event in one INSERT ... SELECT from a temporary table filled with
-    COPY (PostgreSQL) or executemany (SQLite); the new rows become one segment.
+    COPY (PostgreSQL) or executemany (SQLite); the new rows become one segment. No pandas frame is built:
+    the flush of a few predictions costs what Arrow does, not what pandas' per-call overhead does.
     """
     assert model.id is not None
-    ids = frame[ID].astype(object).to_numpy()
-    first = ~pd.Index(ids).duplicated(keep="first")
+    ids = pd.Index(table.column(ID).to_numpy(zero_copy_only=False))
+    first = ~ids.duplicated(keep="first")
     postgres = session.get_bind().dialect.name == "postgresql"
-    keys = frame[[ID, TS, VERSION, RECEIVED_AT]]
-    keys = _key_table(keys if first.all() else keys.loc[first], "+00" if postgres else "")
+    keys = table.select([ID, TS, VERSION, RECEIVED_AT])
+    keys = _key_table(keys if first.all() else keys.filter(pa.array(first)), "+00" if postgres else "")
     stored = _insert_keys(session, model.id, keys, postgres)
-    new = first if len(stored) == keys.num_rows else first & pd.Index(ids).isin(stored)
-    segment = (frame if new.all() else frame.loc[new]).drop(columns=[c for c in KEY_COLUMNS if c in frame.columns])
-    segment = segment.reset_index(drop=True)
-    if segment[TS].dtype != "datetime64[ns, UTC]":  # UTC times; the segment stores them as microseconds
-        segment[TS] = pd.to_datetime(segment[TS], utc=True).astype("datetime64[ns, UTC]")
-    add_segment(session, model.id, segment)
+    new = first if len(stored) == keys.num_rows else first & ids.isin(stored)
+    segment = table.drop_columns([c for c in KEY_COLUMNS if c in table.column_names])
+    add_segment(session, model.id, segment if new.all() else segment.filter(pa.array(new)))
     return np.asarray(new, dtype=bool)
 
 
@@ -63,19 +66,21 @@ def insert_events(session: Session, model: MonitoredModel, rows: Sequence[dict[s
     return int(insert_frame(session, model, events_frame(rows, schema_of(model), model.task)).sum())
 
 
-def _key_table(keys: pd.DataFrame, zone: str) -> pa.Table:
+def _key_table(keys: pa.Table, zone: str) -> pa.Table:
     """The idempotency keys as text columns; times spelled as SQLite stores them, plus `zone` ("+00" for
     PostgreSQL, which would otherwise read them in the session's time zone)."""
-    def utc_text(column: pd.Series) -> pa.Array:
-        if column.empty:
-            return pa.array([], pa.string())
+    def utc_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+        if len(column) == 0:
+            return pa.chunked_array([], pa.string())
+        if not pa.types.is_timestamp(column.type):  # all None: nothing to format
+            return column.cast(pa.string())
         # Cast without the zone first: the values stay UTC, and Arrow formats naive times 50x faster.
-        text = pa.array(column, type=pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us")).cast(pa.string())
+        text = column.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.timestamp("us")).cast(pa.string())
         return pc.binary_join_element_wise(text, zone, "") if zone else text
 
-    return pa.table({"event_id": pa.array(keys[ID], type=pa.string()), "ts": utc_text(keys[TS]),
-                     "version": pa.array(keys[VERSION], type=pa.string()),
-                     "received_at": utc_text(keys[RECEIVED_AT])})
+    return pa.table({"event_id": keys.column(ID).cast(pa.string()), "ts": utc_text(keys.column(TS)),
+                     "version": keys.column(VERSION).cast(pa.string()),
+                     "received_at": utc_text(keys.column(RECEIVED_AT))})
 
 
 _KEY_TABLE = "ingest_key"
@@ -93,6 +98,8 @@ def _insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool
     raw = session.connection().connection.driver_connection
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:
+        if not postgres and _all_new_sqlite(cursor, model_id, keys):
+            return keys.column(0).to_pylist()  # type: ignore[no-any-return]
         # One temporary table per connection, emptied at commit; a rolled-back transaction takes it away too.
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_KEY_TABLE} (event_id text NOT NULL, "
                        f"ts {'timestamptz' if postgres else 'DATETIME'} NOT NULL, version text, received_at "
@@ -110,6 +117,21 @@ def _insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool
         return [row[0] for row in cursor.fetchall()]
     finally:
         cursor.close()
+
+
+def _all_new_sqlite(cursor: Any, model_id: int, keys: pa.Table) -> bool:
+    """SQLite, the common case (no id stored before): the keys straight into serving_event, without the temporary
+    table's extra pass and RETURNING. If some were stored before, nothing is kept (back to the savepoint) and the
+    caller takes the path that says which ones were new."""
+    cursor.execute("SAVEPOINT ingest_keys")
+    cursor.executemany(f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
+                       f"({int(model_id)}, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING",
+                       zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
+    inserted = bool(cursor.rowcount == keys.num_rows)  # executemany's rowcount: rows inserted, conflicts not counted
+    if not inserted:
+        cursor.execute("ROLLBACK TO ingest_keys")
+    cursor.execute("RELEASE ingest_keys")
+    return inserted
 
 
 def insert_labels(session: Session, rows: Sequence[dict[str, Any]]) -> int:

@@ -28,6 +28,7 @@ from sqlmodel import Session
 from alerts.metrics import Metrics
 from watchtower.db import writer
 from watchtower.errors import Unavailable
+from watchtower.events.scored import Scored, scored_table
 from watchtower.registry.models import MonitoredModel
 from watchtower.settings import Settings
 
@@ -41,34 +42,37 @@ if TYPE_CHECKING:  # pandas and the store load with the first flush, not with th
     import pyarrow as pa
     from numpy.typing import NDArray
 
-# One request's events: row dicts (predict: turned into columns here, off the request path) or a frame the
-# request already built column by column (the events API's batches).
-Events: TypeAlias = "Sequence[dict[str, Any]] | pd.DataFrame"
+# One request's events: row dicts (turned into columns here, off the request path), a predict request's
+# columns (Scored) or a table the request already built column by column (the events API's batches).
+Events: TypeAlias = "Sequence[dict[str, Any]] | Scored | pa.Table | pd.DataFrame"
 Written: TypeAlias = "tuple[MonitoredModel, int, pa.Table]"  # a committed segment's model, id and rows
 
 
 def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> "NDArray[np.bool_]":
     """Store one model's share of a flush (one segment); say which rows were new. The one call to the store."""
+    from itertools import groupby
+
     import pandas as pd
+    import pyarrow as pa
 
     from watchtower.events.frames import events_frame
-    from watchtower.events.store import insert_frame
+    from watchtower.events.segstore.manifest import as_table
+    from watchtower.events.store import insert_table
     from watchtower.registry.service import schema_of
 
-    frames: list[pd.DataFrame] = []
-    rows: list[dict[str, Any]] = []
-    for part in parts:  # consecutive row lists become one frame; the order (first id wins) is kept
-        if isinstance(part, pd.DataFrame):
-            if rows:
-                frames.append(events_frame(rows, schema_of(model), model.task))
-                rows = []
-            frames.append(part)
+    schema = schema_of(model)
+    tables: list[pa.Table] = []
+    # Consecutive parts of one kind become one table (not one per request); the order (first id wins) is kept.
+    for kind, run in groupby(parts, key=type):
+        same: list[Any] = list(run)
+        if issubclass(kind, pd.DataFrame | pa.Table):
+            tables.extend(as_table(frame) for frame in same)
+        elif issubclass(kind, Scored):
+            tables.append(scored_table(same, schema, model.task))
         else:
-            rows.extend(part)
-    if rows:
-        frames.append(events_frame(rows, schema_of(model), model.task))
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return insert_frame(session, model, frame)
+            tables.append(as_table(events_frame([row for part in same for row in part], schema, model.task)))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    return insert_table(session, model, table)
 
 
 @dataclass(eq=False)
@@ -78,6 +82,7 @@ class Pending:
     model: MonitoredModel
     rows: Events
     durable: bool
+    audit: dict[str, Any] | None = None  # the request's audit_log row, inserted in the same transaction
     future: Future[int] = field(default_factory=Future)
 
 
@@ -114,9 +119,11 @@ class EventWriter:
         if self._thread is not None:
             self._thread.join(timeout_s + 5)
 
-    def write(self, model: MonitoredModel, rows: Events, *, durable: bool) -> int | None:
-        """Buffer one request's events; durable: wait until they are committed and return how many were new."""
-        future = self.submit(model, rows, durable=durable)
+    def write(self, model: MonitoredModel, rows: Events, *, durable: bool,
+              audit: dict[str, Any] | None = None) -> int | None:
+        """Buffer one request's events (and its audit row); durable: wait until they are committed and return
+        how many were new."""
+        future = self.submit(model, rows, durable=durable, audit=audit)
         if not durable:
             return None
         try:
@@ -125,9 +132,10 @@ class EventWriter:
             raise Unavailable(f"the events were not stored within {self._settings.log_wait_s:g} s (database slow "
                               "or unreachable); resend them (ids make it idempotent)") from None
 
-    def submit(self, model: MonitoredModel, rows: Events, *, durable: bool) -> Future[int]:
+    def submit(self, model: MonitoredModel, rows: Events, *, durable: bool,
+               audit: dict[str, Any] | None = None) -> Future[int]:
         """Put one request's events in the buffer, waiting for room while it is full."""
-        item, n = Pending(model, rows, durable), len(rows)
+        item, n = Pending(model, rows, durable, audit), len(rows)
         deadline = time.monotonic() + self._settings.log_wait_s
         with self._cond:
             # A request larger than the whole buffer goes in alone, once the buffer is empty.
@@ -223,6 +231,7 @@ class EventWriter:
     def _write(self, batch: list[Pending]) -> "tuple[list[int], list[Written]]":
         """Store the batch in one transaction; how many rows of each request were new (first id wins), and the
         segments written (for their profiles)."""
+        from watchtower.auth.audit import insert_rows
         from watchtower.events.segstore.profiles import written
 
         by_model: dict[int, list[Pending]] = {}
@@ -238,6 +247,7 @@ class EventWriter:
                     counts[id(item)] = int(mask[start:start + len(item.rows)].sum())
                     start += len(item.rows)
                 segments += [(items[0].model, i, t) for i, t in written(session)]
+            insert_rows(session, [item.audit for item in batch if item.audit is not None])  # one INSERT
             session.commit()
         return [counts[id(item)] for item in batch], segments
 

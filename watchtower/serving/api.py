@@ -3,16 +3,18 @@
 import time
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from pydantic_core import to_json
 from sqlmodel import Session
 
-from watchtower.auth import WriteAccess
+from watchtower.auth import WriteAccess, audit
 from watchtower.clock import utcnow
 from watchtower.db import writer
 from watchtower.errors import Invalid, field_error, problem_responses
-from watchtower.events.api import checked_features
-from watchtower.events.schemas import Prediction, PredictRequest, PredictResponse
-from watchtower.events.validation import check_rows
+from watchtower.events.api import record_refusal
+from watchtower.events.schemas import PredictRequest, PredictResponse
+from watchtower.events.scored import Scored
+from watchtower.events.validation import SchemaMismatch, check_columns
 from watchtower.events.writer import log_mode
 from watchtower.registry.archive import require_active
 from watchtower.registry.schemas import ModelName
@@ -21,7 +23,7 @@ router = APIRouter(tags=["serving"], dependencies=WriteAccess, responses=problem
 
 
 @router.post("/models/{name}/predict", response_model=PredictResponse)
-def predict(name: ModelName, body: PredictRequest, request: Request) -> PredictResponse:
+def predict(name: ModelName, body: PredictRequest, request: Request) -> Response:
     """Score rows with the model's active version (primary, or fallback after a swap) and record them: durable
     mode answers once they are stored, async mode at once (see "Prediction logging" in the README)."""
     state = request.app.state
@@ -34,22 +36,25 @@ def predict(name: ModelName, body: PredictRequest, request: Request) -> PredictR
     if len(ids) != len(body.instances):
         raise Invalid("ids and instances differ in length",
                       errors=[field_error("body.ids", f"{len(ids)} ids for {len(body.instances)} instances")])
-    # The session connects only to record a refused batch (counted for schema_mismatch, as on /events).
-    with Session(writer(state.engine)) as session:
-        rows = checked_features(session, model, body.instances, "body.instances.{i}", check_rows)
+    try:  # whole columns checked with numpy; the database is only touched to record a refusal
+        columns = check_columns(body.instances, model.features, "body.instances.{i}")
+    except SchemaMismatch as exc:
+        with Session(writer(state.engine)) as session:
+            record_refusal(session, model, exc)
+        raise
     onnx = state.cache.get(state.engine, model.id, served.sha256, served.schema)
     started = time.perf_counter()
-    predictions, proba = onnx.predict_rows(rows)
+    predictions, proba = onnx.predict_columns(columns, len(ids))
     latency = time.perf_counter() - started
-    now = utcnow()
-    per_row_ms = latency * 1000 / len(rows)
-    scores = [dict(zip(onnx.classes, p, strict=True)) for p in proba.tolist()] if proba is not None else None
-    runtime.writer.write(model, [
-        {"event_id": i, "ts": now, "features": r, "prediction": p, "latency_ms": per_row_ms, "version": served.label,
-         "received_at": now, "scores": scores[k] if scores is not None else None}
-        for k, (i, r, p) in enumerate(zip(ids, rows, predictions, strict=True))
-    ], durable=log_mode(model, state.settings) == "durable")
-    state.metrics.predictions.labels(model.name, served.role).inc(len(rows))
+    events = Scored(ids, columns, predictions, onnx.classes, proba, latency * 1000 / len(ids), served.label,
+                    utcnow())
+    with audit.handed_over(request, len(events)) as entry:  # audited in the flush that stores the events
+        runtime.writer.write(model, events, durable=log_mode(model, state.settings) == "durable", audit=entry)
+    state.metrics.predictions.labels(model.name, served.role).inc(len(ids))
     state.metrics.prediction_latency.labels(model.name).observe(latency)
-    return PredictResponse(model=model.name, role=served.role, version=served.label, latency_ms=latency * 1000,
-                           predictions=[Prediction(id=i, prediction=p) for i, p in zip(ids, predictions, strict=True)])
+    # Encoded here (PredictResponse's shape, as documented): FastAPI's response_model pass would validate and
+    # encode the answer through jsonable_encoder, costing more than the model's run on a small batch.
+    return Response(to_json({"model": model.name, "role": served.role, "version": served.label,
+                             "latency_ms": latency * 1000, "predictions": [
+                                 {"id": i, "prediction": p} for i, p in zip(ids, predictions, strict=True)]}),
+                    media_type="application/json")

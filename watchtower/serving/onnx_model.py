@@ -5,7 +5,7 @@ Two input shapes are accepted: one float tensor [N, F] with the features in sche
 what skl2onnx makes of a ColumnTransformer pipeline).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +40,9 @@ class OnnxModel:
         """Labels or values, and for a classifier with a probability output the [N, classes] probabilities."""
         return self._score({name: frame[name].to_numpy() for name in self.schema}, len(frame))
 
-    def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[Any], np.ndarray | None]:
-        """predict_scores on check_rows' normalised dicts, without building a DataFrame (the predict path)."""
-        columns = {name: np.array([r[name] for r in rows], dtype=float if kind == "numeric" else object)
-                   for name, kind in self.schema.items()}
-        return self._score(columns, len(rows))
+    def predict_columns(self, columns: Mapping[str, np.ndarray], n: int) -> tuple[list[Any], np.ndarray | None]:
+        """predict_scores on check_columns' arrays (float64 numeric, object categorical): the predict path."""
+        return self._score(columns, n)
 
     def _score(self, columns: Mapping[str, np.ndarray], n: int) -> tuple[list[Any], np.ndarray | None]:
         outputs = [o.name for o in self.session.get_outputs()][:2 if self.classes else 1]

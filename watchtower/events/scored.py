@@ -1,0 +1,73 @@
+"""A predict request's events as columns: built on the request path without pandas, turned into one event frame
+per flush by the event writer (all the requests of a flush at once, not a frame per request)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+TS_TYPE = pa.timestamp("ns", tz="UTC")
+
+
+@dataclass(frozen=True, eq=False)
+class Scored:
+    """One request's predictions: checked feature columns (check_columns' arrays), labels or values, the
+    classifier's [n, classes] probabilities, and what every row of the request shares."""
+
+    ids: list[str]
+    features: dict[str, np.ndarray]
+    predictions: list[Any]
+    classes: tuple[str, ...]
+    proba: np.ndarray | None
+    latency_ms: float  # per row
+    version: str
+    at: datetime  # ts and received_at
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> pa.Table:
+    """Several requests' predictions, in their order, as the event frame's columns in Arrow (what insert_table
+    takes): built from the checked columns directly, no pandas frame."""
+    from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
+    from watchtower.events.frames import RECEIVED_AT, VERSION, prediction_column
+
+    sizes = [len(p) for p in parts]
+    n = sum(sizes)
+    columns: dict[str, pa.Array] = {}
+    for name, kind in schema.items():
+        values = np.concatenate([_feature(p, name, kind) for p in parts])
+        columns[name] = pa.array(values, pa.float64() if kind == "numeric" else pa.string(), from_pandas=True)
+    micros = np.repeat([(p.at - EPOCH) // MICROSECOND for p in parts], sizes).astype(np.int64) * 1000
+    times = pa.array(micros, TS_TYPE)
+    columns[ID] = pa.array(list(chain.from_iterable(p.ids for p in parts)), pa.string())
+    columns[TS] = times
+    predictions = prediction_column(list(chain.from_iterable(p.predictions for p in parts)), task).to_numpy()
+    columns[PREDICTION] = pa.array(predictions, pa.string() if task == "classification" else pa.float64(),
+                                   from_pandas=True)
+    columns[LATENCY] = pa.array(np.repeat([p.latency_ms for p in parts], sizes).astype(float), pa.float64(),
+                                from_pandas=True)
+    columns[ERROR] = pa.nulls(n, pa.string())
+    for name in sorted(set(chain.from_iterable(p.classes for p in parts if p.proba is not None))):
+        # NaN where a request's graph has no such class (a swap between two graphs within one flush)
+        columns[f"{PROBA_PREFIX}{name}"] = pa.array(np.concatenate([
+            p.proba[:, p.classes.index(name)].astype(float) if p.proba is not None and name in p.classes
+            else np.full(len(p), np.nan) for p in parts]), pa.float64(), from_pandas=True)
+    columns[VERSION] = pa.array([v for p in parts for v in [p.version] * len(p)], pa.string())
+    columns[RECEIVED_AT] = times
+    return pa.table(columns)  # NaN is stored as null, as pyarrow's from_pandas stores a frame's NaN
+
+
+def _feature(part: Scored, name: str, kind: str) -> np.ndarray:
+    """A request's column of a feature (missing: a feature added while the request was in flight)."""
+    column = part.features.get(name)
+    if column is not None:
+        return column
+    return np.full(len(part), np.nan) if kind == "numeric" else np.full(len(part), None, dtype=object)
