@@ -9,7 +9,15 @@ import pyarrow as pa
 import pytest
 
 from detectors.base import ERROR, PROBA_PREFIX
-from watchtower.events.frames import event_frame, event_table, events_frame, utc_array, utc_times
+from watchtower.events.frames import (
+    RECEIVED_AT,
+    TS_TYPE,
+    event_frame,
+    event_table,
+    events_frame,
+    utc_array,
+    utc_times,
+)
 from watchtower.events.scored import Scored, scored_table
 from watchtower.events.segstore.manifest import as_table
 
@@ -39,6 +47,12 @@ def as_rows(scored: Scored) -> list[dict[str, Any]]:
     return rows
 
 
+def keyed_in_micros(table: Any) -> Any:
+    """The frame path's received_at (pandas: nanoseconds) as the Arrow paths and the event store keep it."""
+    at = table.schema.get_field_index(RECEIVED_AT)
+    return table.set_column(at, RECEIVED_AT, table.column(RECEIVED_AT).cast(TS_TYPE))
+
+
 def by_name(table: Any) -> dict[str, list[Any]]:
     return {name: table.column(name).to_pylist() for name in sorted(table.column_names)}
 
@@ -51,7 +65,7 @@ def test_a_flush_of_scored_requests_stores_what_their_rows_did(task: str) -> Non
     else:
         parts = [part(["a", "b"], (), None, AT, "v1", [1.5, 2.0]),
                  part(["c"], (), None, AT + timedelta(seconds=1), "v1", [3.25])]
-    expected = as_table(events_frame([r for p in parts for r in as_rows(p)], SCHEMA, task))
+    expected = keyed_in_micros(as_table(events_frame([r for p in parts for r in as_rows(p)], SCHEMA, task)))
     got = scored_table(parts, SCHEMA, task)
     assert by_name(got) == by_name(expected)
     assert {f.name: f.type for f in got.schema} == {f.name: f.type for f in expected.schema}
@@ -67,8 +81,8 @@ def test_the_events_apis_arrow_table_is_the_frame_it_replaces(task: str) -> None
     scores = [{"0": 0.25, "1": 0.75}, None, {"1": 0.5, "2": 0.5}] if task == "classification" else None
     common: dict[str, Any] = {"latency": [1.5, None, 0.0], "errors": [None, "timeout", None], "scores": scores,
                               "versions": ["v1", None, "v2"], "received_at": AT + timedelta(hours=1)}
-    expected = as_table(event_frame(["a", "b", "c"], utc_times(times, default=AT), features, predictions, task,
-                                    **common))
+    expected = keyed_in_micros(as_table(event_frame(["a", "b", "c"], utc_times(times, default=AT), features,
+                                                    predictions, task, **common)))
     got = event_table(["a", "b", "c"], utc_array(times, default=AT), features, predictions, task, **common)
     assert by_name(got) == by_name(expected)
     assert {f.name: f.type for f in got.schema} == {f.name: f.type for f in expected.schema}

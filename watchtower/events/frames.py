@@ -21,7 +21,9 @@ VERSION = "version"
 RECEIVED_AT = "received_at"
 KEY_COLUMNS = (VERSION, RECEIVED_AT)  # stored with the idempotency key, not in segments
 _NONE = type(None)
-TS_TYPE = pa.timestamp("ns", tz="UTC")
+# The stored event time (segments, keys): microseconds, as the event store keeps them and as Spark reads Parquet
+# (it cannot read TIMESTAMP(NANOS)).
+TS_TYPE = pa.timestamp("us", tz="UTC")
 
 
 def prediction_column(values: Sequence[Any] | np.ndarray, task: str) -> pd.Series:
@@ -127,8 +129,8 @@ def event_table(ids: Sequence[str], ts: pa.Array, features: Mapping[str, np.ndar
     columns.update({name: pa.array(values, floats, from_pandas=True)
                     for name, values in proba_columns(scores or []).items()})
     columns[VERSION] = pa.nulls(n, text) if versions is None else pa.array(versions, text)
-    columns[RECEIVED_AT] = pa.array(np.full(n, pd.Timestamp(received_at).tz_convert("UTC").value, dtype=np.int64),
-                                    TS_TYPE)
+    columns[RECEIVED_AT] = pa.array(np.full(n, pd.Timestamp(received_at).tz_convert("UTC").value // 1000,
+                                            dtype=np.int64), TS_TYPE)
     return pa.table(columns)
 
 

@@ -5,14 +5,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
+
+if TYPE_CHECKING:  # the request path builds Scored without pyarrow; the writer's flush imports it
+    import pyarrow as pa
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-TS_TYPE = pa.timestamp("ns", tz="UTC")
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,11 +34,13 @@ class Scored:
         return len(self.ids)
 
 
-def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> pa.Table:
+def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> "pa.Table":
     """Several requests' predictions, in their order, as the event frame's columns in Arrow (what insert_table
     takes): built from the checked columns directly, no pandas frame."""
+    import pyarrow as pa
+
     from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
-    from watchtower.events.frames import RECEIVED_AT, VERSION, prediction_column
+    from watchtower.events.frames import RECEIVED_AT, TS_TYPE, VERSION, prediction_column
 
     sizes = [len(p) for p in parts]
     n = sum(sizes)
@@ -45,7 +48,7 @@ def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> 
     for name, kind in schema.items():
         values = np.concatenate([_feature(p, name, kind) for p in parts])
         columns[name] = pa.array(values, pa.float64() if kind == "numeric" else pa.string(), from_pandas=True)
-    micros = np.repeat([(p.at - EPOCH) // MICROSECOND for p in parts], sizes).astype(np.int64) * 1000
+    micros = np.repeat([(p.at - EPOCH) // MICROSECOND for p in parts], sizes).astype(np.int64)
     times = pa.array(micros, TS_TYPE)
     columns[ID] = pa.array(list(chain.from_iterable(p.ids for p in parts)), pa.string())
     columns[TS] = times

@@ -15,13 +15,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, func, select
 
 from detectors.base import ID, TS
+from watchtower.events.frames import TS_TYPE
 from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.stores import FileStore
 
 # Microseconds: what the event store keeps, and what Spark (which cannot read Parquet TIMESTAMP(NANOS)) reads.
 # Segments written before this hold nanoseconds; readers cast them (see `read`).
-TS_TYPE = pa.timestamp("us", tz="UTC")
 WRITTEN = "watchtower_written_segments"  # Session.info: the segments a transaction wrote, with their rows
 NS_MIN, NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
