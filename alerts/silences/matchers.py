@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from watchtower.limits import SafeStr
+
 LabelName = Literal["model", "monitor", "detector", "kind", "feature", "severity"]
 LABELS: tuple[LabelName, ...] = ("model", "monitor", "detector", "kind", "feature", "severity")
 Op = Literal["=", "!=", "=~", "!~"]
@@ -29,7 +31,7 @@ class Matcher(BaseModel):
     name: LabelName
     is_regex: bool = False  # before `value`, so the value's validator knows whether it is a regex
     is_equal: bool = True
-    value: str = Field(max_length=500)
+    value: SafeStr = Field(max_length=500)
 
     @field_validator("value")
     @classmethod

@@ -17,6 +17,7 @@ from postmortems.models import Incident, TimelineEntry
 from postmortems.service import add_entry, get_incident
 from watchtower.clock import to_utc, utcnow
 from watchtower.errors import Conflict, Invalid, NotFound, field_error
+from watchtower.limits import SafeStr
 
 MAX_HOURS = 24 * 14  # from an incident (Slack's buttons offer 1, 4 and 24 h)
 
@@ -28,8 +29,8 @@ class SilenceCreate(BaseModel):
     matchers: list[Matcher] = Field(min_length=1, max_length=20)
     starts_at: datetime | None = Field(default=None, description="Default: now")
     ends_at: datetime
-    created_by: str = Field(min_length=1, max_length=200)
-    comment: str = Field(min_length=1, max_length=2000, description="Why (a retrain, a backfill, a known issue)")
+    created_by: SafeStr = Field(min_length=1, max_length=200)
+    comment: SafeStr = Field(min_length=1, max_length=2000, description="Why (a retrain, a backfill, a known issue)")
 
     @field_validator("matchers")
     @classmethod
