@@ -5,53 +5,18 @@ e.g. another replica's monitor, takes effect within that), and at once after any
 changed a model or a version (a swap by this process's monitor, a restore, an archive, a new version, a PATCH).
 """
 
-import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
+from watchtower.commit_generation import CommitGeneration
 from watchtower.registry.models import ModelVersion, MonitoredModel
 from watchtower.registry.service import current_version, get_model, schema_of, version_label
 
-
-class _Generation:
-    """Bumped after every commit that changed a model or a version, in any session of this process.
-
-    Process-wide on purpose: the ORM's session events have no app to report to, and a bump only makes every
-    app's directory re-read once (never serve a stale entry).
-    """
-
-    value = 0
-    lock = threading.Lock()
-
-
-_CHANGED = "watchtower_serving_changed"
-
-
-@event.listens_for(OrmSession, "after_flush")
-def _note_serving_change(session: OrmSession, _context: Any) -> None:
-    objects = (*session.new, *session.dirty, *session.deleted)
-    if any(isinstance(o, MonitoredModel | ModelVersion) for o in objects):
-        session.info[_CHANGED] = True
-
-
-@event.listens_for(OrmSession, "after_commit")
-def _bump_generation(session: OrmSession) -> None:
-    # Releasing a SAVEPOINT fires after_commit too: only the outermost commit makes the change visible.
-    if session.get_nested_transaction() is None and session.info.pop(_CHANGED, False):
-        with _Generation.lock:
-            _Generation.value += 1
-
-
-@event.listens_for(OrmSession, "after_rollback")
-def _forget_change(session: OrmSession) -> None:
-    if session.get_nested_transaction() is None:  # a rolled back action's SAVEPOINT keeps earlier changes
-        session.info.pop(_CHANGED, None)
+# Bumped after every commit that changed a model or a version, in any session of this process.
+_generation = CommitGeneration("serving", MonitoredModel, ModelVersion)
 
 
 @dataclass(frozen=True)
@@ -78,13 +43,13 @@ class ServingDirectory:
     def lookup(self, name: str) -> Served:
         """The model and its serving version (NotFound for an unknown name)."""
         entry = self._entries.get(name)
-        if (entry is not None and entry.generation == _Generation.value
+        if (entry is not None and entry.generation == _generation.value
                 and time.monotonic() - entry.read_at < self._refresh_s):
             return entry
         return self._read(name)
 
     def _read(self, name: str) -> Served:
-        generation = _Generation.value  # taken before reading, so a change committed meanwhile re-reads again
+        generation = _generation.value  # taken before reading, so a change committed meanwhile re-reads again
         read_at = time.monotonic()
         with Session(self._engine) as session:
             model = get_model(session, name)
