@@ -36,7 +36,9 @@ test: $(VENV)/.installed $(ALIBI_VENV)/.installed /usr/bin/chromium /usr/bin/pro
       /usr/bin/java
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy watchtower detectors postmortems alerts
-	$(VENV)/bin/pytest
+	# Two workers (the CI machine has 2 cores): each gets its own PostgreSQL database (<name>_gwN), and
+	# loadgroup keeps a file's tests of one database on one worker (tests/conftest.py).
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
 	$(ALIBI_VENV)/bin/pytest -m alibi tests/detectors/test_alibi_drift.py
 
 serve: $(VENV)/.installed

@@ -124,10 +124,12 @@ def _one_shifted_feature(seed: int, shift: float, **params: float) -> Finding:
 
 
 def test_a_significant_but_tiny_d_does_not_breach_in_profile_mode() -> None:
-    """At 1M rows per side a 0.02-sigma shift has KS p far below 0.05 but D under the 0.01 floor."""
-    finding = _one_shifted_feature(5, 0.02)
-    assert finding.p_value is not None and finding.p_value < 1e-6
-    assert finding.statistic is not None and finding.statistic < 0.01
+    """At 1M rows per side a 0.03-sigma shift (exact D about 0.012) has a KS p far below 0.05 but a D under a
+    0.025 floor. KLL compaction is random: the margins hold for any sketch within its stated error (0.006) plus
+    the sampling noise (0.0014), so no run can flip either assertion."""
+    finding = _one_shifted_feature(5, 0.03, min_d=0.025)
+    assert finding.statistic is not None and finding.statistic < 0.025
+    assert finding.p_value is not None and finding.p_value < 0.05
     assert not finding.breached
 
 
