@@ -11,7 +11,7 @@ Data: drift_bench's 20 numeric + 5 categorical columns with its known shifts (x0
   (the line printed says how much it would need).
 - profile: `run_monitor` of a monitor in mode "profile": the window's profile merged from the stored segment
   profiles, the reference's stored profile, the same detectors on the two profiles, the breach's response and
-  its diagnosis numbers (read from a ~100k-event sample of the window).
+  its diagnosis numbers (read from a ~25k-event sample of the window).
 - spark vs one process (at 10M by default): `profile_rows` on Spark local[2] over the window's segment files,
   against pyarrow read + `profile_frame` in one process on the same files.
 

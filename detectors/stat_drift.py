@@ -117,7 +117,7 @@ class PredictionDrift(Detector):
         if n < 2 or m < 2:
             return []
         ks = compare.ks(reference, current)
-        return [self._tested("ks", feature, ks.d, num.ks_pvalue(ks.d, n, m), reference_n=float(n),
+        return [self._tested("ks", feature, ks.d, num.ks_pvalue_sketched(ks.d, n, m), reference_n=float(n),
                              current_n=float(m), error_bound=ks.bound)]
 
     def _classes(self, reference: CategoryCounts, current: CategoryCounts) -> Finding:

@@ -31,7 +31,7 @@ def measure_numeric(feature: str, reference: NumericSketch, current: NumericSket
     for test in tests:
         p: float | None = None
         if test == "ks":
-            statistic, p = ks.d, num.ks_pvalue(ks.d, n, m)
+            statistic, p = ks.d, num.ks_pvalue_sketched(ks.d, n, m)
         elif test == "wasserstein":
             statistic = effect
         elif test == "psi":
@@ -112,4 +112,4 @@ def counted(findings: list[Finding], k: int) -> list[Finding]:
 
 
 def _ks_rejects(d: float, n: int, m: int, threshold: float, min_d: float) -> bool:
-    return d >= min_d and num.ks_pvalue(d, n, m) < threshold
+    return d >= min_d and num.ks_pvalue_sketched(d, n, m) < threshold

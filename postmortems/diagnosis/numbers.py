@@ -25,7 +25,7 @@ from postmortems.diagnosis.unit_maps import thinned
 
 log = logging.getLogger(__name__)
 MIN_ROWS = 20  # fewer serving rows (every request refused, a dead feed) say nothing about each feature
-SAMPLE_ROWS = 100_000  # rows per side the numbers are read from (a seeded sample beyond)
+SAMPLE_ROWS = 25_000  # rows per side the numbers are read from (a seeded sample beyond)
 
 
 def measure(window: Window) -> dict[str, Any]:

@@ -308,13 +308,36 @@ def reference_profile(session: Session, model: MonitoredModel) -> Profile:
     reference = session.exec(select(ReferenceData.id, ReferenceData.created_at).where(
         ReferenceData.model_id == model.id).order_by(col(ReferenceData.id).desc()).limit(1)).first()
     if posted is not None and (reference is None or posted[1] >= reference[1]):
-        data = session.exec(select(PostedProfile.profile).where(PostedProfile.id == posted[0])).one()
-        return Profile.from_bytes(data)
+        key = _key(session, "posted", cast(int, posted[0]), posted[1])
+        if key not in _REFERENCES:
+            data = session.exec(select(PostedProfile.profile).where(PostedProfile.id == posted[0])).one()
+            _remember(key, Profile.from_bytes(data))
+        return _REFERENCES[key]
     assert reference is not None, "every model has a reference"
-    sketch = session.exec(select(ReferenceData.sketch).where(ReferenceData.id == reference[0])).one()
-    if sketch is not None:
-        return Profile.from_bytes(sketch)
-    return Profile.from_bytes(_store_sketch(session, model, cast(int, reference[0])))
+    key = _key(session, "data", cast(int, reference[0]), reference[1])
+    if key not in _REFERENCES:
+        # On SQLite reading `sketch` walks the row's reference Parquet first (a column before it): once a process.
+        sketch = session.exec(select(ReferenceData.sketch).where(ReferenceData.id == reference[0])).one()
+        _remember(key, Profile.from_bytes(sketch if sketch is not None
+                                          else _store_sketch(session, model, cast(int, reference[0]))))
+    return _REFERENCES[key]
+
+
+# Decoded reference profiles by database, kind, row id and creation time: those rows never change once written,
+# so a process keeps them (the time tells a row from a new one that reused its id in a wiped database).
+_Key = tuple[str, str, int, datetime]
+_REFERENCES: dict[_Key, Profile] = {}
+MAX_REFERENCES = 64
+
+
+def _key(session: Session, kind: str, row_id: int, created_at: datetime) -> _Key:
+    return str(session.get_bind().engine.url), kind, row_id, created_at
+
+
+def _remember(key: _Key, profile: Profile) -> None:
+    if len(_REFERENCES) >= MAX_REFERENCES:
+        _REFERENCES.clear()
+    _REFERENCES[key] = profile
 
 
 def _store_sketch(session: Session, model: MonitoredModel, reference_id: int) -> bytes:
