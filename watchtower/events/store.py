@@ -14,7 +14,7 @@ from sqlalchemy import Table, and_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
-from detectors.base import ID, LABEL, TS
+from detectors.base import ID, LABEL, PREDICTION, PROBA_PREFIX, TS
 from watchtower.events.frames import (
     KEY_COLUMNS,
     RECEIVED_AT,
@@ -198,14 +198,18 @@ def read_window(session: Session, model: MonitoredModel, start: datetime, end: d
     return frame
 
 
-def sample_window(session: Session, model: MonitoredModel, start: datetime, end: datetime, rows: int,
-                  columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """About `rows` events of [start, end) with ID, TS and `columns` (None: all; see manifest.scan_sample), no
-    labels."""
+def sample_window(session: Session, model: MonitoredModel, start: datetime, end: datetime,
+                  rows: int) -> pd.DataFrame:
+    """About `rows` events of [start, end) (see manifest.scan_sample): TS, the features, the prediction and the
+    class probabilities; no labels."""
     assert model.id is not None
-    frame = to_frame(scan_sample(session, model.id, start, end, rows, columns))
     schema = schema_of(model)
-    for name in (schema.keys() & set(columns or schema)) - set(frame.columns):  # a feature added after them
+
+    def wanted(stored: pa.Schema) -> list[str]:
+        return [c for c in stored.names if c in schema or c in (TS, PREDICTION) or c.startswith(PROBA_PREFIX)]
+
+    frame = to_frame(scan_sample(session, model.id, start, end, rows, wanted))
+    for name in schema.keys() - set(frame.columns):  # a feature added after these events
         frame[name] = np.nan if schema[name] == "numeric" else None
     return frame
 

@@ -83,18 +83,18 @@ def live_rows(session: Session, model_id: int, start: datetime, end: datetime) -
 
 
 def scan_sample(session: Session, model_id: int, start: datetime, end: datetime, rows: int,
-                columns: Sequence[str] | None = None) -> pa.Table:
+                columns: "Columns" = None) -> pa.Table:
     """About `rows` events of [start, end), for numbers that need rows but not all of them (a profile-mode
     breach's diagnosis): whole segments spread evenly over the window (each covers at most one profile bucket),
     read one at a time, each thinned to its share of a seeded uniform sample, so at most one segment is in
-    memory beside the sample. A window of no more than `rows` events is read whole. ID and TS come with
-    `columns`."""
+    memory beside the sample. A window of no more than `rows` events is read whole. ID and TS come with named
+    `columns` (a function choosing from the file's schema picks them itself)."""
     listed = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows).where(
         EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
         col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
     segments = [(i, p, n) for i, p, n in listed if i is not None]
     total = sum(n for _, _, n in segments)
-    wanted = None if columns is None else [ID, TS, *columns]
+    wanted = columns if columns is None or callable(columns) else [ID, TS, *columns]
     within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
     if total <= rows:
         return oldest_first(read(session, [(i, p) for i, p, _ in segments], wanted, within))
