@@ -204,16 +204,19 @@ def test_a_restart_skips_a_slot_that_already_ran(client: TestClient, models: Bui
 
 def test_sync_removes_jobs_of_deleted_monitors_and_reschedules(client: TestClient, models: BuiltModels,
                                                                supervisor: MonitorScheduler, db: Engine) -> None:
-    factories.register_tensor(client, models, monitors=[{"interval_s": 600}])
+    # Jobs fire at multiples of their interval since the epoch: with 12 h and 24 h no pass can slip in between
+    # (one that had written a check run would keep the monitor row from being deleted; with 600 s and 120 s
+    # one did, when the test straddled a 2-minute boundary).
+    factories.register_tensor(client, models, monitors=[{"interval_s": 43_200}])
     supervisor.start()
-    with Session(writer(db)) as session:  # a writer: the monitor's first pass may be writing right now
+    with Session(writer(db)) as session:
         monitor = session.exec(select(Monitor)).one()
-        monitor.interval_s = 120
+        monitor.interval_s = 86_400
         session.add(monitor)
         session.commit()
     supervisor.sync_jobs()
     job = supervisor.scheduler.get_job("monitor:churn:default")
-    assert job is not None and job.trigger.interval.total_seconds() == 120
+    assert job is not None and job.trigger.interval.total_seconds() == 86_400
     assert set(supervisor.job_ids()) == {"monitor:churn:default", "outbox", "thresholds", "compact", "escalations"}
     with Session(writer(db)) as session:
         session.delete(session.exec(select(Monitor)).one())
