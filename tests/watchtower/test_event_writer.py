@@ -212,7 +212,9 @@ def test_a_swap_committed_here_is_served_at_once(db: Engine, settings: Settings,
         assert predict(client, "a").json()["role"] == "primary"
         from watchtower.registry.models import MonitoredModel
 
-        with Session(db) as session:  # as the monitor's swap action does, in another session
+        # As the monitor's swap action does: another session, through writer() (on SQLite BEGIN IMMEDIATE waits
+        # for the event writer's flush; a plain read transaction upgraded to write would fail "database is locked").
+        with Session(writer(db)) as session:
             model = session.exec(select(MonitoredModel)).one()
             model.active_role = "fallback"
             session.add(model)
