@@ -168,15 +168,18 @@ def test_ids_awkward_for_csv_and_the_session_time_zone(churn: str, db: Engine) -
 
 
 def test_copy_path_on_postgresql(churn: str, db: Engine) -> None:
+    """PostgreSQL COPYs the keys into a temporary table. (SQLite inserts a batch of new ids straight into
+    serving_event; whether its connection still has a temporary table from an earlier batch depends on which
+    pooled connection it got, so only the stored rows are checked there.)"""
+    postgres = db.dialect.name == "postgresql"
     with Session(writer(db)) as session:
         insert_frame(session, model(session, churn), frame(["k1", "k2", "k1"]))
         temporary = session.execute(text(
             "SELECT count(*) FROM pg_class WHERE relname = 'ingest_key' AND relpersistence = 't' "
-            "AND pg_table_is_visible(oid)"
-            if db.dialect.name == "postgresql" else
-            "SELECT count(*) FROM sqlite_temp_master WHERE name = 'ingest_key'")).scalar_one()
+            "AND pg_table_is_visible(oid)")).scalar_one() if postgres else None
         session.commit()
-    assert temporary == 1  # the keys went through the temporary table (COPY into it on PostgreSQL)
+    if postgres:
+        assert temporary == 1  # the keys went through the temporary table, COPY into it
     assert sorted(window(db, churn)[ID]) == ["k1", "k2"]
 
 
