@@ -74,7 +74,7 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
         start, end, incomplete = now - timedelta(seconds=monitor.window_s), now, None
     sketch = not incomplete and profile_mode(session, model.id, monitor, start, end, profile_mode_events)
     if sketch and not monitor.window_events:
-        start, end = on_grid(session, monitor, start, end)
+        start = on_grid(session, monitor, start)
     columns = window_columns(monitor, schema_of(model), profiled=sketch)
     first_served = None
     if sketch and columns == []:  # every detector runs on the profiles: read no rows at all
@@ -108,7 +108,7 @@ def profile_mode(session: Session, model_id: int, monitor: Monitor, start: datet
     return events > threshold
 
 
-def on_grid(session: Session, monitor: Monitor, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+def on_grid(session: Session, monitor: Monitor, start: datetime) -> datetime:
     """A profile-mode time window starts on the profile bucket grid (WATCHTOWER_PROFILE_BUCKET_S): its start
     moves back to the bucket's start (the window grows by less than a bucket), so no compacted segment crosses
     it and none is read row by row. The end stays `now`: events served up to now are checked (the newest,
@@ -117,9 +117,7 @@ def on_grid(session: Session, monitor: Monitor, start: datetime, end: datetime) 
     from watchtower.events.segstore.compaction import bucket_start
 
     bucket_s = bound(session.get_bind()).bucket_s
-    if monitor.window_s < bucket_s:
-        return start, end
-    return bucket_start(start, bucket_s), end
+    return start if monitor.window_s < bucket_s else bucket_start(start, bucket_s)
 
 
 def window_profiles(session: Session, model: MonitoredModel, start: datetime,

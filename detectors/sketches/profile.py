@@ -137,7 +137,12 @@ class Profile:
 
 def sketch_numeric(values: NDArray[Any] | pd.Series, k: int = DEFAULT_K) -> NumericSketch:
     """Profile one numeric column (NaN and None count as missing, +-inf as non-finite)."""
-    array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return sketch_floats(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64,
+                                                                                  na_value=np.nan), k)
+
+
+def sketch_floats(array: NDArray[np.float64], k: int = DEFAULT_K) -> NumericSketch:
+    """Profile one numeric column already as float64 (NaN: missing, +-inf: non-finite)."""
     missing = int(np.isnan(array).sum())
     finite = array[np.isfinite(array)]
     kll = ds.kll_doubles_sketch(k)

@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watchtower.auth import audit, callers
-from watchtower.auth.principal import Principal, resolve, shared_token
+from watchtower.auth.principal import Principal, bearer_secret, resolve, shared_token
 from watchtower.auth.roles import Role
 from watchtower.auth.routes import ADMIN, VIEW, Rule, rule_for
 from watchtower.clock import utcnow
@@ -130,11 +130,10 @@ class Authorize:
         shared token, or a bearer token resolved less than WATCHTOWER_AUTH_CACHE_S ago; else None."""
         if rule.role is None:
             return None, None
-        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secret or rule.metrics:
+        secret = bearer_secret(request)
+        if secret is None or rule.metrics:
             return None
         settings: Settings = app.state.settings
-        secret = secret.strip()
         principal = shared_token(settings, secret)
         if principal is None:
             principal = self._callers.get(secret)
@@ -148,9 +147,9 @@ class Authorize:
 
     def _remember(self, settings: Settings, request: Request, principal: Principal, since: int) -> None:
         """Keep a bearer token's caller for WATCHTOWER_AUTH_CACHE_S (cookies are always read: sign-out is now)."""
-        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and principal.token_id is not None:
-            self._callers.put(secret.strip(), principal, settings.auth_cache_s, since)
+        secret = bearer_secret(request)
+        if secret is not None and principal.token_id is not None:
+            self._callers.put(secret, principal, settings.auth_cache_s, since)
 
     def _decide(self, app: FastAPI, request: Request, template: str | None, params: dict[str, str],
                 rule: Rule) -> tuple[Response | None, Principal | None]:
@@ -190,10 +189,9 @@ def _metrics_open(settings: Settings, request: Request) -> bool:
     """/metrics without a user: when public, or with the scrape token."""
     if settings.metrics_public:
         return True
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    token = settings.metrics_token
-    return (token is not None and scheme.lower() == "bearer"
-            and secrets.compare_digest(secret.strip().encode(), token.get_secret_value().encode()))
+    secret, token = bearer_secret(request), settings.metrics_token
+    return (token is not None and secret is not None
+            and secrets.compare_digest(secret.encode(), token.get_secret_value().encode()))
 
 
 def _anonymous_read(settings: Settings, request: Request, rule: Rule) -> bool:

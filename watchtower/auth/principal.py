@@ -83,11 +83,17 @@ def from_bearer(session: Session, settings: Settings, secret: str, now: datetime
     return found
 
 
+def bearer_secret(request: Request) -> str | None:
+    """The secret of an `Authorization: Bearer ...` header (None: no such header, or an empty secret)."""
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    return secret.strip() or None if scheme.lower() == "bearer" else None
+
+
 def resolve(request: Request, session: Session, settings: Settings, now: datetime) -> Principal | None:
     """The caller: a bearer token wins over the session cookie; None when neither authenticates."""
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and secret:
-        return from_bearer(session, settings, secret.strip(), now)
+    secret = bearer_secret(request)
+    if secret is not None:
+        return from_bearer(session, settings, secret, now)
     user = cookie_user(request, session)
     return person(user) if user is not None else None
 

@@ -22,7 +22,8 @@ RECEIVED_AT = "received_at"
 KEY_COLUMNS = (VERSION, RECEIVED_AT)  # stored with the idempotency key, not in segments
 _NONE = type(None)
 # The stored event time (segments, keys): microseconds, as the event store keeps them and as Spark reads Parquet
-# (it cannot read TIMESTAMP(NANOS)).
+# (it cannot read TIMESTAMP(NANOS)). Segments of older releases hold nanoseconds; `manifest.read` casts them.
+# Event frames (pandas) keep nanoseconds.
 TS_TYPE = pa.timestamp("us", tz="UTC")
 
 
@@ -62,11 +63,11 @@ def typed_features(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
 
 def utc_times(values: Sequence[datetime | str | None] | pa.Array, default: datetime) -> pd.Series:
     """Aware datetimes (None: `default`) as a datetime64[ns, UTC] column, converted by Arrow in one call."""
-    return pd.Series(utc_array(values, default).to_pandas(), copy=False)
+    return pd.Series(utc_array(values, default).to_pandas(coerce_temporal_nanoseconds=True), copy=False)
 
 
 def utc_array(values: Sequence[datetime | str | None] | pa.Array, default: datetime) -> pa.Array:
-    """utc_times as an Arrow timestamp[ns, UTC] array."""
+    """utc_times as an Arrow array of the stored type (TS_TYPE: microseconds)."""
     try:  # aware datetimes (the API's), or naive ones taken as UTC
         times = values if isinstance(values, pa.Array) else pa.array(values, type=pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # text, as SQLite hands stored times back

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, func, select
 
@@ -20,8 +21,6 @@ from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.stores import FileStore
 
-# Microseconds: what the event store keeps, and what Spark (which cannot read Parquet TIMESTAMP(NANOS)) reads.
-# Segments written before this hold nanoseconds; readers cast them (see `read`).
 WRITTEN = "watchtower_written_segments"  # Session.info: the segments a transaction wrote, with their rows
 NS_MIN, NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
@@ -66,19 +65,22 @@ def scan(session: Session, model_id: int, start: datetime, end: datetime,
          columns: Sequence[str] | None = None) -> pa.Table:
     """Events with start <= TS < end from the live segments overlapping the range, oldest first; `columns`
     (None: all) are the only ones read, and a column no segment has is absent from the result."""
-    rows = session.exec(select(EventSegment.id, EventSegment.path).where(
-        EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
-        col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
+    rows = session.exec(select(EventSegment.id, EventSegment.path).where(*live_overlapping(model_id, start, end))
+                        .order_by(col(EventSegment.min_ts))).all()
     within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
     return oldest_first(read(session, [(i, p) for i, p in rows if i is not None], columns, within))
+
+
+def live_overlapping(model_id: int, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The manifest's condition for a model's live segments holding events of [start, end)."""
+    return (col(EventSegment.model_id) == model_id, col(EventSegment.retired_at).is_(None),
+            col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end)
 
 
 def live_rows(session: Session, model_id: int, start: datetime, end: datetime) -> int:
     """Events in the live segments overlapping [start, end): an upper bound of the window's count (segments
     crossing an edge count whole), read off the manifest without touching the event index."""
-    total = session.exec(select(func.sum(EventSegment.n_rows)).where(
-        EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
-        col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end)).one()
+    total = session.exec(select(func.sum(EventSegment.n_rows)).where(*live_overlapping(model_id, start, end))).one()
     return int(total or 0)
 
 
@@ -89,9 +91,8 @@ def scan_sample(session: Session, model_id: int, start: datetime, end: datetime,
     read one at a time, each thinned to its share of a seeded uniform sample, so at most one segment is in
     memory beside the sample. A window of no more than `rows` events is read whole. ID and TS come with named
     `columns` (a function choosing from the file's schema picks them itself)."""
-    listed = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows).where(
-        EventSegment.model_id == model_id, col(EventSegment.retired_at).is_(None),
-        col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end).order_by(col(EventSegment.min_ts))).all()
+    listed = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows)
+                          .where(*live_overlapping(model_id, start, end)).order_by(col(EventSegment.min_ts))).all()
     segments = [(i, p, n) for i, p, n in listed if i is not None]
     total = sum(n for _, _, n in segments)
     wanted = columns if columns is None or callable(columns) else [ID, TS, *columns]

@@ -22,7 +22,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from datasketches import kll_doubles_sketch
 from sqlalchemy import select as sql_select
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -36,12 +35,13 @@ from detectors.sketches.profile import (
     count_categories,
     merge,
     profile_frame,
+    sketch_floats,
     sketch_numeric,
 )
 from watchtower.db import writer
 from watchtower.events.models import EventSegment, PostedProfile
 from watchtower.events.segstore.binding import Segments, bound
-from watchtower.events.segstore.manifest import WRITTEN, read, ts_bound
+from watchtower.events.segstore.manifest import WRITTEN, live_overlapping, read, ts_bound
 from watchtower.registry.models import MonitoredModel, ReferenceData
 
 log = logging.getLogger(__name__)
@@ -90,17 +90,7 @@ def profile_table(model: MonitoredModel, table: pa.Table | pd.DataFrame, segment
 def _sketch_arrow(column: pa.ChunkedArray | pa.Array, k: int) -> NumericSketch:
     if not pa.types.is_floating(column.type) and not pa.types.is_integer(column.type):
         return sketch_numeric(column.to_pandas(), k)  # e.g. text a numeric column never should hold
-    values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    missing = int(np.isnan(values).sum())
-    finite = values[np.isfinite(values)]
-    kll = kll_doubles_sketch(k)
-    if len(finite):
-        kll.update(np.ascontiguousarray(finite))
-    return NumericSketch(
-        sketch=kll.serialize(), k=k, count=len(finite), missing=missing, non_finite=len(values) - missing - len(finite),
-        minimum=float(finite.min()) if len(finite) else float("nan"),
-        maximum=float(finite.max()) if len(finite) else float("nan"),
-        total=float(finite.sum()), total_sq=float(np.dot(finite, finite)))
+    return sketch_floats(np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64), k)
 
 
 def _count_arrow(column: pa.ChunkedArray | pa.Array, cap: int) -> CategoryCounts:
@@ -241,8 +231,7 @@ def window_profile(session: Session, model: MonitoredModel, start: datetime, end
     listed = [_Listed(i, p, n, lo, hi, bool(has)) for i, p, n, lo, hi, has in session.execute(
         sql_select(col(EventSegment.id), col(EventSegment.path), col(EventSegment.n_rows), col(EventSegment.min_ts),
                    col(EventSegment.max_ts), col(EventSegment.profile).is_not(None))
-        .where(col(EventSegment.model_id) == model.id, col(EventSegment.retired_at).is_(None),
-               col(EventSegment.max_ts) >= start, col(EventSegment.min_ts) < end)
+        .where(*live_overlapping(model.id, start, end))
         .order_by(col(EventSegment.min_ts))).all() if i is not None]
     profiled = [s.id for s in listed if s.profiled and s.min_ts >= start and s.max_ts < end]
     exact = [s for s in listed if not (s.profiled and s.min_ts >= start and s.max_ts < end)]
