@@ -15,12 +15,15 @@ MIN_RENAMED_SHARE = 0.02  # a reference category must have held this share to co
 
 
 def _top(values: pd.Series) -> tuple[Any, float]:
-    """The most common present value and its share of all rows (missing included in the denominator)."""
-    present = values.dropna()
-    if present.empty or len(values) == 0:
+    """The most common present value and its share of all rows (missing included in the denominator); of equally
+    common ones, the smallest."""
+    numbers = values.to_numpy(np.float64, na_value=np.nan)
+    present = numbers[~np.isnan(numbers)]
+    if len(present) == 0:
         return None, 0.0
-    counts = present.value_counts()
-    return counts.index[0], float(counts.iloc[0]) / len(values)
+    unique, counts = np.unique(present, return_counts=True)
+    top = int(np.argmax(counts))
+    return unique[top], float(counts[top]) / len(values)
 
 
 def numeric(reference: pd.Series, current: pd.Series, profile: NumericProfile | None) -> dict[str, Any]:

@@ -74,6 +74,25 @@ class PostedProfile(SQLModel, table=True):
     created_by: str | None = Field(default=None, max_length=200)
 
 
+class ProfileRollup(SQLModel, table=True):
+    """The merged profile of the profiled segments lying wholly in one profile bucket: a cache, so a window over
+    100M events merges a few dozen profiles instead of hundreds. `segments` names what it merged (a fingerprint
+    of their ids); a window uses it only while the bucket's live profiled segments are exactly those
+    (watchtower/events/segstore/rollups.py)."""
+
+    __tablename__ = "profile_rollup"
+    __table_args__ = (UniqueConstraint("model_id", "bucket_start", "bucket_s"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="monitored_model.id")
+    bucket_start: datetime
+    bucket_s: int
+    segments: str = Field(max_length=64)
+    n_segments: int
+    rows: int = Field(sa_column=Column(BigInteger, nullable=False))
+    profile: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class IngestRejection(SQLModel, table=True):
     """Events refused at ingest for a schema reason; a fire-and-forget producer never reads its 422s."""
 

@@ -1,5 +1,5 @@
-"""Compaction: merge a model's small segments a bounded batch at a time, without blocking ingest, and sweep
-files no manifest row needs any more.
+"""Compaction: merge a model's small segments a bounded batch at a time, without blocking ingest, roll up each
+closed profile bucket's profiles (rollups.py), and sweep files no manifest row needs any more.
 
 A merge reads its segments and writes the merged file outside any write transaction, then a short one swaps the
 manifest: it retires the old rows (only if none was retired meanwhile: two replicas compacting the same segments
@@ -54,12 +54,18 @@ def compact_all(engine: Engine) -> int:
     with Session(engine) as session:
         model_ids = session.exec(select(EventSegment.model_id).distinct()
                                  .where(col(EventSegment.retired_at).is_(None))).all()
+    from watchtower.events.segstore.rollups import roll_up
+
     merged = 0
     for model_id in model_ids:
         try:
             merged += compact(engine, model_id)
         except Exception:  # the next run retries; other models still compact
             log.exception("compacting the event segments of model %s failed", model_id)
+        try:
+            roll_up(engine, model_id)  # after the merges, which change the buckets' segments
+        except Exception:
+            log.exception("rolling up the segment profiles of model %s failed", model_id)
     try:
         sweep(engine)
     except Exception:

@@ -19,9 +19,10 @@ from detectors.base import ID, TS
 from watchtower.events.frames import TS_TYPE
 from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
-from watchtower.events.segstore.stores import FileStore
+from watchtower.events.segstore.stores import ROW_GROUP_ROWS, FileStore
 
 WRITTEN = "watchtower_written_segments"  # Session.info: the segments a transaction wrote, with their rows
+MIN_PICKS = 3  # row groups a sample reads at least: spread over the window, not one stretch of it
 NS_MIN, NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
 
@@ -87,10 +88,10 @@ def live_rows(session: Session, model_id: int, start: datetime, end: datetime) -
 def scan_sample(session: Session, model_id: int, start: datetime, end: datetime, rows: int,
                 columns: "Columns" = None) -> pa.Table:
     """About `rows` events of [start, end), for numbers that need rows but not all of them (a profile-mode
-    breach's diagnosis): whole segments spread evenly over the window (each covers at most one profile bucket),
-    read one at a time, each thinned to its share of a seeded uniform sample, so at most one segment is in
-    memory beside the sample. A window of no more than `rows` events is read whole. ID and TS come with named
-    `columns` (a function choosing from the file's schema picks them itself)."""
+    breach's diagnosis): whole row groups spread evenly over the window's segments (at least MIN_PICKS of them,
+    about twice `rows` events in all), each thinned to its share of a seeded uniform sample, so one row group at a
+    time is in memory beside the sample. A window of no more than `rows` events is read whole. ID and TS come
+    with named `columns` (a function choosing from the file's schema picks them itself)."""
     listed = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows)
                           .where(*live_overlapping(model_id, start, end)).order_by(col(EventSegment.min_ts))).all()
     segments = [(i, p, n) for i, p, n in listed if i is not None]
@@ -99,17 +100,36 @@ def scan_sample(session: Session, model_id: int, start: datetime, end: datetime,
     within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
     if total <= rows:
         return oldest_first(read(session, [(i, p) for i, p, _ in segments], wanted, within))
-    picks = max(1, min(len(segments), round(2 * rows * len(segments) / total)))  # about twice `rows` events
-    chosen = [segments[int(k)] for k in np.unique(np.linspace(0, len(segments) - 1, picks).round())]
-    share = min(1.0, rows / sum(n for _, _, n in chosen))
+    # Row groups as the writer cuts them (ROW_GROUP_ROWS each, the last one shorter), in served-time order.
+    groups = [(i, p, g, min(ROW_GROUP_ROWS, n - g * ROW_GROUP_ROWS))
+              for i, p, n in segments for g in range(max(1, -(-n // ROW_GROUP_ROWS)))]
+    picks = max(round(2 * rows * len(groups) / total), MIN_PICKS)
+    chosen = [groups[int(k)] for k in np.unique(np.linspace(0, len(groups) - 1, min(picks, len(groups))).round())]
+    share = min(1.0, rows / sum(n for *_, n in chosen))
     rng = np.random.default_rng(0)
     parts = []
-    for segment_id, path, _ in chosen:
-        table = read(session, [(segment_id, path)], wanted, within)
+    for segment_id, path, group, _ in chosen:
+        table = _read_group(session, segment_id, path, group, wanted, within)
         keep = np.sort(rng.choice(table.num_rows, min(table.num_rows, round(table.num_rows * share)), replace=False))
         parts.append(table.take(pa.array(keep, pa.int64())))
         del table
     return oldest_first(pa.concat_tables(parts, promote_options="permissive"))
+
+
+def _read_group(session: Session, segment_id: int, path: str | None, group: int, columns: "Columns",
+                where: ds.Expression) -> pa.Table:
+    """One row group of a segment (the last one if the file has fewer), its wanted columns and rows."""
+    if path is not None:
+        store = bound(session.get_bind()).store
+        if not isinstance(store, FileStore):
+            raise RuntimeError("event segments are stored as files, but WATCHTOWER_SEGMENT_STORE is 'database'")
+        source: Any = store.filesystem.open_input_file(store.full(path))
+    else:
+        source = pa.BufferReader(session.exec(select(EventSegment.parquet).where(EventSegment.id == segment_id)).one())
+    with pq.ParquetFile(source) as parquet:
+        table = parquet.read_row_group(min(group, parquet.num_row_groups - 1),
+                                       columns=_present(columns, parquet.schema_arrow))
+    return _us(table.filter(where))
 
 
 Columns: TypeAlias = Sequence[str] | Callable[[pa.Schema], list[str]] | None

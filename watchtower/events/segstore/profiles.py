@@ -40,6 +40,7 @@ from detectors.sketches.profile import (
 )
 from watchtower.db import writer
 from watchtower.events.models import EventSegment, PostedProfile
+from watchtower.events.segstore import rollups
 from watchtower.events.segstore.binding import Segments, bound
 from watchtower.events.segstore.manifest import WRITTEN, live_overlapping, read, ts_bound
 from watchtower.registry.models import MonitoredModel, ReferenceData
@@ -203,6 +204,7 @@ class WindowProfile:
     rows_read: int  # rows (inside the window) those exact reads profiled
     posted_used: tuple[int, ...]  # ids of posted profiles lying inside the window
     posted_left_out: tuple[PostedSpan, ...]  # posted profiles crossing an edge, not counted
+    segments_rolled_up: int = 0  # of segments_profiled, those merged through their bucket's rollup
 
     @property
     def rows(self) -> int:
@@ -233,10 +235,15 @@ def window_profile(session: Session, model: MonitoredModel, start: datetime, end
                    col(EventSegment.max_ts), col(EventSegment.profile).is_not(None))
         .where(*live_overlapping(model.id, start, end))
         .order_by(col(EventSegment.min_ts))).all() if i is not None]
-    profiled = [s.id for s in listed if s.profiled and s.min_ts >= start and s.max_ts < end]
+    inside = [s for s in listed if s.profiled and s.min_ts >= start and s.max_ts < end]
     exact = [s for s in listed if not (s.profiled and s.min_ts >= start and s.max_ts < end)]
     merger = Merger(model, segments)
-    for profile in stored_profiles(session, profiled):
+    rolled: set[int] = set()  # segments whose bucket's rollup was merged instead of their own profiles
+    buckets = rollups.by_bucket(((s.id, s.min_ts, s.max_ts) for s in inside), segments.bucket_s, start, end)
+    for bucket, profile in rollups.matching(session, model.id, buckets, segments.bucket_s):
+        merger.add(profile)
+        rolled.update(buckets[bucket])
+    for profile in stored_profiles(session, [s.id for s in inside if s.id not in rolled]):
         merger.add(profile)
     rows_read = 0
     within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
@@ -246,7 +253,7 @@ def window_profile(session: Session, model: MonitoredModel, start: datetime, end
         merger.add(profile_table(model, table, segments))
         del table
     used, left_out = _posted(session, model.id, start, end, merger)
-    return WindowProfile(merger.result(), len(profiled), len(exact), rows_read, used, left_out)
+    return WindowProfile(merger.result(), len(inside), len(exact), rows_read, used, left_out, len(rolled))
 
 
 def _posted(session: Session, model_id: int, start: datetime, end: datetime, merger: Merger
