@@ -6,10 +6,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test serve
 
-# `make test PYTEST_ARGS="-n 2 --dist loadgroup"` runs the suite on two workers, each with its own PostgreSQL
-# database (<name>_gwN; tests/conftest.py): about 14 min instead of 28 here. Its first four runs each surfaced one
-# race or order dependency in a test (all fixed), so CI stays serial until it has run clean.
-PYTEST_ARGS ?=
+# `make test` runs the suite on two workers (pytest-xdist; tests that share a server or a port stay on one worker
+# by their xdist_group), each with its own PostgreSQL database (<name>_gwN; tests/conftest.py): about 11 min of
+# pytest here instead of 25 serial. `make test PYTEST_ARGS=` runs it serially.
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
