@@ -9,9 +9,12 @@ Data: drift_bench's 20 numeric + 5 categorical columns with its known shifts (x0
 - exact: `run_monitor` (native_drift + prediction_drift: store read, exact tests, findings stored), with the
   reference already cached as in a running service. Not run at 100M: the window alone would not fit in memory
   (the line printed says how much it would need).
-- profile: `run_monitor` of a monitor in mode "profile": the window's profile merged from the stored segment
-  profiles, the reference's stored profile, the same detectors on the two profiles, the breach's response and
-  its diagnosis numbers (read from a ~25k-event sample of the window).
+- profile: `run_monitor` of a monitor in mode "profile": the window's profile merged from stored profiles, the
+  reference's stored profile, the same detectors on the two profiles, the breach's response and its diagnosis
+  numbers (read from a ~25k-event sample of the window). Twice: first merging every segment's profile (as
+  right after a burst of events), then after the compactor's roll-up step (timed on its own row) has stored
+  each closed bucket's merged profile (watchtower/events/segstore/rollups.py). The second pass appends to the
+  incident the first one opened.
 - spark vs one process (at 10M by default): `profile_rows` on Spark local[2] over the window's segment files,
   against pyarrow read + `profile_frame` in one process on the same files.
 
@@ -19,7 +22,7 @@ Each measured step runs in its own forked process; its peak memory is its VmHWM 
 bench/monitor_bench.py). The Spark step's peak is the JVM's VmHWM plus the Python driver's.
 
     python bench/scale_bench.py [--sizes 1M,10M,100M] [--db sqlite|postgresql://...] [--spark-rows 10M]
-                                [--float32] [--scratch DIR] [--keep]
+                                [--float32] [--scratch DIR] [--keep] [--reuse]
 
 Disk: a 100M-event window is about 18 GB of Parquet (float64). The script checks free space before each size
 and stops with the figure if it is short; `--float32` stores the numeric features as float32 (the tests and the
@@ -27,6 +30,7 @@ profiles read them as float64; sketch accuracy is unaffected at these magnitudes
 """
 
 import argparse
+import json
 import multiprocessing
 import os
 import shutil
@@ -65,7 +69,6 @@ def prepare(url: str, segments: str, rows: int, float32: bool) -> tuple[int, int
     """A fresh database with the model registered and `rows` events written in the hour before NOW; return the
     window's feature bytes (Arrow, float64 as in memory) and the store's size on disk."""
     import io
-    import json
 
     from fastapi.testclient import TestClient
     from pydantic import SecretStr
@@ -180,6 +183,21 @@ def monitor_pass(runtime: "Runtime", mode: str) -> tuple[float, str]:
                                      if f.breached and f.feature in SCHEMA}))
 
 
+def forget_rollups(url: str) -> None:
+    """A reused store starts without rollups, as a freshly written one does."""
+    from sqlalchemy import delete
+    from sqlmodel import Session
+
+    from watchtower.db import make_engine
+    from watchtower.events.models import ProfileRollup
+
+    engine = make_engine(url)
+    with Session(engine) as session:
+        session.execute(delete(ProfileRollup))
+        session.commit()
+    engine.dispose()
+
+
 def roll_up_buckets(url: str, segments: str) -> int:
     """What the compactor does after its merges: store each closed profile bucket's rollup (rollups.py)."""
     from sqlmodel import Session, select
@@ -257,6 +275,8 @@ def main() -> None:
     parser.add_argument("--float32", action="store_true", help="store numeric features as float32 (half the disk)")
     parser.add_argument("--scratch", help="where the database and segments go (default: a new temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--reuse", action="store_true", help="with --scratch: use the stores an earlier --keep run "
+                        "wrote there (its rollups deleted first; incidents its passes opened stay open)")
     args = parser.parse_args()
     sizes, spark_rows = [parse_size(s) for s in args.sizes.split(",")], parse_size(args.spark_rows)
     scratch = args.scratch or tempfile.mkdtemp(prefix="scale-bench-")
@@ -280,12 +300,19 @@ def main() -> None:
                       f"{free / 2**30:.0f} GiB are free (try --float32)", flush=True)
                 continue
             url = f"sqlite:///{scratch}/bench-{rows}.db" if args.db == "sqlite" else args.db
-            started = time.perf_counter()
-            feature_bytes, disk = prepare(url, segments, rows, args.float32)
+            prepared = Path(f"{scratch}/bench-{rows}.json")
+            if args.reuse and prepared.exists():
+                feature_bytes, disk = json.loads(prepared.read_text())
+                forget_rollups(url)
+                print(f"{rows:,} events: reusing the store written by an earlier run in {scratch}", flush=True)
+            else:
+                started = time.perf_counter()
+                feature_bytes, disk = prepare(url, segments, rows, args.float32)
+                prepared.write_text(json.dumps([feature_bytes, disk]))
+                print(f"{rows:,} events written and profiled in {time.perf_counter() - started:.0f} s; "
+                      f"{disk / 2**30:.2f} GiB on disk; feature data {feature_bytes / 2**20:.0f} MiB in memory "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
             disk_per_row = disk / rows if disk else disk_per_row
-            print(f"{rows:,} events written and profiled in {time.perf_counter() - started:.0f} s; "
-                  f"{disk / 2**30:.2f} GiB on disk; feature data {feature_bytes / 2**20:.0f} MiB in memory "
-                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
             runtime = cached_runtime(url, segments)
             if rows <= EXACT_LIMIT:
                 seconds, peak, drifted = measure(exact_pass, runtime)
@@ -311,7 +338,7 @@ def main() -> None:
                 record("spark local[2]: profile_rows", rows, seconds, peak + jvm,
                        f"{counted:,} rows; session start {session_s:.1f} s (not in the time)")
             runtime.engine.dispose()
-            if not args.keep:
+            if not args.keep and not args.reuse:
                 shutil.rmtree(segments, ignore_errors=True)
             print(f"{rows:,} done (load {os.getloadavg()[0]:.1f})", flush=True)
     finally:
