@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MIN_SEGMENTS = 2  # a bucket of one segment has its profile already
 RECENT = timedelta(days=7)  # the compactor rolls up buckets this recent; older windows merge segment profiles
 MAX_SEGMENTS_PER_RUN = 2_000  # segment profiles one compaction run decodes for rollups, per model
+CHUNK = 500  # buckets per IN (...) list
 
 Placed = tuple[int, datetime, datetime]  # a segment's id, min_ts, max_ts
 
@@ -57,20 +58,30 @@ def by_bucket(segments: Iterable[Placed], bucket_s: int, start: datetime | None 
     return {b: ids for b, ids in found.items() if len(ids) >= MIN_SEGMENTS}
 
 
+def current(session: Session, model_id: int, buckets: Mapping[datetime, Sequence[int]],
+            bucket_s: int) -> dict[datetime, int]:
+    """The ids of the stored rollups of these buckets that merged exactly their listed segments, by bucket."""
+    if not buckets:
+        return {}
+    wanted = {b: fingerprint(ids) for b, ids in buckets.items()}
+    found = {}
+    for start in range(0, len(wanted), CHUNK):
+        for rollup_id, bucket, segments in session.exec(
+                select(ProfileRollup.id, ProfileRollup.bucket_start, ProfileRollup.segments).where(
+                    ProfileRollup.model_id == model_id, ProfileRollup.bucket_s == bucket_s,
+                    col(ProfileRollup.bucket_start).in_(list(wanted)[start:start + CHUNK]))).all():
+            bucket = bucket_start(bucket, bucket_s)  # SQLite hands back naive UTC
+            if rollup_id is not None and wanted.get(bucket) == segments:
+                found[bucket] = rollup_id
+    return found
+
+
 def matching(session: Session, model_id: int, buckets: Mapping[datetime, Sequence[int]],
              bucket_s: int) -> Iterator[tuple[datetime, Profile]]:
-    """The stored rollups of these buckets that merged exactly their listed segments, decoded one at a time."""
-    if not buckets:
-        return
-    wanted = {b: fingerprint(ids) for b, ids in buckets.items()}
-    stored = session.exec(select(ProfileRollup.id, ProfileRollup.bucket_start, ProfileRollup.segments).where(
-        ProfileRollup.model_id == model_id, ProfileRollup.bucket_s == bucket_s,
-        col(ProfileRollup.bucket_start).in_(list(buckets)))).all()
-    for rollup_id, bucket, segments in stored:
-        bucket = bucket_start(bucket, bucket_s)  # SQLite hands back naive UTC
-        if wanted.get(bucket) == segments:
-            data = session.exec(select(ProfileRollup.profile).where(ProfileRollup.id == rollup_id)).one()
-            yield bucket, Profile.from_bytes(data)
+    """The current rollups of these buckets (see `current`), decoded one at a time."""
+    for bucket, rollup_id in current(session, model_id, buckets, bucket_s).items():
+        data = session.exec(select(ProfileRollup.profile).where(ProfileRollup.id == rollup_id)).one()
+        yield bucket, Profile.from_bytes(data)
 
 
 def roll_up(engine: Engine, model_id: int, now: datetime | None = None,
@@ -92,7 +103,7 @@ def roll_up(engine: Engine, model_id: int, now: datetime | None = None,
                                         col(EventSegment.min_ts) >= now - RECENT,
                                         col(EventSegment.max_ts) < closed)).all()
         buckets = by_bucket(((i, low, high) for i, low, high in placed), bucket_s)
-        current = {bucket for bucket, _ in matching(session, model_id, buckets, bucket_s)} if buckets else set()
+        done = set(current(session, model_id, buckets, bucket_s))
     if model is None:
         return 0
     with Session(writer(engine)) as session:  # rollups older than the compactor keeps up are no longer used
@@ -100,7 +111,7 @@ def roll_up(engine: Engine, model_id: int, now: datetime | None = None,
                                                     col(ProfileRollup.bucket_start) < now - RECENT - timedelta(days=1)))
         session.commit()
     stored = spent = 0
-    for bucket in sorted(set(buckets) - current):
+    for bucket in sorted(set(buckets) - done):
         if spent >= max_segments:
             break
         ids = sorted(buckets[bucket])
