@@ -15,7 +15,7 @@ from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
 from tests import factories
 from tests.factories import BuiltModels
 from watchtower.db import writer
-from watchtower.events.frames import event_frame, utc_times
+from watchtower.events.frames import VERSION, event_frame, utc_times
 from watchtower.events.models import EventSegment, ServingEvent
 from watchtower.events.store import count_events, insert_events, insert_frame, read_window
 from watchtower.registry.models import MonitoredModel
@@ -165,6 +165,27 @@ def test_ids_awkward_for_csv_and_the_session_time_zone(churn: str, db: Engine) -
     with Session(db) as session:
         keys = session.exec(select(ServingEvent.event_id, ServingEvent.ts).order_by(col(ServingEvent.ts))).all()
     assert keys == [(i, T0 + timedelta(seconds=k)) for k, i in enumerate(ids)]
+
+
+def test_key_rows_of_one_version_and_of_several_are_stored_alike(churn: str, db: Engine) -> None:
+    """SQLite packs the keys of a batch sharing one version into one JSON array, and inserts others row by row;
+    both store the same rows, whatever the ids hold."""
+    ids = ['q"uote', "back\\slash", "😀 emoji", "ctl\x01\x1f\u2028", "i" * 198, "[1]", "é"]
+    shared = frame(ids, version="v1")
+    several = frame([f"{i}-2" for i in ids], seconds=list(range(10, 17)))
+    several[VERSION] = ["v1", None, "v2", "v1", None, "v3", "v1"]
+    unversioned = frame([f"{i}-3" for i in ids], seconds=list(range(20, 27)), version=None)
+    for data in (shared, several, unversioned):
+        assert store(db, churn, data).all()
+    with Session(db) as session:
+        keys = session.exec(select(ServingEvent.event_id, ServingEvent.ts, ServingEvent.version,
+                                   ServingEvent.received_at).order_by(col(ServingEvent.ts))).all()
+    want = [(i, T0 + timedelta(seconds=k), "v1", RECEIVED) for k, i in enumerate(ids)]
+    want += [(f"{i}-2", T0 + timedelta(seconds=10 + k), v, RECEIVED)
+             for k, (i, v) in enumerate(zip(ids, several[VERSION], strict=True))]
+    want += [(f"{i}-3", T0 + timedelta(seconds=20 + k), None, RECEIVED) for k, i in enumerate(ids)]
+    assert [tuple(k) for k in keys] == want
+    assert store(db, churn, shared).tolist() == [False] * len(ids)  # resent: nothing new
 
 
 def test_copy_path_on_postgresql(churn: str, db: Engine) -> None:

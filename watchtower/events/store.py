@@ -1,6 +1,7 @@
 """Write serving events and labels idempotently; read a model's window back as a DataFrame."""
 
 import io
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -124,14 +125,40 @@ def _all_new_sqlite(cursor: Any, model_id: int, keys: pa.Table) -> bool:
     table's extra pass and RETURNING. If some were stored before, nothing is kept (back to the savepoint) and the
     caller takes the path that says which ones were new."""
     cursor.execute("SAVEPOINT ingest_keys")
-    cursor.executemany(f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
-                       f"({int(model_id)}, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING",
-                       zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
-    inserted = bool(cursor.rowcount == keys.num_rows)  # executemany's rowcount: rows inserted, conflicts not counted
+    packed = _packed_keys(keys)
+    if packed is None:
+        cursor.executemany(f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
+                           f"({int(model_id)}, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING",
+                           zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
+    else:
+        cursor.execute(_INSERT_PACKED.format(model=int(model_id)), packed)
+    inserted = bool(cursor.rowcount == keys.num_rows)  # rows inserted; conflicts are not counted
     if not inserted:
         cursor.execute("ROLLBACK TO ingest_keys")
     cursor.execute("RELEASE ingest_keys")
     return inserted
+
+
+# One statement for the whole batch: SQLite unpacks a JSON array of "<ts><received_at><event id>" strings (the
+# times fixed-width) in C, where executemany binds a Python tuple per row (about 40% of the keys' insert time).
+_TIME_TEXT = len("2026-01-01 00:00:00.000000")
+_INSERT_PACKED = (f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) SELECT {{model}}, "
+                  f"substr(value, {2 * _TIME_TEXT + 1}), substr(value, 1, {_TIME_TEXT}), ?, "
+                  f"substr(value, {_TIME_TEXT + 1}, {_TIME_TEXT}) FROM json_each(?) WHERE true "
+                  "ON CONFLICT (model_id, event_id) DO NOTHING")
+
+
+def _packed_keys(keys: pa.Table) -> tuple[str | None, str] | None:
+    """(version, JSON array of packed keys) for _INSERT_PACKED, or None when the rows do not share one version or a
+    time is not spelled in _TIME_TEXT characters."""
+    ids, ts, versions, received = keys.columns
+    if len(pc.unique(versions)) != 1 or ts.null_count or received.null_count:
+        return None
+    if not pc.all(pc.equal(pc.utf8_length(ts), _TIME_TEXT)).as_py() or \
+            not pc.all(pc.equal(pc.utf8_length(received), _TIME_TEXT)).as_py():
+        return None
+    packed = pc.binary_join_element_wise(ts, received, ids, "").to_pylist()
+    return versions[0].as_py(), json.dumps(packed, ensure_ascii=False)  # raw UTF-8: no surrogate-pair escapes
 
 
 def insert_labels(session: Session, rows: Sequence[dict[str, Any]]) -> int:
