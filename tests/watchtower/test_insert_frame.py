@@ -1,4 +1,4 @@
-"""insert_frame: the columnar write of events (keys by COPY on PostgreSQL, executemany on SQLite; one segment)."""
+"""insert_frame: the columnar write of events (keys by COPY on PostgreSQL, one INSERT on SQLite; one segment)."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -188,20 +188,29 @@ def test_key_rows_of_one_version_and_of_several_are_stored_alike(churn: str, db:
     assert store(db, churn, shared).tolist() == [False] * len(ids)  # resent: nothing new
 
 
-def test_copy_path_on_postgresql(churn: str, db: Engine) -> None:
-    """PostgreSQL COPYs the keys into a temporary table. (SQLite inserts a batch of new ids straight into
-    serving_event; whether its connection still has a temporary table from an earlier batch depends on which
-    pooled connection it got, so only the stored rows are checked there.)"""
+def test_copy_paths_on_postgresql(churn: str, db: Engine) -> None:
+    """PostgreSQL COPYs new keys straight into serving_event; when an id was stored before, that COPY fails, is
+    undone to its savepoint, and the keys go through a temporary table instead (which says which were new).
+    (SQLite inserts a batch of new ids straight into serving_event too; whether its connection still has a temporary
+    table from an earlier batch depends on which pooled connection it got, so only the stored rows are checked.)"""
     postgres = db.dialect.name == "postgresql"
+    temporary = text("SELECT count(*) FROM pg_class WHERE relname = 'ingest_key' AND relpersistence = 't' "
+                     "AND pg_table_is_visible(oid)")
     with Session(writer(db)) as session:
-        insert_frame(session, model(session, churn), frame(["k1", "k2", "k1"]))
-        temporary = session.execute(text(
-            "SELECT count(*) FROM pg_class WHERE relname = 'ingest_key' AND relpersistence = 't' "
-            "AND pg_table_is_visible(oid)")).scalar_one() if postgres else None
+        if postgres:  # this pooled connection may hold the temporary table from an earlier test
+            session.execute(text("DROP TABLE IF EXISTS pg_temp.ingest_key"))
+        assert insert_frame(session, model(session, churn), frame(["k1", "k2", "k1"])).tolist() == [True, True, False]
+        direct = session.execute(temporary).scalar_one() if postgres else None
+        # In the same transaction: k2 is stored, so the COPY fails and is undone, and k3 goes in the other way.
+        assert insert_frame(session, model(session, churn), frame(["k2", "k3"], seconds=[5, 6])).tolist() == [
+            False, True]
+        through_table = session.execute(temporary).scalar_one() if postgres else None
         session.commit()
     if postgres:
-        assert temporary == 1  # the keys went through the temporary table, COPY into it
-    assert sorted(window(db, churn)[ID]) == ["k1", "k2"]
+        assert (direct, through_table) == (0, 1)
+    assert sorted(window(db, churn)[ID]) == ["k1", "k2", "k3"]
+    with Session(db) as session:
+        assert len(session.exec(select(ServingEvent)).all()) == 3
 
 
 def test_insert_events_wraps_insert_frame(churn: str, db: Engine) -> None:
