@@ -122,12 +122,13 @@ def mostly(valid: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.S
 
 _OPTIONAL: dict[str, st.SearchStrategy[Any]] = {
     "ts": mostly(st.sampled_from(["2026-11-02T08:30:00Z", "2026-11-02T08:30:00.123456-01:30", None]), _TIME),
-    "prediction": mostly(st.one_of(st.none(), _FINITE, _SAFE), _VALUE),
-    "latency_ms": mostly(st.one_of(st.none(), st.floats(0, 1e6), st.integers(0, 10**6)), st.one_of(_NUMBER, _TEXT)),
+    "prediction": mostly(st.one_of(st.none(), _FINITE, _SAFE, st.sampled_from([2**53 + 1, -(2**53) - 1])), _VALUE),
+    "latency_ms": mostly(st.one_of(st.none(), st.floats(0, 1e6), st.integers(0, 2**63 - 1)), st.one_of(_NUMBER, _TEXT)),
     "error": mostly(st.one_of(st.none(), _SAFE), st.one_of(_TEXT, st.just("e" * 2001))),
     "version": mostly(st.one_of(st.none(), _SAFE), st.one_of(_TEXT, st.just("v" * 101))),
     "scores": mostly(st.one_of(st.none(), st.fixed_dictionaries({"0": st.floats(0, 1), "1": st.floats(0, 1)})),
-                     st.dictionaries(st.sampled_from(["0", "1", "\x00", "k" * 201]), _PROBABILITY, max_size=2)),
+                     st.dictionaries(st.sampled_from(["0", "1", "\x00", "k" * 201]),
+                                     st.one_of(_PROBABILITY, st.just(2**63 - 1)), max_size=2)),
     "extra": st.just(1)}
 _FEATURES = st.fixed_dictionaries({"x": _FINITE, "c": _SAFE}, optional={
     "n": st.one_of(st.none(), _FINITE), "d": st.one_of(st.none(), _SAFE)})

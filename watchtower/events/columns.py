@@ -166,7 +166,7 @@ def _scores(scores: pa.Array | None) -> Columns | None:
         if (values.type not in (_INTS, _FLOATS) or len(field.name) > 200 or "\x00" in field.name
                 or pc.any(pc.and_(given, pc.is_null(values))).as_py()):
             return None
-        values = values.cast(_FLOATS)
+        values = values.cast(_FLOATS, safe=False)  # int64 rounds as float() does
         if not _finite(values) or pc.any(pc.or_(pc.less(values, 0), pc.greater(values, 1))).as_py():
             return None
         columns[f"{PROBA_PREFIX}{field.name}"] = values
@@ -185,15 +185,23 @@ def event_columns(events: EventColumns, features: Sequence[dict[str, Any]], task
     columns[ID] = fields["id"]
     times = events.times if len(events.times) else pa.nulls(n, TS_TYPE)
     columns[TS] = times.fill_null(pa.scalar(received_at, TS_TYPE)) if times.null_count else times
-    predictions = fields.get("prediction", pa.nulls(n)).to_numpy(zero_copy_only=False)
-    columns[PREDICTION] = pa.array(prediction_column(predictions, task).to_numpy(),
-                                   _TEXT if task == "classification" else _FLOATS, from_pandas=True)
-    columns[LATENCY] = fields.get("latency_ms", pa.nulls(n)).cast(_FLOATS)
+    columns[PREDICTION] = _predictions(fields.get("prediction", pa.nulls(n)), task)
+    columns[LATENCY] = fields.get("latency_ms", pa.nulls(n)).cast(_FLOATS, safe=False)
     columns[ERROR] = fields.get("error", pa.nulls(n)).cast(_TEXT)
     columns.update(events.scores)
     columns[VERSION] = fields.get("version", pa.nulls(n)).cast(_TEXT)
     columns[RECEIVED_AT] = pa.array(np.full(n, _micros(received_at), dtype=np.int64), TS_TYPE)
     return pa.table(columns)
+
+
+def _predictions(column: pa.Array, task: str) -> pa.Array:
+    """As prediction_column types them: integers and text spelled by Arrow (as str() spells them), others by it.
+    (Classes given as integers beside nulls go through it: it reads them as floats, as pandas holds them.)"""
+    kind = _TEXT if task == "classification" else _FLOATS
+    if column.type in ((_INTS, _FLOATS) if kind == _FLOATS else (_TEXT,)) or (
+            column.type == _INTS and not column.null_count):
+        return column.cast(kind, safe=False)
+    return pa.array(prediction_column(column.to_numpy(zero_copy_only=False), task).to_numpy(), kind, from_pandas=True)
 
 
 def _features(given: pa.StructArray, features: Sequence[dict[str, Any]]) -> Columns | None:
