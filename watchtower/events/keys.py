@@ -4,6 +4,7 @@ array on SQLite), and a slower path that says which ids were new when some were 
 
 import io
 import json
+import sqlite3
 from typing import Any
 
 import numpy as np
@@ -123,10 +124,10 @@ _INSERT_PACKED = (f"INSERT INTO serving_event (model_id, event_id, ts, version, 
 
 
 def _packed_keys(keys: pa.Table) -> tuple[str | None, str] | None:
-    """(version, JSON array of packed keys) for _INSERT_PACKED, or None when the rows do not share one version or a
-    time is not spelled in _TIME_TEXT characters."""
+    """(version, JSON array of packed keys) for _INSERT_PACKED, or None when the rows do not share one version, a
+    time is not spelled in _TIME_TEXT characters, or SQLite may lack json_each (built in from 3.38)."""
     ids, ts, versions, received = keys.columns
-    if len(pc.unique(versions)) != 1 or ts.null_count or received.null_count:
+    if sqlite3.sqlite_version_info < (3, 38) or len(pc.unique(versions)) != 1 or ts.null_count or received.null_count:
         return None
     if not pc.all(pc.equal(pc.utf8_length(ts), _TIME_TEXT)).as_py() or \
             not pc.all(pc.equal(pc.utf8_length(received), _TIME_TEXT)).as_py():
