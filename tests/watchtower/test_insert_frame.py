@@ -1,4 +1,4 @@
-"""insert_frame: the columnar write of events (keys by COPY on PostgreSQL, executemany on SQLite; one segment)."""
+"""insert_frame: the columnar write of events (keys by COPY on PostgreSQL, one INSERT on SQLite; one segment)."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
 from tests import factories
 from tests.factories import BuiltModels
 from watchtower.db import writer
-from watchtower.events.frames import event_frame, utc_times
+from watchtower.events.frames import VERSION, event_frame, utc_times
 from watchtower.events.models import EventSegment, ServingEvent
 from watchtower.events.store import count_events, insert_events, insert_frame, read_window
 from watchtower.registry.models import MonitoredModel
@@ -167,20 +167,50 @@ def test_ids_awkward_for_csv_and_the_session_time_zone(churn: str, db: Engine) -
     assert keys == [(i, T0 + timedelta(seconds=k)) for k, i in enumerate(ids)]
 
 
-def test_copy_path_on_postgresql(churn: str, db: Engine) -> None:
-    """PostgreSQL COPYs the keys into a temporary table. (SQLite inserts a batch of new ids straight into
-    serving_event; whether its connection still has a temporary table from an earlier batch depends on which
-    pooled connection it got, so only the stored rows are checked there.)"""
+def test_key_rows_of_one_version_and_of_several_are_stored_alike(churn: str, db: Engine) -> None:
+    """SQLite packs the keys of a batch sharing one version into one JSON array, and inserts others row by row;
+    both store the same rows, whatever the ids hold."""
+    ids = ['q"uote', "back\\slash", "😀 emoji", "ctl\x01\x1f\u2028", "i" * 198, "[1]", "é"]
+    shared = frame(ids, version="v1")
+    several = frame([f"{i}-2" for i in ids], seconds=list(range(10, 17)))
+    several[VERSION] = ["v1", None, "v2", "v1", None, "v3", "v1"]
+    unversioned = frame([f"{i}-3" for i in ids], seconds=list(range(20, 27)), version=None)
+    for data in (shared, several, unversioned):
+        assert store(db, churn, data).all()
+    with Session(db) as session:
+        keys = session.exec(select(ServingEvent.event_id, ServingEvent.ts, ServingEvent.version,
+                                   ServingEvent.received_at).order_by(col(ServingEvent.ts))).all()
+    want = [(i, T0 + timedelta(seconds=k), "v1", RECEIVED) for k, i in enumerate(ids)]
+    want += [(f"{i}-2", T0 + timedelta(seconds=10 + k), v, RECEIVED)
+             for k, (i, v) in enumerate(zip(ids, several[VERSION], strict=True))]
+    want += [(f"{i}-3", T0 + timedelta(seconds=20 + k), None, RECEIVED) for k, i in enumerate(ids)]
+    assert [tuple(k) for k in keys] == want
+    assert store(db, churn, shared).tolist() == [False] * len(ids)  # resent: nothing new
+
+
+def test_copy_paths_on_postgresql(churn: str, db: Engine) -> None:
+    """PostgreSQL COPYs new keys straight into serving_event; when an id was stored before, that COPY fails, is
+    undone to its savepoint, and the keys go through a temporary table instead (which says which were new).
+    (SQLite inserts a batch of new ids straight into serving_event too; whether its connection still has a temporary
+    table from an earlier batch depends on which pooled connection it got, so only the stored rows are checked.)"""
     postgres = db.dialect.name == "postgresql"
+    temporary = text("SELECT count(*) FROM pg_class WHERE relname = 'ingest_key' AND relpersistence = 't' "
+                     "AND pg_table_is_visible(oid)")
     with Session(writer(db)) as session:
-        insert_frame(session, model(session, churn), frame(["k1", "k2", "k1"]))
-        temporary = session.execute(text(
-            "SELECT count(*) FROM pg_class WHERE relname = 'ingest_key' AND relpersistence = 't' "
-            "AND pg_table_is_visible(oid)")).scalar_one() if postgres else None
+        if postgres:  # this pooled connection may hold the temporary table from an earlier test
+            session.execute(text("DROP TABLE IF EXISTS pg_temp.ingest_key"))
+        assert insert_frame(session, model(session, churn), frame(["k1", "k2", "k1"])).tolist() == [True, True, False]
+        direct = session.execute(temporary).scalar_one() if postgres else None
+        # In the same transaction: k2 is stored, so the COPY fails and is undone, and k3 goes in the other way.
+        assert insert_frame(session, model(session, churn), frame(["k2", "k3"], seconds=[5, 6])).tolist() == [
+            False, True]
+        through_table = session.execute(temporary).scalar_one() if postgres else None
         session.commit()
     if postgres:
-        assert temporary == 1  # the keys went through the temporary table, COPY into it
-    assert sorted(window(db, churn)[ID]) == ["k1", "k2"]
+        assert (direct, through_table) == (0, 1)
+    assert sorted(window(db, churn)[ID]) == ["k1", "k2", "k3"]
+    with Session(db) as session:
+        assert len(session.exec(select(ServingEvent)).all()) == 3
 
 
 def test_insert_events_wraps_insert_frame(churn: str, db: Engine) -> None:

@@ -88,18 +88,25 @@ def ingest_events(name: ModelName, body: Annotated[tuple[bytes, str | None], Dep
     """Store serving events reported by a model served elsewhere; resent ids are ignored. The body is an
     EventBatch: `{"events": [{"id", "ts", "features", "prediction", "scores", "latency_ms", "error",
     "version"}, ...]}`."""
+    from watchtower.events.columns import event_columns, read_events
     from watchtower.events.frames import event_table, utc_array
 
-    events = parse_events(body)  # before the model lookup, as a validated body parameter would be
+    # The common batch goes from bytes to Arrow columns in C++; any other is parsed and checked as an EventBatch,
+    # before the model lookup, as a validated body parameter would be.
+    columns = read_events(*body)
+    events = parse_events(body) if columns is None else None
     model = served_model(request, name)
-    features = checked_features(session, model, [e["features"] for e in events], "body.events.{i}.features",
-                                check_columns)
     now = utcnow()
-    frame = event_table([e["id"] for e in events], utc_array([e.get("ts") for e in events], default=now),
-                        features, [e.get("prediction") for e in events], model.task,
-                        latency=[e.get("latency_ms") for e in events], errors=[e.get("error") for e in events],
-                        scores=[e.get("scores") for e in events], versions=[e.get("version") for e in events],
-                        received_at=now)
+    frame = None if columns is None else event_columns(columns, model.features, model.task, now)
+    if frame is None:  # the features are checked (and a refusal recorded) the usual way
+        events = events or parse_events(body)
+        features = checked_features(session, model, [e["features"] for e in events], "body.events.{i}.features",
+                                    check_columns)
+        frame = event_table([e["id"] for e in events], utc_array([e.get("ts") for e in events], default=now),
+                            features, [e.get("prediction") for e in events], model.task,
+                            latency=[e.get("latency_ms") for e in events], errors=[e.get("error") for e in events],
+                            scores=[e.get("scores") for e in events], versions=[e.get("version") for e in events],
+                            received_at=now)
     accepted = store_durably(request, model, frame)
     return IngestResult(accepted=accepted, duplicates=len(frame) - accepted)
 

@@ -61,7 +61,7 @@ async def raw_body(request: Request) -> tuple[bytes, str | None]:
 def parse_events(body: tuple[bytes, str | None]) -> list[LeanEvent]:
     """The batch's events, or a RequestValidationError exactly as FastAPI raises it for an EventBatch body."""
     raw, content_type = body
-    if raw and _is_json(content_type):
+    if raw and is_json(content_type):
         try:
             events: list[LeanEvent] | None = _LEAN.validate_json(raw)["events"]
         except ValidationError:
@@ -130,7 +130,7 @@ def documented_body() -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
     """FastAPI's test: application/json or application/*+json (strict: no content type is not JSON)."""
     if not content_type:
         return False
@@ -146,7 +146,7 @@ def _strict(raw: bytes, content_type: str | None) -> list[LeanEvent]:
     body: Any = None
     if raw:
         body = raw
-        if _is_json(content_type):
+        if is_json(content_type):
             try:
                 body = json.loads(raw)
             except json.JSONDecodeError as exc:

@@ -1,6 +1,5 @@
 """Write serving events and labels idempotently; read a model's window back as a DataFrame."""
 
-import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -9,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as csv
 from sqlalchemy import Table, and_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
@@ -23,6 +21,7 @@ from watchtower.events.frames import (
     features_frame,
     prediction_column,
 )
+from watchtower.events.keys import insert_keys, key_table
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.events.segments import add_segment, read_segments
 from watchtower.events.segstore.manifest import as_table, scan, scan_sample, to_frame
@@ -41,18 +40,21 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
     """Store one model's events (an event frame's columns as Arrow) in the caller's transaction; return the
     mask of rows that were new. Ids already stored are skipped, and of several rows with one id the first wins.
 
-    The idempotency keys go to serving_event in one INSERT ... SELECT from a temporary table filled with
-    COPY (PostgreSQL) or executemany (SQLite); the new rows become one segment. No pandas frame is built:
-    the flush of a few predictions costs what Arrow does, not what pandas' per-call overhead does.
+    The idempotency keys go to serving_event (events/keys.py); the new rows become one segment. No pandas frame
+    is built: the flush of a few predictions costs what Arrow does, not what pandas' per-call overhead does.
     """
     assert model.id is not None
-    ids = pd.Index(table.column(ID).to_numpy(zero_copy_only=False))
-    first = ~ids.duplicated(keep="first")
+    ids = table.column(ID)
+    if pc.count_distinct(ids).as_py() == table.num_rows:  # the usual batch, told by Arrow without Python strings
+        first = np.ones(table.num_rows, dtype=bool)
+    else:
+        first = ~pd.Index(ids.to_numpy(zero_copy_only=False)).duplicated(keep="first")
     postgres = session.get_bind().dialect.name == "postgresql"
     keys = table.select([ID, TS, VERSION, RECEIVED_AT])
-    keys = _key_table(keys if first.all() else keys.filter(pa.array(first)), "+00" if postgres else "")
-    stored = _insert_keys(session, model.id, keys, postgres)
-    new = first if len(stored) == keys.num_rows else first & ids.isin(stored)
+    keys = key_table(keys if first.all() else keys.filter(pa.array(first)), "+00" if postgres else "")
+    stored = insert_keys(session, model.id, keys, postgres)
+    new = first if len(stored) == keys.num_rows else first & pc.is_in(ids, pa.array(stored, pa.string())).to_numpy(
+        zero_copy_only=False)
     segment = table.drop_columns([c for c in KEY_COLUMNS if c in table.column_names])
     add_segment(session, model.id, segment if new.all() else segment.filter(pa.array(new)))
     return np.asarray(new, dtype=bool)
@@ -64,74 +66,6 @@ def insert_events(session: Session, model: MonitoredModel, rows: Sequence[dict[s
     if not rows:
         return 0
     return int(insert_frame(session, model, events_frame(rows, schema_of(model), model.task)).sum())
-
-
-def _key_table(keys: pa.Table, zone: str) -> pa.Table:
-    """The idempotency keys as text columns; times spelled as SQLite stores them, plus `zone` ("+00" for
-    PostgreSQL, which would otherwise read them in the session's time zone)."""
-    def utc_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-        if len(column) == 0:
-            return pa.chunked_array([], pa.string())
-        if not pa.types.is_timestamp(column.type):  # all None: nothing to format
-            return column.cast(pa.string())
-        # Cast without the zone first: the values stay UTC, and Arrow formats naive times 50x faster.
-        text = column.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.timestamp("us")).cast(pa.string())
-        return pc.binary_join_element_wise(text, zone, "") if zone else text
-
-    return pa.table({"event_id": keys.column(ID).cast(pa.string()), "ts": utc_text(keys.column(TS)),
-                     "version": keys.column(VERSION).cast(pa.string()),
-                     "received_at": utc_text(keys.column(RECEIVED_AT))})
-
-
-_KEY_TABLE = "ingest_key"
-_COPY_KEYS = f"COPY {_KEY_TABLE} (event_id, ts, version, received_at) FROM STDIN (FORMAT csv)"
-# WHERE true: SQLite's parser needs it between SELECT and an upsert clause.
-_INSERT_KEYS = (f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) "
-                f"SELECT {{model}}, event_id, ts, version, received_at FROM {_KEY_TABLE} WHERE true "
-                "ON CONFLICT (model_id, event_id) DO NOTHING RETURNING event_id")
-
-
-def _insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool) -> list[str]:
-    """Insert the keys not stored yet (unique within `keys`); return the event ids really inserted."""
-    if keys.num_rows == 0:
-        return []
-    raw = session.connection().connection.driver_connection
-    cursor = raw.cursor()  # type: ignore[union-attr]
-    try:
-        if not postgres and _all_new_sqlite(cursor, model_id, keys):
-            return keys.column(0).to_pylist()  # type: ignore[no-any-return]
-        # One temporary table per connection, emptied at commit; a rolled-back transaction takes it away too.
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_KEY_TABLE} (event_id text NOT NULL, "
-                       f"ts {'timestamptz' if postgres else 'DATETIME'} NOT NULL, version text, received_at "
-                       f"{'timestamptz' if postgres else 'DATETIME'}){' ON COMMIT DELETE ROWS' if postgres else ''}")
-        cursor.execute(f"DELETE FROM {_KEY_TABLE}")  # an earlier batch of this transaction, maybe another model's
-        if postgres:
-            buffer = io.BytesIO()
-            csv.write_csv(keys, buffer, csv.WriteOptions(include_header=False))
-            with cursor.copy(_COPY_KEYS) as copy:
-                copy.write(buffer.getbuffer())
-        else:
-            cursor.executemany(f"INSERT INTO {_KEY_TABLE} VALUES (?, ?, ?, ?)",
-                               zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
-        cursor.execute(_INSERT_KEYS.format(model=int(model_id)))
-        return [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.close()
-
-
-def _all_new_sqlite(cursor: Any, model_id: int, keys: pa.Table) -> bool:
-    """SQLite, the common case (no id stored before): the keys straight into serving_event, without the temporary
-    table's extra pass and RETURNING. If some were stored before, nothing is kept (back to the savepoint) and the
-    caller takes the path that says which ones were new."""
-    cursor.execute("SAVEPOINT ingest_keys")
-    cursor.executemany(f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
-                       f"({int(model_id)}, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING",
-                       zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
-    inserted = bool(cursor.rowcount == keys.num_rows)  # executemany's rowcount: rows inserted, conflicts not counted
-    if not inserted:
-        cursor.execute("ROLLBACK TO ingest_keys")
-    cursor.execute("RELEASE ingest_keys")
-    return inserted
 
 
 def insert_labels(session: Session, rows: Sequence[dict[str, Any]]) -> int:

@@ -1,0 +1,140 @@
+"""Idempotency keys into serving_event: one row per new event id, written a batch at a time in the caller's
+transaction, by whatever path the database inserts fastest (COPY on PostgreSQL, one INSERT ... SELECT over a JSON
+array on SQLite), and a slower path that says which ids were new when some were stored before."""
+
+import io
+import json
+import sqlite3
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as csv
+from sqlmodel import Session
+
+from detectors.base import ID, TS
+from watchtower.events.frames import RECEIVED_AT, VERSION
+
+
+def key_table(keys: pa.Table, zone: str) -> pa.Table:
+    """The idempotency keys as text columns; times spelled as SQLite stores them, plus `zone` ("+00" for
+    PostgreSQL, which would otherwise read them in the session's time zone)."""
+    def utc_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+        if len(column) == 0:
+            return pa.chunked_array([], pa.string())
+        if not pa.types.is_timestamp(column.type):  # all None: nothing to format
+            return column.cast(pa.string())
+        # Cast without the zone first: the values stay UTC, and Arrow formats naive times 50x faster.
+        text = column.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.timestamp("us")).cast(pa.string())
+        return pc.binary_join_element_wise(text, zone, "") if zone else text
+
+    return pa.table({"event_id": keys.column(ID).cast(pa.string()), "ts": utc_text(keys.column(TS)),
+                     "version": keys.column(VERSION).cast(pa.string()),
+                     "received_at": utc_text(keys.column(RECEIVED_AT))})
+
+
+_KEY_TABLE = "ingest_key"
+_COPY_KEYS = f"COPY {_KEY_TABLE} (event_id, ts, version, received_at) FROM STDIN (FORMAT csv)"
+_COPY_EVENTS = "COPY serving_event (model_id, event_id, ts, version, received_at) FROM STDIN (FORMAT csv)"
+# WHERE true: SQLite's parser needs it between SELECT and an upsert clause.
+_INSERT_KEYS = (f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) "
+                f"SELECT {{model}}, event_id, ts, version, received_at FROM {_KEY_TABLE} WHERE true "
+                "ON CONFLICT (model_id, event_id) DO NOTHING RETURNING event_id")
+
+
+def insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool) -> list[str]:
+    """Insert the keys not stored yet (unique within `keys`); return the event ids really inserted."""
+    if keys.num_rows == 0:
+        return []
+    raw = session.connection().connection.driver_connection
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        if (_all_new_postgres if postgres else _all_new_sqlite)(cursor, model_id, keys):
+            return keys.column(0).to_pylist()  # type: ignore[no-any-return]
+        # One temporary table per connection, emptied at commit; a rolled-back transaction takes it away too.
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_KEY_TABLE} (event_id text NOT NULL, "
+                       f"ts {'timestamptz' if postgres else 'DATETIME'} NOT NULL, version text, received_at "
+                       f"{'timestamptz' if postgres else 'DATETIME'}){' ON COMMIT DELETE ROWS' if postgres else ''}")
+        cursor.execute(f"DELETE FROM {_KEY_TABLE}")  # an earlier batch of this transaction, maybe another model's
+        if postgres:
+            with cursor.copy(_COPY_KEYS) as copy:
+                copy.write(_csv(keys))
+        else:
+            cursor.executemany(f"INSERT INTO {_KEY_TABLE} VALUES (?, ?, ?, ?)",
+                               zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
+        cursor.execute(_INSERT_KEYS.format(model=int(model_id)))
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def _all_new_postgres(cursor: Any, model_id: int, keys: pa.Table) -> bool:
+    """PostgreSQL, the common case: the keys COPYed straight into serving_event (the temporary table and
+    INSERT ... SELECT ... RETURNING cost PostgreSQL 60% more). An id stored before fails the COPY: nothing is
+    kept (back to the savepoint) and the caller takes the path that says which ones were new."""
+    from psycopg.errors import UniqueViolation
+
+    model = pa.array(np.full(keys.num_rows, model_id, dtype=np.int64))
+    cursor.execute("SAVEPOINT ingest_keys")
+    try:
+        with cursor.copy(_COPY_EVENTS) as copy:
+            copy.write(_csv(keys.add_column(0, "model_id", model)))
+    except UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT ingest_keys")
+        cursor.execute("RELEASE SAVEPOINT ingest_keys")
+        return False
+    cursor.execute("RELEASE SAVEPOINT ingest_keys")
+    return True
+
+
+def _csv(table: pa.Table) -> memoryview:
+    buffer = io.BytesIO()
+    csv.write_csv(table, buffer, csv.WriteOptions(include_header=False))
+    return buffer.getbuffer()
+
+
+def _all_new_sqlite(cursor: Any, model_id: int, keys: pa.Table) -> bool:
+    """SQLite, the common case (no id stored before): the keys straight into serving_event, without the temporary
+    table's extra pass and RETURNING. If some were stored before, nothing is kept (back to the savepoint) and the
+    caller takes the path that says which ones were new."""
+    cursor.execute("SAVEPOINT ingest_keys")
+    packed = _packed_keys(keys)
+    if packed is None:
+        cursor.executemany(f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
+                           f"({int(model_id)}, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING",
+                           zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
+    else:
+        cursor.execute(_INSERT_PACKED.format(model=int(model_id)), packed)
+    inserted = bool(cursor.rowcount == keys.num_rows)  # rows inserted; conflicts are not counted
+    if not inserted:
+        cursor.execute("ROLLBACK TO ingest_keys")
+    cursor.execute("RELEASE ingest_keys")
+    return inserted
+
+
+# One statement for the whole batch: SQLite unpacks a JSON array of "<ts><received_at><event id>" strings (the
+# times fixed-width) in C, where executemany binds a Python tuple per row (about 40% of the keys' insert time).
+_TIME_TEXT = len("2026-01-01 00:00:00.000000")
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what a JSON string must escape
+_INSERT_PACKED = (f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) SELECT {{model}}, "
+                  f"substr(value, {2 * _TIME_TEXT + 1}), substr(value, 1, {_TIME_TEXT}), ?, "
+                  f"substr(value, {_TIME_TEXT + 1}, {_TIME_TEXT}) FROM json_each(?) WHERE true "
+                  "ON CONFLICT (model_id, event_id) DO NOTHING")
+
+
+def _packed_keys(keys: pa.Table) -> tuple[str | None, str] | None:
+    """(version, JSON array of packed keys) for _INSERT_PACKED, or None when the rows do not share one version, a
+    time is not spelled in _TIME_TEXT characters, or SQLite may lack json_each (built in from 3.38)."""
+    ids, ts, versions, received = keys.columns
+    if sqlite3.sqlite_version_info < (3, 38) or len(pc.unique(versions)) != 1 or ts.null_count or received.null_count:
+        return None
+    if not pc.all(pc.equal(pc.utf8_length(ts), _TIME_TEXT)).as_py() or \
+            not pc.all(pc.equal(pc.utf8_length(received), _TIME_TEXT)).as_py():
+        return None
+    packed = pc.binary_join_element_wise(ts, received, ids, "").combine_chunks()
+    if pc.any(pc.match_substring_regex(ids, _NEEDS_ESCAPE)).as_py():
+        return versions[0].as_py(), json.dumps(packed.to_pylist(), ensure_ascii=False)  # raw UTF-8: no \\u escapes
+    # The usual ids need no escaping: the JSON array is joined by Arrow, without a Python string per row.
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(packed)], pa.int32()), packed), '","')
+    return versions[0].as_py(), f'["{joined[0].as_py()}"]'
