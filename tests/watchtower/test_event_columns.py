@@ -207,3 +207,11 @@ def test_the_api_stores_common_batches_without_the_usual_parse(mixed: str, clien
         assert [(r.kind, r.feature, r.count) for r in session.exec(select(IngestRejection))] == [("extra", "size", 1)]
     assert client.post(f"/models/{mixed}/events", json={"events": [{"id": "b0", "features": {"f1": 1}}]}).json() == {
         "accepted": 1, "duplicates": 0}
+
+
+def test_a_body_nested_too_deeply_for_any_parser_is_a_422(mixed: str, client: TestClient) -> None:
+    """The fast path leaves it to the usual parse, whose json.loads recursion ends in a named 422, not a 500."""
+    raw = b'{"events": [{"id": "a", "features": {"f1": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}]}"
+    response = client.post(f"/models/{mixed}/events", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "nested too deeply" in response.text

@@ -157,6 +157,10 @@ def _strict(raw: bytes, content_type: str | None) -> list[LeanEvent]:
                 raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.start),
                                                "msg": "JSON decode error", "input": {},
                                                "ctx": {"error": f"not UTF-8 text ({exc.reason})"}}]) from exc
+            except RecursionError as exc:  # arrays or objects nested thousands deep: no event is shaped so
+                raise RequestValidationError([{"type": "json_invalid", "loc": ("body",),
+                                               "msg": "JSON decode error: nested too deeply", "input": {},
+                                               "ctx": {"error": "nested too deeply"}}]) from exc
     if body is None:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required",
                                        "input": None}])
