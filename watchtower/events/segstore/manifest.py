@@ -37,6 +37,10 @@ def as_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
     return _us(table).replace_schema_metadata(None)
 
 
+_MANIFEST = EventSegment.__table__  # type: ignore[attr-defined]
+_INSERT_SEGMENT = insert(_MANIFEST).returning(_MANIFEST.c.id)  # built once: its compiled form is cached
+
+
 def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Table) -> int | None:
     """Write the events' file (or bytes), then insert its manifest row in the caller's transaction; its id.
 
@@ -49,9 +53,7 @@ def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Tabl
         return None
     # A Core INSERT, not an ORM object and a unit-of-work flush: the event writer adds a row per flush, and the
     # ORM's per-object work was a large share of a small flush.
-    manifest = EventSegment.__table__  # type: ignore[attr-defined]
-    segment_id = int(session.connection().execute(insert(manifest).values(values).returning(manifest.c.id))
-                     .scalar_one())
+    segment_id = int(session.connection().execute(_INSERT_SEGMENT, values).scalar_one())
     # Kept for the writer, which profiles the segment once the transaction has committed (profiles.written).
     session.info.setdefault(WRITTEN, []).append((segment_id, table))
     return segment_id
