@@ -78,8 +78,8 @@ def handed_over(request: Request, events: int) -> Iterator[dict[str, Any] | None
 
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Add Draft.values rows in one multi-row INSERT (flushed with the session's transaction, not committed)."""
-    if rows:
-        session.execute(insert(AuditEntry), list(rows))
+    if rows:  # Core, not the ORM's bulk path: the rows are complete, and the event writer adds one per request
+        session.connection().execute(insert(AuditEntry.__table__), list(rows))  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=8)

@@ -1,7 +1,6 @@
 """Security headers on every response: a Content-Security-Policy without inline script, no MIME sniffing,
 no Referer leaking off-site, no framing; Strict-Transport-Security when served over https."""
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Scripts and stylesheets only from this origin (pages.css, docs.js and Swagger UI's bundle under /static).
@@ -21,6 +20,8 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, https: bool) -> None:
         self.app = app
         self.headers = HEADERS | ({"Strict-Transport-Security": HSTS} if https else {})
+        # Encoded once: every response gets them, and a MutableHeaders per response scanned its list per name.
+        self._raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,10 +30,9 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    if name not in headers:
-                        headers[name] = value
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [(n, v) for n, v in self._raw if n not in present]
             await send(message)
 
         await self.app(scope, receive, with_headers)

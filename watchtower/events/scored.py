@@ -40,21 +40,21 @@ def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> 
     import pyarrow as pa
 
     from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
-    from watchtower.events.frames import RECEIVED_AT, TS_TYPE, VERSION, prediction_column
+    from watchtower.events.frames import RECEIVED_AT, TS_TYPE, VERSION
 
-    sizes = [len(p) for p in parts]
+    sizes = [len(p.ids) for p in parts]
     n = sum(sizes)
     columns: dict[str, pa.Array] = {}
     for name, kind in schema.items():
-        values = np.concatenate([_feature(p, name, kind) for p in parts])
+        # A dict lookup per request and feature, a call only for a missing feature: a flush holds many requests.
+        values = np.concatenate([p.features[name] if name in p.features else _feature(p, name, kind)
+                                 for p in parts])
         columns[name] = pa.array(values, pa.float64() if kind == "numeric" else pa.string(), from_pandas=True)
     micros = np.repeat([(p.at - EPOCH) // MICROSECOND for p in parts], sizes).astype(np.int64)
     times = pa.array(micros, TS_TYPE)
     columns[ID] = pa.array(list(chain.from_iterable(p.ids for p in parts)), pa.string())
     columns[TS] = times
-    predictions = prediction_column(list(chain.from_iterable(p.predictions for p in parts)), task).to_numpy()
-    columns[PREDICTION] = pa.array(predictions, pa.string() if task == "classification" else pa.float64(),
-                                   from_pandas=True)
+    columns[PREDICTION] = _prediction_array(list(chain.from_iterable(p.predictions for p in parts)), task)
     columns[LATENCY] = pa.array(np.repeat([p.latency_ms for p in parts], sizes).astype(float), pa.float64(),
                                 from_pandas=True)
     columns[ERROR] = pa.nulls(n, pa.string())
@@ -66,6 +66,24 @@ def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> 
     columns[VERSION] = pa.array([v for p in parts for v in [p.version] * len(p)], pa.string())
     columns[RECEIVED_AT] = times
     return pa.table(columns)  # NaN is stored as null, as pyarrow's from_pandas stores a frame's NaN
+
+
+def _prediction_array(values: list[Any], task: str) -> "pa.Array":
+    """prediction_column's values in Arrow. Integer labels (what ONNX classifiers output) and numeric values are
+    converted by Arrow alone: a pandas Series per flush costs more than the rest of a small flush's columns."""
+    import pyarrow as pa
+
+    from watchtower.events.frames import prediction_column
+
+    types = set(map(type, values))  # exact types: a bool label is not an integer one
+    if types == {int} and task == "classification":
+        array = np.asarray(values)
+        if array.dtype.kind in "iu":  # else a label beyond 64 bits: prediction_column spells it
+            return pa.array(array).cast(pa.string())
+    if types and types <= {int, float} and task != "classification":
+        return pa.array(np.asarray(values, dtype=float), pa.float64(), from_pandas=True)
+    return pa.array(prediction_column(values, task).to_numpy(), pa.string() if task == "classification"
+                    else pa.float64(), from_pandas=True)
 
 
 def _feature(part: Scored, name: str, kind: str) -> np.ndarray:

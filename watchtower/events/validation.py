@@ -3,6 +3,7 @@
 import math
 from collections import Counter
 from collections.abc import Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -58,6 +59,10 @@ def check_columns(rows: Sequence[dict[str, Any]], features: list[dict[str, Any]]
     categorical), checked a whole column at a time. A batch the column checks cannot pass as it stands goes
     through check_rows, which raises the same errors it always did (or passes it, if only slower)."""
     values = _feature_values(rows, [f["name"] for f in features])
+    if values is not None and all(f["type"] == "numeric" for f in features):
+        matrix = _numeric_matrix(values)
+        if matrix is not None:
+            return {f["name"]: row for f, row in zip(features, matrix, strict=True)}
     if values is not None:
         columns: dict[str, np.ndarray] = {}
         for feature, column in zip(features, values, strict=True):
@@ -84,6 +89,19 @@ def _feature_values(rows: Sequence[dict[str, Any]], names: list[str]) -> list[Se
     if any(row.keys() - known for row in rows):
         return None
     return [[row.get(name) for row in rows] for name in names]
+
+
+def _numeric_matrix(values: list[Sequence[Any]]) -> np.ndarray | None:
+    """All-numeric features whose values are all finite numbers as one [features, rows] float64 array, checked
+    in one pass (a predict of one row would otherwise pay numpy's per-call cost once per feature); None when
+    any value is not, and then the per-column checks decide, nullable features included."""
+    if set(map(type, chain.from_iterable(values))) - {float, int}:  # exact types: bool is refused
+        return None
+    try:
+        matrix = np.array(values, dtype=float)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        return None
+    return matrix if bool(np.isfinite(matrix).all()) else None
 
 
 def _numeric_column(values: Sequence[Any], nullable: bool) -> np.ndarray | None:

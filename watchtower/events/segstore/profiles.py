@@ -151,9 +151,9 @@ class Merger:
 # ---- segments: at flush and at compaction -------------------------------------------------------------------
 
 def written(session: Session) -> list[tuple[int, pa.Table]]:
-    """The segments the session's transaction wrote (flushed, so they have ids), forgotten by the session."""
-    session.flush()
-    return [(int(s.id), t) for s, t in session.info.pop(WRITTEN, []) if s.id is not None]
+    """The segments the session's transaction wrote (inserted at once, so they have ids), forgotten by the
+    session."""
+    return list(session.info.pop(WRITTEN, []))
 
 
 def profile_written(engine: Engine, model: MonitoredModel, segments: Sequence[tuple[int, pa.Table]],
