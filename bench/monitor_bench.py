@@ -12,7 +12,8 @@ VmHWM minus its RSS at the start. The window's feature data is the Arrow size of
 
 NannyML cannot live in the project's venv: its dependency s3fs -> aiobotocore pins botocore below 1.44, while
 moto[server] (the test extra) needs boto3 1.44. It runs from its own venv (default .venv-nannyml beside this
-repository: `python -m venv .venv-nannyml && .venv-nannyml/bin/pip install 'nannyml>=0.13' pyarrow`).
+repository: `python -m venv .venv-nannyml && .venv-nannyml/bin/pip install 'nannyml>=0.13' pyarrow statsmodels`;
+nannyml 0.13.1 imports statsmodels without depending on it).
 
     python bench/monitor_bench.py [--rows 1000000] [--database sqlite|postgresql://...]
                                   [--segments directory|database]
