@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from tests import factories
-from tests.factories import BuiltModels
 from watchtower.errors import Invalid
 from watchtower.events import api
 from watchtower.events.batch import parse_events
@@ -171,16 +169,6 @@ def test_typical_values_pass_the_property_checks() -> None:
     for task in ("classification", "regression"):
         want, got = usual(raw, task), arrow(raw, task)
         assert want is not None and got is not None and got.equals(want)
-
-
-@pytest.fixture
-def mixed(client: TestClient, models: BuiltModels) -> str:
-    spec = factories.named_spec(features=[{"name": "f1", "type": "numeric"},
-                                          {"name": "f2", "type": "numeric", "nullable": True},
-                                          {"name": "color", "type": "categorical", "nullable": True}])
-    response = factories.register(client, spec, models.named_primary, models.named_fallback, models.reference)
-    assert response.status_code == 201, response.text
-    return "mixed"
 
 
 def test_the_api_stores_common_batches_without_the_usual_parse(mixed: str, client: TestClient, db: Engine,

@@ -30,16 +30,6 @@ def churn(client: TestClient, models: BuiltModels) -> str:
     return "churn"
 
 
-@pytest.fixture
-def mixed(client: TestClient, models: BuiltModels) -> str:
-    spec = factories.named_spec(features=[{"name": "f1", "type": "numeric"},
-                                          {"name": "f2", "type": "numeric", "nullable": True},
-                                          {"name": "color", "type": "categorical", "nullable": True}])
-    response = factories.register(client, spec, models.named_primary, models.named_fallback, models.reference)
-    assert response.status_code == 201, response.text
-    return "mixed"
-
-
 def frame(ids: list[str], task: str = "classification", features: dict[str, Any] | None = None,
           predictions: list[Any] | None = None, scores: list[dict[str, float] | None] | None = None,
           seconds: list[int] | None = None, version: str | None = "v1") -> pd.DataFrame:
