@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 def measure_numeric(feature: str, profile: NumericProfile, column: pd.Series,
                     tests: tuple[NumericTest, ...]) -> list[Measured]:
     """Run the requested numeric tests on one current column."""
-    current = np.sort(finite_values(column))
+    current = finite_values(column)  # a copy (boolean indexing): sorted in place, no second million-value array
+    current.sort()
     n, m = profile.count, len(current)
     if m < 2 or n < 2:
         log.info("native_drift: %s has %d reference and %d current finite values; skipped", feature, n, m)

@@ -22,6 +22,7 @@ KS_EXACT_MAX = 10_000  # scipy's MAX_AUTO_N
 CVM_EXACT_MAX = 20
 WASSERSTEIN_MIN_NORM = 0.001  # Evidently's floor on std(reference)
 PSI_FLOOR = 1e-4  # share given to an empty bin so PSI stays finite
+BLOCK = 1 << 18  # positions of the pooled sample summed at once
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,16 @@ def smirnov_sf(n: int, x: float) -> float:
 
 
 def wasserstein(merged: Merged) -> float:
-    """First Wasserstein distance: the area between the two empirical CDFs (scipy's `wasserstein_distance`)."""
-    gaps = np.diff(merged.values)
-    cdf_gap = np.abs(merged.ref_seen[:-1] / merged.n - merged.cur_seen[:-1] / merged.m)
-    return float(np.dot(cdf_gap, gaps))
+    """First Wasserstein distance: the area between the two empirical CDFs (scipy's `wasserstein_distance`),
+    summed a block at a time: whole-length temporaries cost a monitor pass 60 MB per column in flight."""
+    values, cur_seen, n, m = merged.values, merged.cur_seen, merged.n, merged.m
+    total = 0.0
+    for start in range(0, len(values) - 1, BLOCK):
+        stop = min(start + BLOCK, len(values) - 1)
+        cur = cur_seen[start:stop]
+        ref = np.arange(start + 1, stop + 1, dtype=np.int64) - cur  # reference values at or before each position
+        total += float(np.dot(np.abs(ref / n - cur / m), np.diff(values[start:stop + 1])))
+    return total
 
 
 def wasserstein_normed(merged: Merged, reference_std: float) -> float:

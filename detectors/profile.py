@@ -157,7 +157,7 @@ def profile_numeric(column: pd.Series | NDArray[Any], max_values: int = 2_000_00
 
 def category_counts(column: pd.Series) -> tuple[tuple[str, ...], Ints]:
     """Sorted categories (as strings) and their counts, missing values dropped."""
-    counts = column.dropna().value_counts(sort=False)
+    counts = column.value_counts(sort=False, dropna=True)  # not dropna() first: a copy of a million objects
     # Count the raw values first and stringify only the (small) index: 1 and "1" merge, as with astype(str).
     by_label = pd.Series(counts.to_numpy(), index=counts.index.astype(str)).groupby(level=0).sum().sort_index()
     return tuple(by_label.index), by_label.to_numpy(dtype=np.int64)

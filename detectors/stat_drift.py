@@ -19,6 +19,7 @@ from detectors.base import (
     per_test_alpha,
 )
 from detectors.measured import DEFAULT_THRESHOLDS
+from detectors.profile import category_counts
 from detectors.registry import register
 from detectors.sketches import compare
 from detectors.sketches import drift as sketched
@@ -33,8 +34,8 @@ def ks_test(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
 
 def chi2_test(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
     """Two-sample chi-square test of homogeneity on category counts: (statistic, p-value)."""
-    ref_counts = reference.dropna().astype(str).value_counts()
-    cur_counts = current.dropna().astype(str).value_counts()
+    ref_counts, cur_counts = (pd.Series(counts, index=pd.Index(labels, dtype=object))
+                              for labels, counts in (category_counts(reference), category_counts(current)))
     categories = ref_counts.index.union(cur_counts.index)
     table = np.vstack([ref_counts.reindex(categories, fill_value=0), cur_counts.reindex(categories, fill_value=0)])
     if table.shape[1] < 2:
