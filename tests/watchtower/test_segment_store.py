@@ -347,3 +347,29 @@ def test_a_sample_of_a_window_spreads_over_its_segments_and_stays_inside_it(db: 
     times = sample.column(TS).to_pylist()
     assert times == sorted(times) and min(times) >= start and max(times) < end
     assert set(sample.column_names) == {ID, TS, "f1"}
+
+
+def test_a_file_is_synced_with_its_directory_and_any_directory_made_for_it(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A power cut after the manifest row commits must not lose the file's name: fsync the file, the directory
+    that names it and, when directories were made for it, each one's parent."""
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    store = FileStore.open(str(tmp_path / "segments"))
+    table = pa.table({ID: ["a"], TS: pa.array([T0], pa.timestamp("us", tz="UTC"))})
+    first = store.put(7, table, T0.date())
+    day = tmp_path / "segments" / "model_id=7" / f"date={T0.date().isoformat()}"
+    assert synced == [str(day / Path(first.path or "").name), str(day), str(tmp_path),
+                      str(tmp_path / "segments"), str(tmp_path / "segments" / "model_id=7")]
+    synced.clear()
+    second = store.put(7, table, T0.date())
+    assert synced == [str(day / Path(second.path or "").name), str(day)]  # nothing made: the file and its directory
+    assert first.n_bytes == (day / Path(first.path or "").name).stat().st_size > 0

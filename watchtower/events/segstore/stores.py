@@ -99,15 +99,22 @@ class FileStore:
     def put(self, model_id: int, table: pa.Table, day: date) -> Placed:
         path = f"model_id={model_id}/date={day.isoformat()}/{uuid4().hex}.parquet"
         target = self.full(path)
-        self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        directory = target.rsplit("/", 1)[0]
         if self._local:  # synced before its manifest row commits: an acknowledged batch survives a power cut
+            made = _make_dirs(directory)
             with open(target, "wb") as out:
                 write_parquet(table, out)
                 out.flush()
                 os.fsync(out.fileno())
-        else:  # an object store makes the object visible only once the upload completes
-            with self.filesystem.open_output_stream(target) as out:
-                write_parquet(table, out)
+                size = out.tell()
+            # The file's name is in its directory only once the directory is synced too; a directory made just
+            # now is named in its parent, which then needs the same.
+            for synced in (directory, *(os.path.dirname(d) for d in made)):
+                _fsync_dir(synced)
+            return Placed(size, path=path)
+        self.filesystem.create_dir(directory, recursive=True)
+        with self.filesystem.open_output_stream(target) as out:  # an object store shows it once the upload ends
+            write_parquet(table, out)
         return Placed(self.filesystem.get_file_info(target).size or 0, path=path)
 
     def dataset(self, paths: Sequence[str]) -> ds.Dataset:
@@ -133,6 +140,26 @@ class FileStore:
                 self.filesystem.delete_file(self.full(path))
             except FileNotFoundError:
                 pass
+
+
+def _make_dirs(directory: str) -> list[str]:
+    """Make the directory and any missing parents; return those made, outermost first."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    missing.reverse()
+    for made in missing:
+        os.makedirs(made, exist_ok=True)  # another writer may make it first
+    return missing
+
+
+def _fsync_dir(directory: str) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def open_store(location: str | None, database_url: str) -> DatabaseStore | FileStore:
