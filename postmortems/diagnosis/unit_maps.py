@@ -12,6 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import ks_2samp
 
+from detectors import numeric_stats as num
+
 Floats = NDArray[np.float64]
 MAX_VALUES = 3000  # evenly spaced order statistics per side: the test stays fast and its power ample
 MIN_VALUES = 30
@@ -80,13 +82,6 @@ def best_fit(reference: Floats, serving: Floats) -> UnitFit | None:
         candidates.append(UnitMap(1.0, offset, f"shifted by a constant {offset:+.4g}"))
     # The same n on every side: the highest p is the smallest KS D, so one test is run, on the winner (the first
     # of equals, as max() over the p-values picked). Every map is increasing: undoing it keeps `cur` sorted.
-    distances = [ks_distance(ref, m.undo(cur)) for m in candidates]
+    distances = [num.ks_statistic(num.merge(ref, m.undo(cur))) for m in candidates]
     unit_map = candidates[int(np.argmin(distances))]
     return UnitFit(unit_map, before, float(ks_2samp(ref, unit_map.undo(cur)).pvalue))
-
-
-def ks_distance(ref: Floats, cur: Floats) -> float:
-    """The two-sample KS statistic of sorted samples, computed as scipy's ks_2samp computes it."""
-    both = np.concatenate([ref, cur])
-    gap = np.searchsorted(ref, both, side="right") / len(ref) - np.searchsorted(cur, both, side="right") / len(cur)
-    return float(max(np.clip(-np.min(gap), 0, 1), np.max(gap)))

@@ -99,7 +99,8 @@ def ingest_events(name: ModelName, body: Annotated[tuple[bytes, str | None], Dep
     now = utcnow()
     frame = None if columns is None else event_columns(columns, model.features, model.task, now)
     if frame is None:  # the features are checked (and a refusal recorded) the usual way
-        events = events or parse_events(body)
+        if events is None:
+            events = parse_events(body)
         features = checked_features(session, model, [e["features"] for e in events], "body.events.{i}.features",
                                     check_columns)
         frame = event_table([e["id"] for e in events], utc_array([e.get("ts") for e in events], default=now),

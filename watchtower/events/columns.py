@@ -11,7 +11,7 @@ its index, field and reason, and anything accepted here is stored exactly as tha
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import pyarrow.json as pj
 
 from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
 from watchtower.events.batch import is_json
-from watchtower.events.frames import RECEIVED_AT, TS_TYPE, VERSION, prediction_column
+from watchtower.events.frames import RECEIVED_AT, TS_TYPE, VERSION, epoch_micros, prediction_column, received_column
 from watchtower.events.schemas import MAX_BATCH
 from watchtower.limits import EARLIEST, LATEST
 
@@ -33,7 +33,6 @@ _ISO = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[
 _SCHEMA = pa.schema([("events", pa.list_(pa.struct([("ts", pa.string())])))])
 _FLOATS, _TEXT, _INTS, _NULL = pa.float64(), pa.string(), pa.int64(), pa.null()
 _MAX_DEPTH = 4  # {"events": [{"features": {...}}]}: deeper bodies (nested predictions) go the usual way
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'{}[]"\\')
 Columns = dict[str, pa.Array]
 
@@ -144,13 +143,9 @@ def _times(text: pa.Array | None) -> pa.Array | None:
     except pa.ArrowInvalid:  # a day the month lacks
         return None
     micros = times.cast(_INTS)
-    if pc.min(micros).as_py() < _micros(EARLIEST) or pc.max(micros).as_py() >= _micros(LATEST):
+    if pc.min(micros).as_py() < epoch_micros(EARLIEST) or pc.max(micros).as_py() >= epoch_micros(LATEST):
         return None
     return times
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _scores(scores: pa.Array | None) -> Columns | None:
@@ -190,7 +185,7 @@ def event_columns(events: EventColumns, features: Sequence[dict[str, Any]], task
     columns[ERROR] = fields.get("error", pa.nulls(n)).cast(_TEXT)
     columns.update(events.scores)
     columns[VERSION] = fields.get("version", pa.nulls(n)).cast(_TEXT)
-    columns[RECEIVED_AT] = pa.array(np.full(n, _micros(received_at), dtype=np.int64), TS_TYPE)
+    columns[RECEIVED_AT] = received_column(n, received_at)
     return pa.table(columns)
 
 

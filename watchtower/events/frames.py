@@ -7,7 +7,7 @@ only where JSON gave a value no column type can take without looking at it (a cl
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ _NONE = type(None)
 # (it cannot read TIMESTAMP(NANOS)). Segments of older releases hold nanoseconds; `manifest.read` casts them.
 # Event frames (pandas) keep nanoseconds.
 TS_TYPE = pa.timestamp("us", tz="UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def prediction_column(values: Sequence[Any] | np.ndarray, task: str) -> pd.Series:
@@ -130,9 +131,18 @@ def event_table(ids: Sequence[str], ts: pa.Array, features: Mapping[str, np.ndar
     columns.update({name: pa.array(values, floats, from_pandas=True)
                     for name, values in proba_columns(scores or []).items()})
     columns[VERSION] = pa.nulls(n, text) if versions is None else pa.array(versions, text)
-    columns[RECEIVED_AT] = pa.array(np.full(n, pd.Timestamp(received_at).tz_convert("UTC").value // 1000,
-                                            dtype=np.int64), TS_TYPE)
+    columns[RECEIVED_AT] = received_column(n, received_at)
     return pa.table(columns)
+
+
+def epoch_micros(moment: datetime) -> int:
+    """An aware time as TS_TYPE stores it: microseconds since the epoch."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def received_column(n: int, received_at: datetime) -> pa.Array:
+    """RECEIVED_AT for n events that arrived together."""
+    return pa.array(np.full(n, epoch_micros(received_at), dtype=np.int64), TS_TYPE)
 
 
 def events_frame(rows: Sequence[Mapping[str, Any]], schema: dict[str, str], task: str) -> pd.DataFrame:

@@ -5,6 +5,7 @@ array on SQLite), and a slower path that says which ids were new when some were 
 import io
 import json
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,7 @@ def insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool)
             with cursor.copy(_COPY_KEYS) as copy:
                 copy.write(_csv(keys))
         else:
-            cursor.executemany(f"INSERT INTO {_KEY_TABLE} VALUES (?, ?, ?, ?)",
-                               zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
+            cursor.executemany(f"INSERT INTO {_KEY_TABLE} VALUES (?, ?, ?, ?)", _rows(keys))
         cursor.execute(_INSERT_KEYS.format(model=int(model_id)))
         return [row[0] for row in cursor.fetchall()]
     finally:
@@ -88,6 +88,11 @@ def _all_new_postgres(cursor: Any, model_id: int, keys: pa.Table) -> bool:
     return True
 
 
+def _rows(keys: pa.Table) -> Iterator[tuple[Any, ...]]:
+    """The key_table's rows as tuples for executemany."""
+    return zip(*(column.to_pylist() for column in keys.columns), strict=True)
+
+
 def _csv(table: pa.Table) -> memoryview:
     buffer = io.BytesIO()
     csv.write_csv(table, buffer, csv.WriteOptions(include_header=False))
@@ -102,8 +107,7 @@ def _all_new_sqlite(cursor: Any, model_id: int, keys: pa.Table) -> bool:
     packed = _packed_keys(keys)
     if packed is None:
         cursor.executemany(f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
-                           f"({int(model_id)}, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING",
-                           zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True))
+                           f"({int(model_id)}, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING", _rows(keys))
     else:
         cursor.execute(_INSERT_PACKED.format(model=int(model_id)), packed)
     inserted = bool(cursor.rowcount == keys.num_rows)  # rows inserted; conflicts are not counted

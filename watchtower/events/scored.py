@@ -3,7 +3,7 @@ per flush by the event writer (all the requests of a flush at once, not a frame 
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +12,6 @@ import numpy as np
 if TYPE_CHECKING:  # the request path builds Scored without pyarrow; the writer's flush imports it
     import pyarrow as pa
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,7 +38,7 @@ def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> 
     import pyarrow as pa
 
     from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
-    from watchtower.events.frames import RECEIVED_AT, TS_TYPE, VERSION
+    from watchtower.events.frames import RECEIVED_AT, TS_TYPE, VERSION, epoch_micros
 
     sizes = [len(p.ids) for p in parts]
     n = sum(sizes)
@@ -50,7 +48,7 @@ def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> 
         values = np.concatenate([p.features[name] if name in p.features else _feature(p, name, kind)
                                  for p in parts])
         columns[name] = pa.array(values, pa.float64() if kind == "numeric" else pa.string(), from_pandas=True)
-    micros = np.repeat([(p.at - EPOCH) // MICROSECOND for p in parts], sizes).astype(np.int64)
+    micros = np.repeat([epoch_micros(p.at) for p in parts], sizes).astype(np.int64)
     times = pa.array(micros, TS_TYPE)
     columns[ID] = pa.array(list(chain.from_iterable(p.ids for p in parts)), pa.string())
     columns[TS] = times

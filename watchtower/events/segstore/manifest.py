@@ -69,7 +69,7 @@ def placed_values(bind: Engine | Connection, model_id: int, table: pa.Table) -> 
     """Write a segment to the bound store; return its manifest row's values (None for no rows)."""
     if table.num_rows == 0:
         return None
-    bounds = pc.min_max(table.column(TS).cast(pa.timestamp("us", tz="UTC"), safe=False))
+    bounds = pc.min_max(table.column(TS).cast(TS_TYPE, safe=False))
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     placed = bound(bind).store.put(model_id, table, low.date())
     return {"model_id": model_id, "min_ts": low, "max_ts": high, "n_rows": table.num_rows,
@@ -82,8 +82,7 @@ def scan(session: Session, model_id: int, start: datetime, end: datetime,
     (None: all) are the only ones read, and a column no segment has is absent from the result."""
     rows = session.exec(select(EventSegment.id, EventSegment.path).where(*live_overlapping(model_id, start, end))
                         .order_by(col(EventSegment.min_ts))).all()
-    within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
-    return oldest_first(read(session, [(i, p) for i, p in rows if i is not None], columns, within))
+    return oldest_first(read(session, [(i, p) for i, p in rows if i is not None], columns, ts_within(start, end)))
 
 
 def live_overlapping(model_id: int, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
@@ -111,7 +110,7 @@ def scan_sample(session: Session, model_id: int, start: datetime, end: datetime,
     segments = [(i, p, n) for i, p, n in listed if i is not None]
     total = sum(n for _, _, n in segments)
     wanted = columns if columns is None or callable(columns) else [ID, TS, *columns]
-    within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
+    within = ts_within(start, end)
     if total <= rows:
         return oldest_first(read(session, [(i, p) for i, p, _ in segments], wanted, within))
     # Row groups as the writer cuts them (ROW_GROUP_ROWS each, the last one shorter), in served-time order.
@@ -134,9 +133,7 @@ def _read_group(session: Session, segment_id: int, path: str | None, group: int,
                 where: ds.Expression) -> pa.Table:
     """One row group of a segment (the last one if the file has fewer), its wanted columns and rows."""
     if path is not None:
-        store = bound(session.get_bind()).store
-        if not isinstance(store, FileStore):
-            raise RuntimeError("event segments are stored as files, but WATCHTOWER_SEGMENT_STORE is 'database'")
+        store = _file_store(session)
         source: Any = store.filesystem.open_input_file(store.full(path))
     else:
         source = pa.BufferReader(session.exec(select(EventSegment.parquet).where(EventSegment.id == segment_id)).one())
@@ -157,10 +154,7 @@ def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Colu
     kept = [i for i, p in rows if p is None]
     tables = []
     if paths:
-        store = bound(session.get_bind()).store
-        if not isinstance(store, FileStore):
-            raise RuntimeError("event segments are stored as files, but WATCHTOWER_SEGMENT_STORE is 'database'")
-        dataset = store.dataset(paths)
+        dataset = _file_store(session).dataset(paths)
         tables.append(dataset.to_table(columns=_present(columns, dataset.schema), filter=where))
     for segment_id in kept:  # one blob in memory at a time: only its wanted columns and rows stay
         blob = session.exec(select(EventSegment.parquet).where(EventSegment.id == segment_id)).one()
@@ -174,12 +168,25 @@ def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Colu
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 
 
+def _file_store(session: Session) -> FileStore:
+    """The bound store, which must keep files: a manifest row with a path names one."""
+    store = bound(session.get_bind()).store
+    if not isinstance(store, FileStore):
+        raise RuntimeError("event segments are stored as files, but WATCHTOWER_SEGMENT_STORE is 'database'")
+    return store
+
+
 def _us(table: pa.Table) -> pa.Table:
     """TS as TS_TYPE. A scan that includes an older nanosecond segment yields nanoseconds (a dataset cast would
     refuse sub-microsecond values): they are truncated here, as the event store's own times are."""
     if TS not in table.column_names or table.schema.field(TS).type == TS_TYPE:
         return table
     return table.set_column(table.schema.get_field_index(TS), TS, table.column(TS).cast(TS_TYPE, safe=False))
+
+
+def ts_within(start: datetime, end: datetime) -> ds.Expression:
+    """The scan filter start <= TS < end."""
+    return (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
 
 
 def ts_bound(moment: datetime) -> pa.Scalar:

@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from sqlalchemy import select as sql_select
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from detectors.base import LABEL, LATENCY, PREDICTION, PROBA_PREFIX, TS, FeatureType
+from detectors.base import LABEL, LATENCY, PREDICTION, PROBA_PREFIX, FeatureType
 from detectors.sketches.profile import (
     CategoryCounts,
     NumericSketch,
@@ -42,7 +41,7 @@ from watchtower.db import writer
 from watchtower.events.models import EventSegment, PostedProfile
 from watchtower.events.segstore import rollups
 from watchtower.events.segstore.binding import Segments, bound
-from watchtower.events.segstore.manifest import WRITTEN, live_overlapping, read, ts_bound
+from watchtower.events.segstore.manifest import WRITTEN, live_overlapping, read, ts_within
 from watchtower.registry.models import MonitoredModel, ReferenceData
 
 log = logging.getLogger(__name__)
@@ -246,7 +245,7 @@ def window_profile(session: Session, model: MonitoredModel, start: datetime, end
     for profile in stored_profiles(session, [s.id for s in inside if s.id not in rolled]):
         merger.add(profile)
     rows_read = 0
-    within = (ds.field(TS) >= ts_bound(start)) & (ds.field(TS) < ts_bound(end))
+    within = ts_within(start, end)
     for chunk in _chunks(exact):
         table = read(session, [(s.id, s.path) for s in chunk], _profiled_columns(model), within)
         rows_read += table.num_rows
