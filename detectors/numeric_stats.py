@@ -11,6 +11,7 @@ follow in O(n + m) without re-sorting the reference. Formulas follow scipy 1.17 
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,41 +23,67 @@ KS_EXACT_MAX = 10_000  # scipy's MAX_AUTO_N
 CVM_EXACT_MAX = 20
 WASSERSTEIN_MIN_NORM = 0.001  # Evidently's floor on std(reference)
 PSI_FLOOR = 1e-4  # share given to an empty bin so PSI stays finite
-BLOCK = 1 << 18  # positions of the pooled sample summed at once
+BLOCK = 1 << 18  # current values summed at once
+
+
+@dataclass(frozen=True)
+class SortedReference:
+    """A sorted reference sample and what KS and Wasserstein read from it, so that a check costs O(current) beyond
+    the current sort: where each run of equal values starts, and the area under its empirical CDF up to each
+    value. Built once per reference profile (`NumericProfile.prepared`)."""
+
+    values: Floats
+    run_first: Ints  # index of the first value equal to values[k]
+    area: Floats  # integral of F_ref from values[0] to values[k]
+
+    @classmethod
+    def of(cls, values: Floats) -> "SortedReference":
+        n = len(values)
+        starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+        run_first = np.repeat(starts, np.diff(np.append(starts, n))).astype(np.int64)
+        area = np.zeros(n)
+        np.cumsum(np.arange(1, n, dtype=np.float64) / n * np.diff(values), out=area[1:])  # F_ref = (i+1)/n on each gap
+        return cls(values, run_first, area)
 
 
 @dataclass(frozen=True)
 class Merged:
-    """The pooled sorted sample and, at each position, how many reference/current values lie at or before it."""
+    """Two sorted samples and, for each current value, how many reference values lie at or below it; the pooled
+    order (Cramér-von Mises' ranks) only when asked for."""
 
-    values: Floats
-    ref_seen: Ints
-    cur_seen: Ints
-    is_cur: NDArray[np.bool_]
     n: int
     m: int
     reference: Floats
     current: Floats
     ref_at_or_below: Ints  # for each sorted current value, how many reference values are <= it
+    prepared: SortedReference
+
+    @cached_property
+    def is_cur(self) -> NDArray[np.bool_]:
+        """Whether each position of the pooled sorted sample holds a current value (ties: reference first)."""
+        is_cur = np.zeros(self.n + self.m, dtype=np.bool_)
+        is_cur[self.ref_at_or_below + np.arange(self.m)] = True
+        return is_cur
+
+    @cached_property
+    def values(self) -> Floats:
+        """The pooled sorted sample."""
+        values = np.empty(self.n + self.m)
+        values[self.is_cur] = self.current
+        values[~self.is_cur] = self.reference
+        return values
 
     def tie_ends(self) -> NDArray[np.intp]:
         """Positions that end a run of equal values: where both empirical CDFs take their value."""
         return np.flatnonzero(np.append(self.values[1:] != self.values[:-1], True))
 
 
-def merge(reference: Floats, current: Floats) -> Merged:
-    """Merge two sorted samples; ties put reference values first (only tie ends are ever read)."""
-    n, m = len(reference), len(current)
+def merge(reference: Floats, current: Floats, prepared: SortedReference | None = None) -> Merged:
+    """Two sorted samples, ready for the statistics below; `prepared` is `SortedReference.of(reference)` when the
+    caller keeps one (O(n) to build)."""
     at_or_below = np.searchsorted(reference, current, side="right")
-    where = at_or_below + np.arange(m)
-    is_cur = np.zeros(n + m, dtype=np.bool_)
-    is_cur[where] = True
-    values = np.empty(n + m)
-    values[where] = current
-    values[~is_cur] = reference
-    cur_seen = np.cumsum(is_cur, dtype=np.int64)
-    return Merged(values, np.arange(1, n + m + 1, dtype=np.int64) - cur_seen, cur_seen, is_cur, n, m,
-                  reference, current, at_or_below)
+    return Merged(len(reference), len(current), reference, current, at_or_below,
+                  prepared if prepared is not None else SortedReference.of(reference))
 
 
 def ks_statistic(merged: Merged) -> float:
@@ -69,11 +96,12 @@ def ks_statistic(merged: Merged) -> float:
     at_or_below = merged.ref_at_or_below
     run_end = np.append(current[1:] != current[:-1], True)
     after = at_or_below[run_end] / n - (np.flatnonzero(run_end) + 1) / m
-    shared = at_or_below > 0
-    shared[shared] = reference[at_or_below[shared] - 1] == current[shared]  # a current value equal to a reference one
-    below = np.searchsorted(reference, current, side="left") if shared.any() else at_or_below
-    run_start = np.concatenate([[True], run_end[:-1]])
-    before = below[run_start] / n - np.flatnonzero(run_start) / m
+    run_start = np.flatnonzero(np.concatenate([[True], run_end[:-1]]))
+    seen = at_or_below[run_start]
+    last = np.maximum(seen - 1, 0)
+    # Reference values strictly below each run's value: fewer than `seen` when the last of them equals it.
+    below = np.where((seen > 0) & (reference[last] == current[run_start]), merged.prepared.run_first[last], seen)
+    before = below / n - run_start / m
     return float(max(after.max(), before.max(), 0.0, np.clip(-after.min(), 0, 1)))
 
 
@@ -125,15 +153,34 @@ def smirnov_sf(n: int, x: float) -> float:
 
 
 def wasserstein(merged: Merged) -> float:
-    """First Wasserstein distance: the area between the two empirical CDFs (scipy's `wasserstein_distance`),
-    summed a block at a time: whole-length temporaries cost a monitor pass 60 MB per column in flight."""
-    values, cur_seen, n, m = merged.values, merged.cur_seen, merged.n, merged.m
-    total = 0.0
-    for start in range(0, len(values) - 1, BLOCK):
-        stop = min(start + BLOCK, len(values) - 1)
-        cur = cur_seen[start:stop]
-        ref = np.arange(start + 1, stop + 1, dtype=np.int64) - cur  # reference values at or before each position
-        total += float(np.dot(np.abs(ref / n - cur / m), np.diff(values[start:stop + 1])))
+    """First Wasserstein distance: the area between the two empirical CDFs (scipy's `wasserstein_distance`), in
+    O(m) from the reference's prepared areas.
+
+    Between consecutive current values c_j < c_j+1, F_cur is the level L = (j+1)/m and F_ref rises from below L to
+    at least L at one reference value x* (index ceil(L n) - 1), so the gap's area is L(2p - c_j - c_j+1) + H(c_j) +
+    H(c_j+1) - 2H(p) with p = x* clipped to the gap and H the integral of F_ref; before the first current value
+    F_cur is 0, after the last 1.
+    """
+    reference, current, n, m = merged.reference, merged.current, merged.n, merged.m
+    area, seen = merged.prepared.area, merged.ref_at_or_below
+
+    def h(at: slice) -> Floats:  # H at current values
+        below = seen[at]
+        last = np.maximum(below - 1, 0)
+        return np.where(below > 0, area[last] + below / n * (current[at] - reference[last]), 0.0)
+
+    total = float(h(slice(0, 1))[0])
+    for start in range(0, m - 1, BLOCK):  # a block at a time: whole-length temporaries cost 80 MB per column
+        stop = min(start + BLOCK, m - 1)
+        h_cur, low, high = h(slice(start, stop + 1)), current[start:stop], current[start + 1:stop + 1]
+        crossing = (np.arange(start + 1, stop + 1, dtype=np.int64) * n + m - 1) // m - 1  # x*'s index, per gap
+        x_star = reference[crossing]
+        p = np.clip(x_star, low, high)
+        h_p = np.where(x_star <= low, h_cur[:-1], np.where(x_star >= high, h_cur[1:], area[crossing]))
+        levels = np.arange(start + 1, stop + 1, dtype=np.float64) / m
+        total += float(np.sum(levels * (2 * p - low - high) + h_cur[:-1] + h_cur[1:] - 2 * h_p))
+    if reference[-1] > current[-1]:  # beyond the last current value F_cur is 1
+        total += reference[-1] - current[-1] - (area[-1] - float(h(slice(m - 1, m))[0]))
     return total
 
 

@@ -62,10 +62,28 @@ def test_large_samples_match_scipy_asymptotic(spec: tuple[int, float, int | None
     expected = stats.ks_2samp(reference, current, method="asymp")
     assert _close(d, expected.statistic, STAT)
     assert _close(num.ks_pvalue(d, n, m), expected.pvalue, PVAL)  # no data passed: must be the asymptotic formula
+    assert _close(num.wasserstein(merged), stats.wasserstein_distance(reference, current), STAT)
     t = num.cvm_statistic(merged)
     expected_cvm = stats.cramervonmises_2samp(reference, current, method="asymptotic")
     assert t == pytest.approx(expected_cvm.statistic, rel=STAT, abs=1e-12)
     assert _close(num.cvm_pvalue(t, n, m), expected_cvm.pvalue, PVAL)
+
+
+@pytest.mark.parametrize(("reference", "current"), [
+    ([0.0, 1.0, 2.0], [5.0, 6.0]),  # disjoint, current above
+    ([5.0, 6.0, 6.0], [0.0, 1.0, 1.0, 2.0]),  # disjoint, current below
+    ([0.0, 10.0], [1.0, 2.0, 3.0]),  # current inside the reference's range
+    ([1.0, 2.0, 3.0], [0.0, 10.0]),  # reference inside the current's range
+    ([3.0, 3.0, 3.0], [3.0, 3.0]),  # one shared value
+    ([1.0, 1.0, 2.0, 2.0, 2.0], [2.0, 2.0, 1.0, 3.0, 3.0, 1.0, 1.0]),  # ties on both sides
+])
+def test_statistics_on_edge_cases_match_scipy(reference: list[float], current: list[float]) -> None:
+    """Supports that do not overlap or nest, constant samples and shared ties: the O(m) KS and Wasserstein, which
+    read the reference's prepared areas, against scipy."""
+    r, c = np.sort(np.array(reference)), np.sort(np.array(current))
+    merged = num.merge(r, c)
+    assert num.ks_statistic(merged) == pytest.approx(stats.ks_2samp(r, c).statistic, rel=STAT, abs=1e-15)
+    assert num.wasserstein(merged) == pytest.approx(stats.wasserstein_distance(r, c), rel=STAT, abs=1e-15)
 
 
 counts = st.lists(st.integers(0, 60), min_size=2, max_size=6)
