@@ -5,9 +5,10 @@ Data: drift_bench's 20 numeric + 5 categorical columns (1M events by default), w
 as ingest does (10k-event segments) and compacted as the compaction job does; the model is a real ONNX
 classifier registered with a reference of the same size. The monitor is a typical drift monitor: native_drift
 and prediction_drift. Watchtower's time is the whole `run_monitor` (store read, detectors, findings stored,
-breach response), with the reference already cached as in a running service. NannyML's time is fit on the
-reference plus calculate on the window, both frames already in memory (chunk_number=1; KS for numeric, chi2 for
-categorical columns, the tests native_drift runs). Each side runs in its own process; its peak memory is its
+breach response), with the reference already cached as in a running service (its decoded profile, and what KS
+and Wasserstein prepare from it on a first pass). NannyML's time is fit on the reference plus calculate on the
+window, both frames already in memory (chunk_number=1; KS for numeric, chi2 for categorical columns, the tests
+native_drift runs). Each side runs in its own process; its peak memory is its
 VmHWM minus its RSS at the start. The window's feature data is the Arrow size of its 25 feature columns.
 
 NannyML cannot live in the project's venv: its dependency s3fs -> aiobotocore pins botocore below 1.44, while
@@ -136,7 +137,9 @@ def cached_runtime(url: str, segments: str) -> "Runtime":
     registry.kind_of("native_drift")  # the built-in detectors are imported, as after a service's first pass
     runtime = Runtime(Settings(database_url=url, scheduler_enabled=False, segment_store=segments), make_engine(url))
     with Session(runtime.engine) as session:
-        runtime.references.get(session, session.exec(select(MonitoredModel)).one())
+        _, profile = runtime.references.get(session, session.exec(select(MonitoredModel)).one())
+    for numeric in profile.numeric.values() if profile is not None else ():
+        assert numeric.prepared is not None  # built by a service's first pass and kept with the profile
     runtime.engine.dispose()  # the child opens its own connections
     return runtime
 

@@ -33,14 +33,14 @@ class SortedReference:
     value. Built once per reference profile (`NumericProfile.prepared`)."""
 
     values: Floats
-    run_first: Ints  # index of the first value equal to values[k]
+    run_first: NDArray[np.int32] | Ints  # index of the first value equal to values[k] (int32 below 2**31 values)
     area: Floats  # integral of F_ref from values[0] to values[k]
 
     @classmethod
     def of(cls, values: Floats) -> "SortedReference":
         n = len(values)
         starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
-        run_first = np.repeat(starts, np.diff(np.append(starts, n))).astype(np.int64)
+        run_first = np.repeat(starts.astype(np.int32 if n < 2**31 else np.int64), np.diff(np.append(starts, n)))
         area = np.zeros(n)
         np.cumsum(np.arange(1, n, dtype=np.float64) / n * np.diff(values), out=area[1:])  # F_ref = (i+1)/n on each gap
         return cls(values, run_first, area)
