@@ -93,16 +93,22 @@ def ks_statistic(merged: Merged) -> float:
     just before such a jump (at the last reference value below the next current value), so O(m) work suffices.
     """
     reference, current, n, m = merged.reference, merged.current, merged.n, merged.m
-    at_or_below = merged.ref_at_or_below
-    run_end = np.append(current[1:] != current[:-1], True)
-    after = at_or_below[run_end] / n - (np.flatnonzero(run_end) + 1) / m
-    run_start = np.flatnonzero(np.concatenate([[True], run_end[:-1]]))
-    seen = at_or_below[run_start]
-    last = np.maximum(seen - 1, 0)
-    # Reference values strictly below each run's value: fewer than `seen` when the last of them equals it.
-    below = np.where((seen > 0) & (reference[last] == current[run_start]), merged.prepared.run_first[last], seen)
-    before = below / n - run_start / m
-    return float(max(after.max(), before.max(), 0.0, np.clip(-after.min(), 0, 1)))
+    at_or_below, run_first = merged.ref_at_or_below, merged.prepared.run_first
+    d = 0.0
+    for start in range(0, m, BLOCK):  # a block at a time, as `wasserstein`
+        stop = min(start + BLOCK, m)
+        values = current[start:stop]
+        ends = start + np.flatnonzero(np.append(values[:-1] != values[1:], stop == m or values[-1] != current[stop]))
+        after = at_or_below[ends] / n - (ends + 1) / m
+        starts = start + np.flatnonzero(np.concatenate([[start == 0 or current[start - 1] != values[0]],
+                                                        values[1:] != values[:-1]]))
+        seen = at_or_below[starts]
+        last = np.maximum(seen - 1, 0)
+        # Reference values strictly below each run's value: fewer than `seen` when the last of them equals it.
+        below = np.where((seen > 0) & (reference[last] == current[starts]), run_first[last], seen)
+        d = max(d, float(after.max(initial=0)), float((below / n - starts / m).max(initial=0)),
+                float(-after.min(initial=0)))  # initial: a block can lie inside one run
+    return min(d, 1.0)
 
 
 ASYMPTOTIC_EN = 10_000

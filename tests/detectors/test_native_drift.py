@@ -1,5 +1,7 @@
 """The native engine against scipy on random data (hypothesis), and its verdicts on known shifts."""
 
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,6 +86,21 @@ def test_statistics_on_edge_cases_match_scipy(reference: list[float], current: l
     merged = num.merge(r, c)
     assert num.ks_statistic(merged) == pytest.approx(stats.ks_2samp(r, c).statistic, rel=STAT, abs=1e-15)
     assert num.wasserstein(merged) == pytest.approx(stats.wasserstein_distance(r, c), rel=STAT, abs=1e-15)
+
+
+@SAMPLES
+@given(samples, st.integers(2, 300), st.integers(2, 300), st.integers(1, 40))
+def test_blocks_do_not_change_ks_or_wasserstein(spec: tuple[int, float, int | None], n: int, m: int,
+                                                block: int) -> None:
+    """KS and Wasserstein go through the current values a block at a time: runs of ties cut by a block's edge, or
+    filling a whole block, give the same values as one block."""
+    seed, shift, decimals = spec
+    reference, current = np.sort(_sample(seed, n, 0, decimals)), np.sort(_sample(seed + 1, m, shift, decimals))
+    whole = num.merge(reference, current)
+    d, w = num.ks_statistic(whole), num.wasserstein(whole)
+    with mock.patch.object(num, "BLOCK", block):
+        assert num.ks_statistic(whole) == d
+        assert num.wasserstein(whole) == pytest.approx(w, rel=STAT, abs=1e-15)
 
 
 counts = st.lists(st.integers(0, 60), min_size=2, max_size=6)
