@@ -23,7 +23,7 @@ KS_EXACT_MAX = 10_000  # scipy's MAX_AUTO_N
 CVM_EXACT_MAX = 20
 WASSERSTEIN_MIN_NORM = 0.001  # Evidently's floor on std(reference)
 PSI_FLOOR = 1e-4  # share given to an empty bin so PSI stays finite
-BLOCK = 1 << 18  # current values summed at once
+BLOCK = 1 << 16  # current values summed at once
 
 
 @dataclass(frozen=True)
