@@ -23,11 +23,13 @@ from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.schemas import ModelName
 from watchtower.serving.directory import Served
+from watchtower.serving.route import PredictRoute
 
 if TYPE_CHECKING:  # onnxruntime loads with the first model, not at the app's start-up
     from watchtower.serving.onnx_model import OnnxModel
 
-router = APIRouter(tags=["serving"], dependencies=WriteAccess, responses=problem_responses(401, 404, 409, 422, 503))
+router = APIRouter(tags=["serving"], dependencies=WriteAccess, responses=problem_responses(401, 404, 409, 422, 503),
+                   route_class=PredictRoute)
 
 
 @router.post("/models/{name}/predict", response_model=PredictResponse)
