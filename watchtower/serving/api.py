@@ -1,7 +1,6 @@
 """Predict through Watchtower: the active ONNX graph scores, and every prediction becomes an event."""
 
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
@@ -23,6 +22,7 @@ from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.schemas import ModelName
 from watchtower.serving.directory import Served
+from watchtower.serving.ids import new_ids
 from watchtower.serving.route import PredictRoute
 
 if TYPE_CHECKING:  # onnxruntime loads with the first model, not at the app's start-up
@@ -44,7 +44,7 @@ async def predict(name: ModelName, body: PredictRequest, request: Request) -> Re
     served = runtime.directory.cached(name) or await run_in_threadpool(runtime.directory.lookup, name)
     model = served.model
     require_active(model)
-    ids = body.ids or [uuid.uuid4().hex for _ in body.instances]
+    ids = body.ids or new_ids(len(body.instances))
     if len(ids) != len(body.instances):
         raise Invalid("ids and instances differ in length",
                       errors=[field_error("body.ids", f"{len(ids)} ids for {len(body.instances)} instances")])
