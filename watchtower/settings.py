@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     serving_refresh_s: float = Field(default=1.0, ge=0, description="How long predict reuses a model's active "
                                      "version before re-reading it (a swap in another process takes effect within "
                                      "this; in this process at once)")
+    serving_inline_rows: int = Field(default=32, ge=0, description="Predict scores batches of up to this many rows "
+                                     "on the event loop (no thread hop); larger ones in the thread pool")
     auth_cache_s: float = Field(default=1.0, ge=0, le=60, description="How long a bearer token's caller is "
                                 "reused without reading the database: a revoked token, or a deactivated owner, is "
                                 "refused within this (0: read on every request)")

@@ -12,6 +12,7 @@ thread stores whatever has gathered as one segment per model with one commit (gr
   async events stay buffered and are retried with backoff. The thread never dies.
 """
 
+import asyncio
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from alerts.metrics import Metrics
 from watchtower.db import writer
@@ -132,25 +134,52 @@ class EventWriter:
             raise Unavailable(f"the events were not stored within {self._settings.log_wait_s:g} s (database slow "
                               "or unreachable); resend them (ids make it idempotent)") from None
 
+    async def write_async(self, model: MonitoredModel, rows: Events, *, durable: bool,
+                          audit: dict[str, Any] | None = None) -> int | None:
+        """write() for a coroutine: no thread is held while a durable request waits for its flush, and only a
+        request that finds the buffer full waits for room in one."""
+        future = self.try_submit(model, rows, durable=durable, audit=audit)
+        if future is None:
+            future = await run_in_threadpool(self.submit, model, rows, durable=durable, audit=audit)
+        if not durable:
+            return None
+        try:  # shielded: a timeout or a client gone must not cancel the future the writer thread resolves
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self._settings.log_wait_s)
+        except TimeoutError:
+            raise Unavailable(f"the events were not stored within {self._settings.log_wait_s:g} s (database slow "
+                              "or unreachable); resend them (ids make it idempotent)") from None
+
     def submit(self, model: MonitoredModel, rows: Events, *, durable: bool,
                audit: dict[str, Any] | None = None) -> Future[int]:
         """Put one request's events in the buffer, waiting for room while it is full."""
-        item, n = Pending(model, rows, durable, audit), len(rows)
+        future = self._put(Pending(model, rows, durable, audit), wait=True)
+        assert future is not None
+        return future
+
+    def try_submit(self, model: MonitoredModel, rows: Events, *, durable: bool,
+                   audit: dict[str, Any] | None = None) -> Future[int] | None:
+        """submit, or None at once when the buffer has no room (a caller on the event loop must not wait)."""
+        return self._put(Pending(model, rows, durable, audit), wait=False)
+
+    def _put(self, item: Pending, *, wait: bool) -> Future[int] | None:
+        n = len(item.rows)
         deadline = time.monotonic() + self._settings.log_wait_s
         with self._cond:
             # A request larger than the whole buffer goes in alone, once the buffer is empty.
             if self._held > 0 and self._held + n > self._settings.log_buffer_events:
+                if not wait:
+                    return None
                 self._wait_for_room(n, deadline)
             if self._stopping:
                 raise Unavailable("the server is shutting down; nothing was stored, resend to another replica")
             # Wake the writer only when this request changes its plan: it sleeps without a timeout on an empty
             # buffer, and otherwise until the oldest request is due (a wake-up per request costs a thread switch).
-            wake = (not self._queue or durable
+            wake = (not self._queue or item.durable
                     or self._queued < self._settings.log_flush_events <= self._queued + n)
             self._queue.append(item)
             self._held += n
             self._queued += n
-            self._durable += durable
+            self._durable += item.durable
             self._oldest = self._oldest or time.monotonic()
             self._metrics.event_buffer.set(self._held)
             if wake:

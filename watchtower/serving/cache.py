@@ -31,11 +31,16 @@ class SessionCache:
         with self._lock:
             self._models[(model_id, sha256)] = model
 
+    def loaded(self, model_id: int, sha256: str, schema: dict[str, str]) -> OnnxModel | None:
+        """The graph if it is loaded for this schema, else None (get reads the database)."""
+        model = self._models.get((model_id, sha256))
+        return model if model is not None and model.schema == schema else None
+
     def get(self, engine: Engine, model_id: int, sha256: str, schema: dict[str, str]) -> OnnxModel:
         """The loaded graph, read from the database on first use."""
         key = (model_id, sha256)
-        model = self._models.get(key)
-        if model is not None and model.schema == schema:
+        model = self.loaded(model_id, sha256, schema)
+        if model is not None:
             return model
         with self._lock:  # not loaded yet, or loaded for the schema before a new version changed it
             if key not in self._models or self._models[key].schema != schema:

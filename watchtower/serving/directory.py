@@ -42,11 +42,15 @@ class ServingDirectory:
 
     def lookup(self, name: str) -> Served:
         """The model and its serving version (NotFound for an unknown name)."""
+        return self.cached(name) or self._read(name)
+
+    def cached(self, name: str) -> Served | None:
+        """The entry if it is still fresh, else None (lookup reads the database)."""
         entry = self._entries.get(name)
         if (entry is not None and entry.generation == _generation.value
                 and time.monotonic() - entry.read_at < self._refresh_s):
             return entry
-        return self._read(name)
+        return None
 
     def _read(self, name: str) -> Served:
         generation = _generation.value  # taken before reading, so a change committed meanwhile re-reads again
