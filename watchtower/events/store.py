@@ -21,7 +21,7 @@ from watchtower.events.frames import (
     features_frame,
     prediction_column,
 )
-from watchtower.events.keys import insert_keys, key_table
+from watchtower.events.keys import insert_keys
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.events.segments import add_segment, read_segments
 from watchtower.events.segstore.manifest import as_table, drop_ahead, place_ahead, scan, scan_sample, to_frame
@@ -57,7 +57,7 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
     # Usually every row is new: its segment is written (encoded, synced) while the database inserts the keys.
     placing = place_ahead(bind, model.id, segment)
     try:
-        keys = key_table(table.select([ID, TS, VERSION, RECEIVED_AT]), "+00" if postgres else "")
+        keys = table.select([ID, TS, VERSION, RECEIVED_AT])
         stored = insert_keys(session, model.id, keys, postgres)
     except BaseException:
         if placing is not None:
@@ -68,7 +68,7 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
         return first
     if placing is not None:
         drop_ahead(bind, placing)
-    new = pc.is_in(keys.column(0), pa.array(stored, pa.string())).to_numpy(zero_copy_only=False)
+    new = pc.is_in(keys.column(ID).cast(pa.string()), pa.array(stored, pa.string())).to_numpy(zero_copy_only=False)
     add_segment(session, model.id, segment.filter(pa.array(new)))
     mask = first.copy()
     mask[first] = new
