@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,9 @@ from watchtower.events.frames import (
 from watchtower.events.keys import insert_keys
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.events.segments import add_segment, read_segments
+from watchtower.events.segstore.binding import Segments, bound
 from watchtower.events.segstore.manifest import as_table, drop_ahead, place_ahead, scan, scan_sample, to_frame
+from watchtower.events.segstore.profiles import profile_table
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -54,8 +57,11 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
     segment = table.drop_columns([c for c in KEY_COLUMNS if c in table.column_names])
     if not first.all():
         table, segment = table.filter(pa.array(first)), segment.filter(pa.array(first))
-    # Usually every row is new: its segment is written (encoded, synced) while the database inserts the keys.
-    placing = place_ahead(bind, model.id, segment)
+    # Usually every row is new: its segment is written (encoded, synced) and profiled while the database inserts
+    # the keys.
+    segments = bound(bind)
+    profile = partial(_profile_bytes, model, segments) if segment.num_rows >= segments.profile_min_rows else None
+    placing = place_ahead(bind, model.id, segment, profile)
     try:
         keys = table.select([ID, TS, VERSION, RECEIVED_AT])
         stored = insert_keys(session, model.id, keys, postgres)
@@ -73,6 +79,10 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
     mask = first.copy()
     mask[first] = new
     return mask
+
+
+def _profile_bytes(model: MonitoredModel, segments: Segments, table: pa.Table) -> bytes:
+    return profile_table(model, table, segments).to_bytes()
 
 
 def insert_events(session: Session, model: MonitoredModel, rows: Sequence[dict[str, Any]]) -> int:

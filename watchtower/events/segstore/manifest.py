@@ -1,6 +1,7 @@
 """Segments through their manifest: a segment's file is written before its row; a window reads the live
 segments overlapping it in one dataset scan, pruned to the columns and the time range it asks for."""
 
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -22,6 +23,8 @@ from watchtower.events.frames import TS_TYPE
 from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.stores import ROW_GROUP_ROWS, FileStore
+
+log = logging.getLogger(__name__)
 
 WRITTEN = "watchtower_written_segments"  # Session.info: the segments a transaction wrote, with their rows
 MIN_PICKS = 3  # row groups a sample reads at least: spread over the window, not one stretch of it
@@ -56,8 +59,9 @@ def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Tabl
     # A Core INSERT, not an ORM object and a unit-of-work flush: the event writer adds a row per flush, and the
     # ORM's per-object work was a large share of a small flush.
     segment_id = int(session.connection().execute(_INSERT_SEGMENT, values).scalar_one())
-    # Kept for the writer, which profiles the segment once the transaction has committed (profiles.written).
-    session.info.setdefault(WRITTEN, []).append((segment_id, table))
+    if values.get("profile") is None:
+        # Kept for the writer, which profiles the segment once the transaction has committed (profiles.written).
+        session.info.setdefault(WRITTEN, []).append((segment_id, table))
     return segment_id
 
 
@@ -66,16 +70,20 @@ AHEAD_ROWS = 1000  # smaller segments are written in the caller's thread: a hand
 _placer: ThreadPoolExecutor | None = None
 
 
-def place_ahead(bind: Engine | Connection, model_id: int, frame: pd.DataFrame | pa.Table) -> "Future[Placing] | None":
+def place_ahead(bind: Engine | Connection, model_id: int, frame: pd.DataFrame | pa.Table,
+                profile: Callable[[pa.Table], bytes] | None = None) -> "Future[Placing] | None":
     """Start writing a segment on a worker thread while the caller goes on (with the idempotency keys, whose
     database work runs on the other core: PostgreSQL's process, or SQLite without the GIL); None for a segment
-    under AHEAD_ROWS. Hand the future to write_segment, or to drop_ahead if the rows turn out not to be new."""
+    under AHEAD_ROWS. `profile` (the segment's profile, as bytes) is computed there too and stored in the
+    manifest row, in the same transaction as the events: no UPDATE and commit of its own after the answer, while
+    the next batch waits for the writer. Hand the future to write_segment, or to drop_ahead if the rows turn out
+    not to be new."""
     global _placer
     if len(frame) < AHEAD_ROWS:
         return None
     if _placer is None:
         _placer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="segment-placer")
-    return _placer.submit(_placed, bind, model_id, frame)
+    return _placer.submit(_placed, bind, model_id, frame, profile)
 
 
 def drop_ahead(bind: Engine | Connection, placing: "Future[Placing]") -> None:
@@ -88,9 +96,17 @@ def drop_ahead(bind: Engine | Connection, placing: "Future[Placing]") -> None:
         store.remove([values["path"]])
 
 
-def _placed(bind: Engine | Connection, model_id: int, frame: pd.DataFrame | pa.Table) -> Placing:
+def _placed(bind: Engine | Connection, model_id: int, frame: pd.DataFrame | pa.Table,
+            profile: Callable[[pa.Table], bytes] | None = None) -> Placing:
     table = as_table(frame)
-    return table, placed_values(bind, model_id, table)
+    values = placed_values(bind, model_id, table)
+    if values is not None and profile is not None:
+        try:
+            values["profile"] = profile(table)
+        except Exception as exc:  # the events are stored all the same; the writer profiles them after the commit
+            log.warning("profiling an event segment ahead failed (%s: %s); the writer profiles it after the commit",
+                        type(exc).__name__, str(exc).strip()[:300])
+    return table, values
 
 
 def place(bind: Engine | Connection, model_id: int, table: pa.Table) -> EventSegment | None:
