@@ -8,7 +8,8 @@ id, ts, features, prediction, latency_ms) are loaded:
   COPY         PostgreSQL only: the same rows, as the client holds them (Python dicts), written with psycopg's
                COPY (write_row, binary) into a plain table with one column per field, in one transaction.
   parquet      The same rows -> pyarrow Table (from_pylist) -> Parquet file (zstd), as a writer of files would.
-Each peer runs just before and just after Watchtower (best of the two: the machine is shared). Two rates:
+Each peer runs just before and just after Watchtower, and Watchtower loads the events twice (the second time
+under new ids, so nothing is a duplicate): best of the two each, as the machine is shared. Two rates:
 events per wall second, and events per CPU second of the process doing the work (Watchtower's server
 process; the peer's own process; the PostgreSQL server's CPU is counted for neither), which a loaded machine
 disturbs less. Targets (issue 12): Watchtower at least 50% of COPY on PostgreSQL and of the Parquet write on
@@ -95,16 +96,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load_through_api(base: str, pid: int, events: list[dict[str, Any]], batch: int) -> Rate:
-    """POST /models/bench/events, bodies encoded beforehand, one client, sequential batches; CPU is the server's."""
-    bodies = [json.dumps({"events": events[i:i + batch]}).encode() for i in range(0, len(events), batch)]
+def load_through_api(base: str, pid: int, events: list[dict[str, Any]], batch: int, rounds: int = 2) -> Rate:
+    """POST /models/bench/events, bodies encoded beforehand, one client, sequential batches; CPU is the server's.
+    The best of `rounds` loads, each under its own ids."""
     headers = HEADERS | {"Content-Type": "application/json"}
+    best: Rate = (0.0, 0.0)
     with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
-        started, cpu = time.perf_counter(), cpu_seconds(pid)
-        for body in bodies:
-            response = client.post(f"/models/{MODEL}/events", content=body)
-            assert response.status_code == 200 and response.json()["duplicates"] == 0, response.text
-        return len(events) / (time.perf_counter() - started), len(events) / (cpu_seconds(pid) - cpu)
+        for round_ in range(rounds):
+            renamed = [e | {"id": f"{e['id']}-{round_}"} for e in events] if round_ else events
+            bodies = [json.dumps({"events": renamed[i:i + batch]}).encode() for i in range(0, len(events), batch)]
+            started, cpu = time.perf_counter(), cpu_seconds(pid)
+            for body in bodies:
+                response = client.post(f"/models/{MODEL}/events", content=body)
+                assert response.status_code == 200 and response.json()["duplicates"] == 0, response.text
+            rate = len(events) / (time.perf_counter() - started), len(events) / (cpu_seconds(pid) - cpu)
+            best = max(best[0], rate[0]), max(best[1], rate[1])
+    return best
 
 
 def measure_watchtower_client(base: str, model: str, n: int) -> float | None:

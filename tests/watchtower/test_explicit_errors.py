@@ -68,7 +68,7 @@ def test_unknown_query_parameters_on_writes_and_pages(client: TestClient, model:
         {"id": "e1", "features": {"f1": 0, "f2": 0, "f3": 0, "f4": 0}}]})
     assert write.status_code == 422 and _fields(write) == ["query.dry_run"]
     with Session(db) as session:
-        assert session.exec(select(ServingEvent.id)).all() == []
+        assert session.exec(select(ServingEvent.event_id)).all() == []
     page = client.get("/postmortems?serverity=SEV1")
     assert page.status_code == 422 and "text/html" in page.headers["content-type"]
     assert "query.serverity" in page.text

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
 from tests import factories
@@ -17,6 +17,9 @@ from tests.factories import BuiltModels
 from watchtower.db import writer
 from watchtower.events.frames import VERSION, event_frame, utc_times
 from watchtower.events.models import EventSegment, ServingEvent
+from watchtower.events.segstore.binding import bound
+from watchtower.events.segstore.manifest import AHEAD_ROWS
+from watchtower.events.segstore.stores import FileStore
 from watchtower.events.store import count_events, insert_events, insert_frame, read_window
 from watchtower.registry.models import MonitoredModel
 
@@ -122,6 +125,27 @@ def test_probability_columns_appear_with_later_batches(churn: str, db: Engine) -
     assert stored.loc["p2", proba[:2]].tolist() == [0.25, 0.75] and np.isnan(stored.loc["p2", proba[2]])
     assert stored.loc["p4", proba].tolist() == [0.1, 0.2, 0.7]
     assert stored.loc[["p0", "p1", "p3"], proba].isna().all().all()
+
+
+def test_a_large_batch_is_written_while_its_keys_go_in_and_a_resent_one_leaves_no_stray_file(
+        churn: str, db: Engine) -> None:
+    n = AHEAD_ROWS + 10
+    ids = [f"big{i}" for i in range(n)]
+    assert store(db, churn, frame(ids)).all()
+    files = bound(db).store
+    before = set(files.files(datetime.now(UTC) + timedelta(days=1))) if isinstance(files, FileStore) else set()
+    # Resent with ten new ids: the segment written ahead (every row) is dropped, and only the new rows are stored.
+    resent = ids[10:] + [f"new{i}" for i in range(10)]
+    assert store(db, churn, frame(resent, seconds=list(range(100, 100 + n)))).tolist() == [False] * (n - 10) + [
+        True] * 10
+    stored = window(db, churn).set_index(ID)
+    assert len(stored) == n + 10 and stored.loc["big5", TS] == T0 + timedelta(seconds=5)
+    with Session(db) as session:
+        segments = session.exec(select(EventSegment).order_by(col(EventSegment.id))).all()
+        assert [s.n_rows for s in segments] == [n, 10]
+        assert session.exec(select(func.count()).select_from(ServingEvent)).one() == n + 10
+    if isinstance(files, FileStore):  # one file more: the new rows' (the database store keeps only rows)
+        assert set(files.files(datetime.now(UTC) + timedelta(days=1))) - before == {segments[1].path}
 
 
 def test_batches_in_one_transaction_and_a_rollback(churn: str, mixed: str, db: Engine) -> None:

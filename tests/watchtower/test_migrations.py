@@ -1,5 +1,6 @@
 """Migrations: the schema they build is the models' schema, 0004 carries stored events into segments, 0005
-copies search facets onto incident documents and 0007 gives queued outbox messages an idempotency key."""
+copies search facets onto incident documents, 0007 gives queued outbox messages an idempotency key and 0028
+keys serving events by (model, id) without losing any."""
 
 import os
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 import watchtower.tables  # noqa: F401 (registers every table on SQLModel.metadata)
@@ -141,6 +143,42 @@ def test_0007_gives_queued_outbox_messages_their_own_key(empty: Engine) -> None:
     keys = [m.idempotency_key for m in messages]
     assert len(set(keys)) == 2 and all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
     assert all(m.claimed_by is None and m.first_attempt_at is None for m in messages)
+
+
+def test_0028_keys_serving_events_by_model_and_id_and_keeps_them(empty: Engine) -> None:
+    _upgrade(empty, "0027")
+    served = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    with empty.begin() as conn:
+        conn.execute(text("INSERT INTO pipeline (id, name, paused, updated_at) VALUES (1, 'p', false, :t)"),
+                     {"t": served})
+        conn.execute(text(
+            "INSERT INTO monitored_model (id, name, task, features, input_style, output_kind, pipeline_id, "
+            "active_role, created_at) VALUES (1, 'm', 'classification', '[]', 'named', 'tensor(int64)', 1, "
+            "'primary', :t)"), {"t": served})
+        for i in range(3):
+            conn.execute(text("INSERT INTO serving_event (model_id, event_id, ts, version, received_at) "
+                              "VALUES (1, :e, :ts, :v, :ts)"),
+                         {"e": f"e{i}", "ts": served + timedelta(seconds=i), "v": f"v{i}"})
+    migrate(empty)
+    with Session(empty) as session:
+        kept = session.exec(select(ServingEvent).order_by(col(ServingEvent.event_id))).all()
+    assert [(e.model_id, e.event_id, e.ts, e.version) for e in kept] == [
+        (1, f"e{i}", served + timedelta(seconds=i), f"v{i}") for i in range(3)]
+    with pytest.raises(IntegrityError), empty.begin() as conn:  # the key is still enforced
+        conn.execute(text("INSERT INTO serving_event (model_id, event_id, ts, received_at) "
+                          "VALUES (1, 'e1', :t, :t)"), {"t": served})
+    _downgrade(empty, "0027")
+    with empty.begin() as conn:
+        rows = conn.execute(text("SELECT id, event_id FROM serving_event ORDER BY event_id")).all()
+    assert [r[1] for r in rows] == ["e0", "e1", "e2"] and len({r[0] for r in rows}) == 3
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
 
 
 def test_full_text_and_tag_indexes_are_in_place(db: Engine) -> None:

@@ -28,6 +28,7 @@ from watchtower.events.frames import KEY_COLUMNS
 from watchtower.events.models import EventSegment, PostedProfile
 from watchtower.events.segments import add_segment, compact
 from watchtower.events.segstore import binding, profiles
+from watchtower.events.segstore.manifest import AHEAD_ROWS
 from watchtower.events.segstore.profiles import profile_schema, reference_profile, window_profile
 from watchtower.events.writer import EventWriter
 from watchtower.registry.models import MonitoredModel, Pipeline, ReferenceData
@@ -146,7 +147,8 @@ def test_a_crash_between_commit_and_profile_leaves_null_and_the_window_reads_it_
         db: Engine, store: binding.Segments, settings: Settings, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     model = add_model(db)
-    frame = events(1200, T0, seed=3)
+    n = AHEAD_ROWS - 100  # a larger segment is profiled ahead, in its own transaction (the test after this one)
+    frame = events(n, T0, seed=3)
     frame["version"], frame["received_at"] = None, pd.Timestamp(T0)
 
     def crash(*_: Any) -> int:
@@ -156,15 +158,44 @@ def test_a_crash_between_commit_and_profile_leaves_null_and_the_window_reads_it_
     event_writer = EventWriter(db, settings.model_copy(update={"profile_min_rows": 1}), Metrics())
     event_writer.start()
     try:
-        assert event_writer.write(model, frame, durable=True) == 1200  # the answer does not depend on profiling
+        assert event_writer.write(model, frame, durable=True) == n  # the answer does not depend on profiling
     finally:
         event_writer.stop()
     with Session(db) as session:
         assert session.exec(select(EventSegment.profile).where(EventSegment.model_id == model.id)).all() == [None]
     result = window(db, model, T0, T0 + timedelta(hours=1))
-    assert (result.segments_profiled, result.segments_read, result.rows_read) == (0, 1, 1200)
+    assert (result.segments_profiled, result.segments_read, result.rows_read) == (0, 1, n)
     assert_same_counts(result.profile, exact(model, frame.drop(columns=[ID, LATENCY, ERROR, *KEY_COLUMNS])))
     assert "profiling event segment" in caplog.text and "killed after the commit" in caplog.text
+
+
+def test_a_large_segment_commits_with_its_profile_and_a_failed_profile_still_stores_the_events(
+        db: Engine, store: binding.Segments, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    model = add_model(db)
+    big, other = events(AHEAD_ROWS + 200, T0, seed=4), events(AHEAD_ROWS, T0 + timedelta(hours=2), seed=5)
+    for frame in (big, other):
+        frame["version"], frame["received_at"] = None, pd.Timestamp(T0)
+
+    def crash(*_: Any) -> int:
+        raise RuntimeError("no profile after the commit")
+
+    monkeypatch.setattr(profiles, "profile_written", crash)  # the big segment needs none: it came with its rows
+    event_writer = EventWriter(db, settings.model_copy(update={"profile_min_rows": 1}), Metrics())
+    event_writer.start()
+    try:
+        assert event_writer.write(model, big, durable=True) == len(big)
+        monkeypatch.setattr(Profile, "to_bytes", lambda _: 1 / 0)  # profiling ahead fails: rows still stored
+        assert event_writer.write(model, other, durable=True) == len(other)
+    finally:
+        event_writer.stop()
+    with Session(db) as session:
+        stored = dict(session.exec(select(EventSegment.n_rows, EventSegment.profile)
+                                   .where(EventSegment.model_id == model.id)).all())
+    assert stored[len(other)] is None and "profiling an event segment ahead failed" in caplog.text
+    assert_same_counts(Profile.from_bytes(stored[len(big)]),
+                       exact(model, big.drop(columns=[ID, LATENCY, ERROR, *KEY_COLUMNS])))
+    assert "no profile after the commit" in caplog.text  # the writer tried the failed one after its commit
 
 
 def test_compaction_stores_the_merge_of_the_parts_profiles(db: Engine, store: binding.Segments) -> None:

@@ -1,8 +1,7 @@
 """Idempotency keys into serving_event: one row per new event id, written a batch at a time in the caller's
-transaction, by whatever path the database inserts fastest (COPY on PostgreSQL, one INSERT ... SELECT over a JSON
-array on SQLite), and a slower path that says which ids were new when some were stored before."""
+transaction, by whatever path the database inserts fastest (binary COPY on PostgreSQL, one INSERT ... SELECT over
+a JSON array on SQLite), and a slower path that says which ids were new when some were stored before."""
 
-import io
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -11,33 +10,74 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as csv
 from sqlmodel import Session
 
 from detectors.base import ID, TS
 from watchtower.events.frames import RECEIVED_AT, VERSION
 
 
-def key_table(keys: pa.Table, zone: str) -> pa.Table:
-    """The idempotency keys as text columns; times spelled as SQLite stores them, plus `zone` ("+00" for
-    PostgreSQL, which would otherwise read them in the session's time zone)."""
+def key_table(keys: pa.Table) -> pa.Table:
+    """The idempotency keys as text columns, times spelled as SQLite stores them."""
     def utc_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
         if len(column) == 0:
             return pa.chunked_array([], pa.string())
         if not pa.types.is_timestamp(column.type):  # all None: nothing to format
             return column.cast(pa.string())
         # Cast without the zone first: the values stay UTC, and Arrow formats naive times 50x faster.
-        text = column.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.timestamp("us")).cast(pa.string())
-        return pc.binary_join_element_wise(text, zone, "") if zone else text
+        return column.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.timestamp("us")).cast(pa.string())
 
     return pa.table({"event_id": keys.column(ID).cast(pa.string()), "ts": utc_text(keys.column(TS)),
                      "version": keys.column(VERSION).cast(pa.string()),
                      "received_at": utc_text(keys.column(RECEIVED_AT))})
 
 
+# PostgreSQL's binary COPY: the server takes times and numbers as they are instead of parsing their text (20-30%
+# less of its time per key row than CSV).
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no header extension
+_BINARY_TRAILER = b"\xff\xff"
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00Z, where PostgreSQL counts its timestamps from
+
+
+def copy_binary(keys: pa.Table, model_id: int | None) -> bytes:
+    """The keys (ID, TS, VERSION, RECEIVED_AT; times non-null) as a binary COPY of (model_id if given, event_id,
+    ts, version, received_at), built a column at a time: each row's fields are fixed-width runs of big-endian
+    numbers and the id's and version's bytes, joined by Arrow."""
+    n = keys.num_rows
+    ids = keys.column(ID).cast(pa.binary()).combine_chunks()
+    versions = keys.column(VERSION).cast(pa.binary()).combine_chunks()
+    head = np.empty(n, [("fields", ">i2"), ("model_size", ">i4"), ("model", ">i4"), ("id_size", ">i4")]
+                    if model_id is not None else [("fields", ">i2"), ("id_size", ">i4")])
+    head["fields"] = 5 if model_id is not None else 4
+    if model_id is not None:
+        head["model_size"], head["model"] = 4, model_id
+    head["id_size"] = pc.binary_length(ids).to_numpy(zero_copy_only=False)
+    ts = np.empty(n, [("size", ">i4"), ("us", ">i8")])
+    ts["size"], ts["us"] = 8, _pg_micros(keys.column(TS))
+    version_size = np.asarray(pc.binary_length(versions).fill_null(-1).to_numpy(zero_copy_only=False), ">i4")
+    received = np.empty(n, [("size", ">i4"), ("us", ">i8")])
+    received["size"], received["us"] = 8, _pg_micros(keys.column(RECEIVED_AT))
+    rows = pc.binary_join_element_wise(_fixed(head), ids, _fixed(ts), _fixed(version_size),
+                                       versions.fill_null(b""), _fixed(received), b"")
+    offsets = np.frombuffer(rows.buffers()[1], np.int32, n + 1, rows.offset * 4)
+    data = rows.buffers()[2]
+    return b"".join((_BINARY_HEADER, memoryview(data)[offsets[0]:offsets[n]], _BINARY_TRAILER))
+
+
+def _pg_micros(times: pa.ChunkedArray) -> "np.ndarray[Any, np.dtype[np.int64]]":
+    micros = times.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return np.asarray(micros, np.int64) - _PG_EPOCH_US
+
+
+def _fixed(values: "np.ndarray[Any, Any]") -> pa.Array:
+    """Fixed-width records as an Arrow binary column, one value per record."""
+    size = values.dtype.itemsize
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), len(values),
+                                                [None, pa.py_buffer(values.tobytes())]).cast(pa.binary())
+
+
 _KEY_TABLE = "ingest_key"
-_COPY_KEYS = f"COPY {_KEY_TABLE} (event_id, ts, version, received_at) FROM STDIN (FORMAT csv)"
-_COPY_EVENTS = "COPY serving_event (model_id, event_id, ts, version, received_at) FROM STDIN (FORMAT csv)"
+_COPY_KEYS = f"COPY {_KEY_TABLE} (event_id, ts, version, received_at) FROM STDIN (FORMAT binary)"
+_COPY_EVENTS = "COPY serving_event (model_id, event_id, ts, version, received_at) FROM STDIN (FORMAT binary)"
 # WHERE true: SQLite's parser needs it between SELECT and an upsert clause.
 _INSERT_KEYS = (f"INSERT INTO serving_event (model_id, event_id, ts, version, received_at) "
                 f"SELECT {{model}}, event_id, ts, version, received_at FROM {_KEY_TABLE} WHERE true "
@@ -45,9 +85,12 @@ _INSERT_KEYS = (f"INSERT INTO serving_event (model_id, event_id, ts, version, re
 
 
 def insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool) -> list[str]:
-    """Insert the keys not stored yet (unique within `keys`); return the event ids really inserted."""
+    """Insert the keys (ID, TS, VERSION, RECEIVED_AT) not stored yet (unique within `keys`); return the event ids
+    really inserted."""
     if keys.num_rows == 0:
         return []
+    if not postgres:
+        keys = key_table(keys)
     raw = session.connection().connection.driver_connection
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:
@@ -60,7 +103,7 @@ def insert_keys(session: Session, model_id: int, keys: pa.Table, postgres: bool)
         cursor.execute(f"DELETE FROM {_KEY_TABLE}")  # an earlier batch of this transaction, maybe another model's
         if postgres:
             with cursor.copy(_COPY_KEYS) as copy:
-                copy.write(_csv(keys))
+                copy.write(copy_binary(keys, None))
         else:
             cursor.executemany(f"INSERT INTO {_KEY_TABLE} VALUES (?, ?, ?, ?)", _rows(keys))
         cursor.execute(_INSERT_KEYS.format(model=int(model_id)))
@@ -75,11 +118,10 @@ def _all_new_postgres(cursor: Any, model_id: int, keys: pa.Table) -> bool:
     kept (back to the savepoint) and the caller takes the path that says which ones were new."""
     from psycopg.errors import UniqueViolation
 
-    model = pa.array(np.full(keys.num_rows, model_id, dtype=np.int64))
     cursor.execute("SAVEPOINT ingest_keys")
     try:
         with cursor.copy(_COPY_EVENTS) as copy:
-            copy.write(_csv(keys.add_column(0, "model_id", model)))
+            copy.write(copy_binary(keys, model_id))
     except UniqueViolation:
         cursor.execute("ROLLBACK TO SAVEPOINT ingest_keys")
         cursor.execute("RELEASE SAVEPOINT ingest_keys")
@@ -91,12 +133,6 @@ def _all_new_postgres(cursor: Any, model_id: int, keys: pa.Table) -> bool:
 def _rows(keys: pa.Table) -> Iterator[tuple[Any, ...]]:
     """The key_table's rows as tuples for executemany."""
     return zip(*(column.to_pylist() for column in keys.columns), strict=True)
-
-
-def _csv(table: pa.Table) -> memoryview:
-    buffer = io.BytesIO()
-    csv.write_csv(table, buffer, csv.WriteOptions(include_header=False))
-    return buffer.getbuffer()
 
 
 def _all_new_sqlite(cursor: Any, model_id: int, keys: pa.Table) -> bool:

@@ -17,13 +17,11 @@ class ServingEvent(SQLModel, table=True):
     """
 
     __tablename__ = "serving_event"
-    __table_args__ = (
-        UniqueConstraint("model_id", "event_id"),
-        Index("ix_serving_event_model_ts", "model_id", "ts"),
-    )
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="monitored_model.id")
-    event_id: str = Field(max_length=200)
+    __table_args__ = (Index("ix_serving_event_model_ts", "model_id", "ts"),)
+    # The key is the row: no surrogate id (nothing refers to one) and no foreign key (models are archived, never
+    # deleted), each of which cost PostgreSQL work per inserted event (migration 0028).
+    model_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    event_id: str = Field(primary_key=True, max_length=200)
     ts: datetime
     version: str | None = Field(default=None, max_length=100)
     received_at: datetime = Field(default_factory=utcnow)

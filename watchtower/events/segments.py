@@ -6,6 +6,7 @@ A segment holds ID, TS, the model's features (float64 for numeric, string for ca
 (canonical class string for classifiers, float for regressors), LATENCY, ERROR and PROBA_* columns.
 """
 
+from concurrent.futures import Future
 from datetime import datetime
 
 import pandas as pd
@@ -24,9 +25,11 @@ def encode(frame: pd.DataFrame) -> bytes:
     return stores.encode(manifest.as_table(frame))
 
 
-def add_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Table) -> None:
-    """Store a frame of new events as one segment: its file now, its manifest row in the caller's transaction."""
-    manifest.write_segment(session, model_id, frame)
+def add_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Table,
+                placing: "Future[manifest.Placing] | None" = None) -> None:
+    """Store a frame of new events as one segment: its file now (or as manifest.place_ahead started it), its
+    manifest row in the caller's transaction."""
+    manifest.write_segment(session, model_id, frame, placing)
 
 
 def read_segments(session: Session, model_id: int, start: datetime, end: datetime,

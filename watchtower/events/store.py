@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,12 @@ from watchtower.events.frames import (
     features_frame,
     prediction_column,
 )
-from watchtower.events.keys import insert_keys, key_table
+from watchtower.events.keys import insert_keys
 from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricPoint, ServingEvent
 from watchtower.events.segments import add_segment, read_segments
-from watchtower.events.segstore.manifest import as_table, scan, scan_sample, to_frame
+from watchtower.events.segstore.binding import Segments, bound
+from watchtower.events.segstore.manifest import as_table, drop_ahead, place_ahead, scan, scan_sample, to_frame
+from watchtower.events.segstore.profiles import profile_table
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -49,15 +52,37 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
         first = np.ones(table.num_rows, dtype=bool)
     else:
         first = ~pd.Index(ids.to_numpy(zero_copy_only=False)).duplicated(keep="first")
-    postgres = session.get_bind().dialect.name == "postgresql"
-    keys = table.select([ID, TS, VERSION, RECEIVED_AT])
-    keys = key_table(keys if first.all() else keys.filter(pa.array(first)), "+00" if postgres else "")
-    stored = insert_keys(session, model.id, keys, postgres)
-    new = first if len(stored) == keys.num_rows else first & pc.is_in(ids, pa.array(stored, pa.string())).to_numpy(
-        zero_copy_only=False)
+    bind = session.get_bind()
+    postgres = bind.dialect.name == "postgresql"
     segment = table.drop_columns([c for c in KEY_COLUMNS if c in table.column_names])
-    add_segment(session, model.id, segment if new.all() else segment.filter(pa.array(new)))
-    return np.asarray(new, dtype=bool)
+    if not first.all():
+        table, segment = table.filter(pa.array(first)), segment.filter(pa.array(first))
+    # Usually every row is new: its segment is written (encoded, synced) and profiled while the database inserts
+    # the keys.
+    segments = bound(bind)
+    profile = partial(_profile_bytes, model, segments) if segment.num_rows >= segments.profile_min_rows else None
+    placing = place_ahead(bind, model.id, segment, profile)
+    try:
+        keys = table.select([ID, TS, VERSION, RECEIVED_AT])
+        stored = insert_keys(session, model.id, keys, postgres)
+    except BaseException:
+        if placing is not None:
+            drop_ahead(bind, placing)
+        raise
+    if len(stored) == keys.num_rows:
+        add_segment(session, model.id, segment, placing)
+        return first
+    if placing is not None:
+        drop_ahead(bind, placing)
+    new = pc.is_in(keys.column(ID).cast(pa.string()), pa.array(stored, pa.string())).to_numpy(zero_copy_only=False)
+    add_segment(session, model.id, segment.filter(pa.array(new)))
+    mask = first.copy()
+    mask[first] = new
+    return mask
+
+
+def _profile_bytes(model: MonitoredModel, segments: Segments, table: pa.Table) -> bytes:
+    return profile_table(model, table, segments).to_bytes()
 
 
 def insert_events(session: Session, model: MonitoredModel, rows: Sequence[dict[str, Any]]) -> int:

@@ -1,7 +1,9 @@
 """Segments through their manifest: a segment's file is written before its row; a window reads the live
 segments overlapping it in one dataset scan, pruned to the columns and the time range it asks for."""
 
+import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -22,6 +24,8 @@ from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.stores import ROW_GROUP_ROWS, FileStore
 
+log = logging.getLogger(__name__)
+
 WRITTEN = "watchtower_written_segments"  # Session.info: the segments a transaction wrote, with their rows
 MIN_PICKS = 3  # row groups a sample reads at least: spread over the window, not one stretch of it
 NS_MIN, NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
@@ -41,22 +45,68 @@ _MANIFEST = EventSegment.__table__  # type: ignore[attr-defined]
 _INSERT_SEGMENT = insert(_MANIFEST).returning(_MANIFEST.c.id)  # built once: its compiled form is cached
 
 
-def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Table) -> int | None:
+def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Table,
+                  placing: "Future[Placing] | None" = None) -> int | None:
     """Write the events' file (or bytes), then insert its manifest row in the caller's transaction; its id.
+    `placing`: the same rows already being written by place_ahead.
 
     A transaction that rolls back leaves the file unreferenced; the compaction sweep deletes it after the grace
     period. A manifest row therefore never points to a file that is not complete.
     """
-    table = as_table(frame)
-    values = placed_values(session.get_bind(), model_id, table)
+    table, values = placing.result() if placing is not None else _placed(session.get_bind(), model_id, frame)
     if values is None:
         return None
     # A Core INSERT, not an ORM object and a unit-of-work flush: the event writer adds a row per flush, and the
     # ORM's per-object work was a large share of a small flush.
     segment_id = int(session.connection().execute(_INSERT_SEGMENT, values).scalar_one())
-    # Kept for the writer, which profiles the segment once the transaction has committed (profiles.written).
-    session.info.setdefault(WRITTEN, []).append((segment_id, table))
+    if values.get("profile") is None:
+        # Kept for the writer, which profiles the segment once the transaction has committed (profiles.written).
+        session.info.setdefault(WRITTEN, []).append((segment_id, table))
     return segment_id
+
+
+Placing: TypeAlias = "tuple[pa.Table, dict[str, Any] | None]"  # a segment as stored, and its manifest row's values
+AHEAD_ROWS = 1000  # smaller segments are written in the caller's thread: a hand-off would cost more than it saves
+_placer: ThreadPoolExecutor | None = None
+
+
+def place_ahead(bind: Engine | Connection, model_id: int, frame: pd.DataFrame | pa.Table,
+                profile: Callable[[pa.Table], bytes] | None = None) -> "Future[Placing] | None":
+    """Start writing a segment on a worker thread while the caller goes on (with the idempotency keys, whose
+    database work runs on the other core: PostgreSQL's process, or SQLite without the GIL); None for a segment
+    under AHEAD_ROWS. `profile` (the segment's profile, as bytes) is computed there too and stored in the
+    manifest row, in the same transaction as the events: no UPDATE and commit of its own after the answer, while
+    the next batch waits for the writer. Hand the future to write_segment, or to drop_ahead if the rows turn out
+    not to be new."""
+    global _placer
+    if len(frame) < AHEAD_ROWS:
+        return None
+    if _placer is None:
+        _placer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="segment-placer")
+    return _placer.submit(_placed, bind, model_id, frame, profile)
+
+
+def drop_ahead(bind: Engine | Connection, placing: "Future[Placing]") -> None:
+    """A segment written ahead that no manifest row will name: wait for it, then delete its file."""
+    if placing.exception() is not None:  # nothing complete was written; the caller writes the segment it needs
+        return
+    values = placing.result()[1]
+    store = bound(bind).store
+    if values is not None and values["path"] is not None and isinstance(store, FileStore):
+        store.remove([values["path"]])
+
+
+def _placed(bind: Engine | Connection, model_id: int, frame: pd.DataFrame | pa.Table,
+            profile: Callable[[pa.Table], bytes] | None = None) -> Placing:
+    table = as_table(frame)
+    values = placed_values(bind, model_id, table)
+    if values is not None and profile is not None:
+        try:
+            values["profile"] = profile(table)
+        except Exception as exc:  # the events are stored all the same; the writer profiles them after the commit
+            log.warning("profiling an event segment ahead failed (%s: %s); the writer profiles it after the commit",
+                        type(exc).__name__, str(exc).strip()[:300])
+    return table, values
 
 
 def place(bind: Engine | Connection, model_id: int, table: pa.Table) -> EventSegment | None:

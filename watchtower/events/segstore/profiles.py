@@ -3,8 +3,10 @@ a data lake; a window's profile is their merge, with the edges read exactly.
 
 - A segment's profile is computed by the event writer just after its commit (never before the requests it
   holds are answered) and stored with a short UPDATE; segments under WATCHTOWER_PROFILE_MIN_ROWS rows are left
-  without one (profiling costs ~6 ms whatever the size). Compaction gives every merged segment one: the merge of
-  its parts' profiles, plus a profile of the rows of the parts that had none.
+  without one (profiling costs ~6 ms whatever the size). A segment of manifest.AHEAD_ROWS rows or more (a batch
+  of the events API) is profiled while the database inserts its keys instead, and its manifest row commits with
+  the profile: the writer has nothing left to do for it after the answer. Compaction gives every merged segment
+  one: the merge of its parts' profiles, plus a profile of the rows of the parts that had none.
 - A segment without a profile (small, or a crash between the commit and the UPDATE) is read exactly by a window.
 - The profiled columns: the model's schema features, PREDICTION (categorical for classifiers), the PROBA_*
   columns and, where a frame has it (the reference), LABEL. Segments never hold labels: they arrive later.
