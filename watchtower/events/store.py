@@ -13,7 +13,7 @@ from sqlalchemy import Table, and_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
-from detectors.base import ID, LABEL, PREDICTION, PROBA_PREFIX, TS
+from detectors.base import ID, LABEL, PREDICTION, PROBA_PREFIX, TS, FeatureType
 from watchtower.events.frames import (
     KEY_COLUMNS,
     RECEIVED_AT,
@@ -27,7 +27,7 @@ from watchtower.events.models import FeatureLog, IngestRejection, Label, MetricP
 from watchtower.events.segments import add_segment, read_segments
 from watchtower.events.segstore.binding import Segments, bound
 from watchtower.events.segstore.manifest import as_table, drop_ahead, place_ahead, scan, scan_sample, to_frame
-from watchtower.events.segstore.profiles import profile_table
+from watchtower.events.segstore.profiles import profile_arrow, profile_schema
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -60,7 +60,9 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
     # Usually every row is new: its segment is written (encoded, synced) and profiled while the database inserts
     # the keys.
     segments = bound(bind)
-    profile = partial(_profile_bytes, model, segments) if segment.num_rows >= segments.profile_min_rows else None
+    profile = None
+    if segment.num_rows >= segments.profile_min_rows:  # the schema read here: the worker touches no ORM object
+        profile = partial(_profile_bytes, profile_schema(model, segment.column_names), segments)
     placing = place_ahead(bind, model.id, segment, profile)
     try:
         keys = table.select([ID, TS, VERSION, RECEIVED_AT])
@@ -81,8 +83,8 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
     return mask
 
 
-def _profile_bytes(model: MonitoredModel, segments: Segments, table: pa.Table) -> bytes:
-    return profile_table(model, table, segments).to_bytes()
+def _profile_bytes(schema: dict[str, FeatureType], segments: Segments, table: pa.Table) -> bytes:
+    return profile_arrow(schema, table, segments).to_bytes()
 
 
 def insert_events(session: Session, model: MonitoredModel, rows: Sequence[dict[str, Any]]) -> int:

@@ -72,10 +72,14 @@ def known_kind(model: MonitoredModel, name: str) -> FeatureType | None:
 
 def profile_table(model: MonitoredModel, table: pa.Table | pd.DataFrame, segments: Segments) -> Profile:
     """The profile of some of the model's events (a segment's rows, a window's edge)."""
-    k, cap = segments.profile_k, segments.category_cap
     if isinstance(table, pd.DataFrame):
-        return profile_frame(table, profile_schema(model, table.columns), k, cap)
-    schema = profile_schema(model, table.column_names)
+        return profile_frame(table, profile_schema(model, table.columns), segments.profile_k, segments.category_cap)
+    return profile_arrow(profile_schema(model, table.column_names), table, segments)
+
+
+def profile_arrow(schema: dict[str, FeatureType], table: pa.Table, segments: Segments) -> Profile:
+    """profile_table of Arrow rows, given their profile_schema (no model: safe on a thread of its own)."""
+    k, cap = segments.profile_k, segments.category_cap
     numeric, categorical = {}, {}
     for name, kind in schema.items():
         column = table.column(name) if name in table.column_names else pa.nulls(table.num_rows, pa.string())
