@@ -181,6 +181,24 @@ def segments_table_away(db: Engine) -> Iterator[None]:
             conn.execute(text("ALTER TABLE event_segment_away RENAME TO event_segment"))
 
 
+def test_a_durable_predict_not_stored_in_time_is_a_503_and_its_flush_still_completes(
+        db: Engine, settings: Settings, models: BuiltModels) -> None:
+    with app_client(settings, db, log_mode="durable", log_wait_s=0.5) as (client, runtime):
+        factories.register_tensor(client, models)
+        assert predict(client, "warm").status_code == 200
+        with writes_held(db):  # the flush waits on the lock past the request's wait
+            late = predict(client, "late")
+            assert late.status_code == 503, late.text
+            assert late.headers["content-type"] == "application/problem+json"
+            assert "not stored within 0.5 s" in late.json()["detail"]
+        # The request gave up, not its flush: the writer still resolves the (shielded, never cancelled) future,
+        # stored or failed as the database decided, and goes on.
+        wait_for(lambda: buffered(runtime) == 0, "the late request's flush done")
+        assert predict(client, "after").status_code == 200
+        with Session(db) as session:
+            assert "after" in session.exec(select(ServingEvent.event_id)).all()
+
+
 def test_a_failed_flush_is_a_503_for_durable_and_retried_for_async(db: Engine, settings: Settings,
                                                                   models: BuiltModels) -> None:
     with app_client(settings, db, log_mode="durable") as (client, runtime):

@@ -44,32 +44,33 @@ async def predict(name: ModelName, body: PredictRequest, request: Request) -> Re
     served = runtime.directory.cached(name) or await run_in_threadpool(runtime.directory.lookup, name)
     model = served.model
     require_active(model)
-    ids = body.ids or new_ids(len(body.instances))
-    if len(ids) != len(body.instances):
+    n = len(body.instances)
+    if body.ids and len(body.ids) != n:
         raise Invalid("ids and instances differ in length",
-                      errors=[field_error("body.ids", f"{len(ids)} ids for {len(body.instances)} instances")])
+                      errors=[field_error("body.ids", f"{len(body.ids)} ids for {n} instances")])
     onnx = (state.cache.loaded(model.id, served.sha256, served.schema)
             or await run_in_threadpool(state.cache.get, state.engine, model.id, served.sha256, served.schema))
     try:
-        if len(ids) <= state.settings.serving_inline_rows:
-            events, answer, latency = _score(body, ids, model, served, onnx)
+        if n <= state.settings.serving_inline_rows:
+            events, answer, latency = _score(body, model, served, onnx)
         else:
-            events, answer, latency = await run_in_threadpool(_score, body, ids, model, served, onnx)
+            events, answer, latency = await run_in_threadpool(_score, body, model, served, onnx)
     except SchemaMismatch as exc:
         await run_in_threadpool(_refuse, state.engine, model, exc)
         raise
     with audit.handed_over(request, len(events)) as entry:  # audited in the flush that stores the events
         await runtime.writer.write_async(model, events, durable=log_mode(model, state.settings) == "durable",
                                          audit=entry)
-    state.metrics.predictions.labels(model.name, served.role).inc(len(ids))
+    state.metrics.predictions.labels(model.name, served.role).inc(n)
     state.metrics.prediction_latency.labels(model.name).observe(latency)
     return Response(answer, media_type="application/json")
 
 
-def _score(body: PredictRequest, ids: list[str], model: MonitoredModel, served: Served,
+def _score(body: PredictRequest, model: MonitoredModel, served: Served,
            onnx: "OnnxModel") -> tuple[Scored, bytes, float]:
-    """Check the rows (whole columns, with numpy) and run the graph: the events, the encoded answer and the
-    graph's run time (s)."""
+    """Check the rows (whole columns, with numpy) and run the graph: the events (ids generated for a body
+    without them), the encoded answer and the graph's run time (s)."""
+    ids = body.ids or new_ids(len(body.instances))
     columns = check_columns(body.instances, model.features, "body.instances.{i}")
     started = time.perf_counter()
     predictions, proba = onnx.predict_columns(columns, len(ids))
