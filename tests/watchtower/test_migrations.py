@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
@@ -73,17 +73,20 @@ def _outside_models(diff: object) -> bool:
     return any(name in text_ for name in ("apscheduler_jobs", "incident_fts", "tsv", "ix_incident_document_tags"))
 
 
+def _model_row(conn: Connection, name: str, features: str, at: datetime) -> None:
+    """Model 1 (and its pipeline 1) as a migration older than the models inserts it: plain SQL."""
+    conn.execute(text("INSERT INTO pipeline (id, name, paused, updated_at) VALUES (1, 'p', false, :t)"), {"t": at})
+    conn.execute(text(
+        "INSERT INTO monitored_model (id, name, task, features, input_style, output_kind, pipeline_id, "
+        "active_role, created_at) VALUES (1, :n, 'classification', :f, 'named', 'tensor(int64)', 1, 'primary', :t)"),
+        {"n": name, "f": features, "t": at})
+
+
 def test_0004_moves_stored_events_into_segments(empty: Engine) -> None:
     _upgrade(empty, "0003")
     served = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     with empty.begin() as conn:
-        conn.execute(text("INSERT INTO pipeline (id, name, paused, updated_at) VALUES (1, 'p', false, :t)"),
-                     {"t": served})
-        conn.execute(text(
-            "INSERT INTO monitored_model (id, name, task, features, input_style, output_kind, pipeline_id, "
-            "active_role, created_at) VALUES (1, 'legacy', 'classification', :f, 'named', 'tensor(int64)', 1, "
-            "'primary', :t)"),
-            {"f": '[{"name": "x", "type": "numeric"}, {"name": "c", "type": "categorical"}]', "t": served})
+        _model_row(conn, "legacy", '[{"name": "x", "type": "numeric"}, {"name": "c", "type": "categorical"}]', served)
         for i in range(3):
             conn.execute(text(
                 "INSERT INTO serving_event (model_id, event_id, ts, features, prediction, latency_ms, received_at) "
@@ -149,12 +152,7 @@ def test_0028_keys_serving_events_by_model_and_id_and_keeps_them(empty: Engine) 
     _upgrade(empty, "0027")
     served = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     with empty.begin() as conn:
-        conn.execute(text("INSERT INTO pipeline (id, name, paused, updated_at) VALUES (1, 'p', false, :t)"),
-                     {"t": served})
-        conn.execute(text(
-            "INSERT INTO monitored_model (id, name, task, features, input_style, output_kind, pipeline_id, "
-            "active_role, created_at) VALUES (1, 'm', 'classification', '[]', 'named', 'tensor(int64)', 1, "
-            "'primary', :t)"), {"t": served})
+        _model_row(conn, "m", "[]", served)
         for i in range(3):
             conn.execute(text("INSERT INTO serving_event (model_id, event_id, ts, version, received_at) "
                               "VALUES (1, :e, :ts, :v, :ts)"),
