@@ -68,14 +68,12 @@ def insert_table(session: Session, model: MonitoredModel, table: pa.Table) -> np
         keys = table.select([ID, TS, VERSION, RECEIVED_AT])
         stored = insert_keys(session, model.id, keys, postgres)
     except BaseException:
-        if placing is not None:
-            drop_ahead(bind, placing)
+        drop_ahead(bind, placing)
         raise
     if len(stored) == keys.num_rows:
         add_segment(session, model.id, segment, placing)
         return first
-    if placing is not None:
-        drop_ahead(bind, placing)
+    drop_ahead(bind, placing)
     new = pc.is_in(keys.column(ID).cast(pa.string()), pa.array(stored, pa.string())).to_numpy(zero_copy_only=False)
     add_segment(session, model.id, segment.filter(pa.array(new)))
     mask = first.copy()

@@ -131,8 +131,7 @@ class EventWriter:
         try:
             return future.result(timeout=self._settings.log_wait_s)
         except FutureTimeout:
-            raise Unavailable(f"the events were not stored within {self._settings.log_wait_s:g} s (database slow "
-                              "or unreachable); resend them (ids make it idempotent)") from None
+            raise self._not_stored() from None
 
     async def write_async(self, model: MonitoredModel, rows: Events, *, durable: bool,
                           audit: dict[str, Any] | None = None) -> int | None:
@@ -146,8 +145,12 @@ class EventWriter:
         try:  # shielded: a timeout or a client gone must not cancel the future the writer thread resolves
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self._settings.log_wait_s)
         except TimeoutError:
-            raise Unavailable(f"the events were not stored within {self._settings.log_wait_s:g} s (database slow "
-                              "or unreachable); resend them (ids make it idempotent)") from None
+            raise self._not_stored() from None
+
+    def _not_stored(self) -> Unavailable:
+        """What a durable request gets when its flush did not commit within WATCHTOWER_LOG_WAIT_S."""
+        return Unavailable(f"the events were not stored within {self._settings.log_wait_s:g} s (database slow or "
+                           "unreachable); resend them (ids make it idempotent)")
 
     def submit(self, model: MonitoredModel, rows: Events, *, durable: bool,
                audit: dict[str, Any] | None = None) -> Future[int]:

@@ -87,9 +87,10 @@ def place_ahead(bind: Engine | Connection, model_id: int, frame: pd.DataFrame | 
     return _placer.submit(_placed, bind, model_id, frame, profile)
 
 
-def drop_ahead(bind: Engine | Connection, placing: "Future[Placing]") -> None:
-    """A segment written ahead that no manifest row will name: wait for it, then delete its file."""
-    if placing.exception() is not None:  # nothing complete was written; the caller writes the segment it needs
+def drop_ahead(bind: Engine | Connection, placing: "Future[Placing] | None") -> None:
+    """A segment written ahead (if place_ahead started one) that no manifest row will name: wait for it, then
+    delete its file."""
+    if placing is None or placing.exception() is not None:  # nothing complete written: the caller writes its own
         return
     values = placing.result()[1]
     store = bound(bind).store
