@@ -1,7 +1,6 @@
 """`watchtower serve | demo | migrate | monitor | backtest | profile | user add`: argparse keeps start-up light."""
 
 import argparse
-import gc
 import logging
 import sys
 from typing import TYPE_CHECKING
@@ -58,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         import uvicorn
 
+        from watchtower import heap
         from watchtower.app import create_app
         from watchtower.db import engine_for, migrate
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         # the collector's view, a full collection scans only what requests made, not the ~380k start-up objects
         # (one such collection took about 0.2 s of CPU amid a predict benchmark). Here, not in create_app: a
         # process that builds many apps (the tests) would keep each one's cycles forever.
-        gc.freeze()
+        heap.enable()
         uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port)
     elif args.command == "demo":
         from watchtower.demo import run_demo

@@ -22,12 +22,14 @@ from watchtower.clock import utcnow
 from watchtower.db import writer
 from watchtower.events.models import EventSegment
 from watchtower.events.segments import add_segment, read_segments
-from watchtower.events.segstore import binding, compaction
+from watchtower.events.segstore import binding, compaction, manifest
 from watchtower.events.segstore.compaction import compact, plan, sweep
 from watchtower.events.segstore.manifest import place, read, scan_sample
-from watchtower.events.segstore.stores import FileStore
+from watchtower.events.segstore.stores import INLINE_ROWS, FileStore, is_parquet
 
 DAY = timedelta(days=1)
+TENTH = timedelta(milliseconds=100)
+SIZE = INLINE_ROWS  # the smallest segment that goes to the store's files (smaller ones stay in the manifest)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +70,8 @@ def _read(engine: Engine, model_id: int, columns: list[str] | None = None) -> pd
 
 def test_round_trip_keeps_every_value_and_type(db: Engine, store: binding.Segments) -> None:
     model_id = add_model(db)
-    first, second = events(50, seed=1), events(30, start=T0 + DAY, seed=2)
-    second[ERROR] = ["boom" if i % 3 == 0 else None for i in range(30)]  # one segment has errors, one has not
+    first, second = events(SIZE + 50, seed=1), events(SIZE + 30, start=T0 + DAY, seed=2)
+    second[ERROR] = ["boom" if i % 3 == 0 else None for i in range(SIZE + 30)]  # one has errors, one has not
     _write(db, model_id, second)  # written out of order: reads come back oldest first
     _write(db, model_id, first)
     frame = _read(db, model_id)
@@ -79,7 +81,7 @@ def test_round_trip_keeps_every_value_and_type(db: Engine, store: binding.Segmen
     assert frame[TS].tolist() == expected[TS].tolist()
     assert frame[ERROR].tolist() == expected[ERROR].tolist()
     segments = _live(db, model_id)
-    assert sorted(s.n_rows for s in segments) == [30, 50]
+    assert sorted(s.n_rows for s in segments) == [SIZE + 30, SIZE + 50]
     assert all(s.n_bytes > 0 for s in segments)
     if isinstance(store.store, FileStore):  # the manifest names files; the database holds no bytes
         assert all(s.parquet is None and s.path is not None for s in segments)
@@ -87,11 +89,68 @@ def test_round_trip_keeps_every_value_and_type(db: Engine, store: binding.Segmen
         assert all(s.parquet is not None and s.path is None for s in segments)
 
 
+def test_a_small_segment_stays_in_its_manifest_row_until_compaction_files_it(db: Engine,
+                                                                            store: binding.Segments) -> None:
+    model_id = add_model(db)
+    small = [events(10, start=T0 + timedelta(seconds=20 * i), seed=i) for i in range(3)]
+    small[1]["f_new"] = 2.5  # a feature added between two flushes
+    for frame in small:
+        _write(db, model_id, frame)
+    segments = _live(db, model_id)
+    # An Arrow IPC stream in the row, whatever the store: no file, object or Parquet set-up per flush.
+    assert len(segments) == 3
+    assert all(s.path is None and s.parquet is not None and not is_parquet(s.parquet) for s in segments)
+    if isinstance(store.store, FileStore):
+        assert store.store.files(utcnow() + DAY) == []
+    expected = pd.concat(small, ignore_index=True)
+    frame = _read(db, model_id)
+    assert frame[ID].tolist() == expected[ID].tolist()
+    pd.testing.assert_frame_equal(frame[FEATURES + [PREDICTION, LATENCY]], expected[FEATURES + [PREDICTION, LATENCY]])
+    assert frame[TS].tolist() == expected[TS].tolist() and frame[ERROR].isna().all()
+    with Session(db) as session:  # the window and the columns asked for, as from files
+        window = read_segments(session, model_id, T0 + timedelta(seconds=25), T0 + timedelta(seconds=45), ["f_new"])
+    assert list(window.columns) == [ID, TS, "f_new"]
+    assert window[ID].tolist() == [f"e1-{i}" for i in range(5, 10)] + [f"e2-{i}" for i in range(5)]
+    assert window["f_new"].tolist()[:5] == [2.5] * 5 and window["f_new"].iloc[5:].isna().all()
+    assert compact(db, model_id) == 3  # into the store as Parquet, however few rows
+    (merged,) = _live(db, model_id)
+    if isinstance(store.store, FileStore):
+        assert merged.parquet is None and merged.path is not None
+        assert len(store.store.files(utcnow() + DAY)) == 1
+    else:
+        assert merged.parquet is not None and is_parquet(merged.parquet)
+    pd.testing.assert_frame_equal(_read(db, model_id), frame)
+
+
+def test_segments_kept_in_the_database_are_fetched_in_batches_in_their_order(
+        db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    model_id = add_model(db)
+    frames = [events(3, start=T0 + timedelta(seconds=10 * i), seed=i) for i in range(7)]
+    frames.insert(3, events(SIZE, start=T0 + timedelta(seconds=25), step=timedelta(milliseconds=10), seed=99))
+    with bound_to(db, "database"):
+        for frame in frames:
+            _write(db, model_id, frame)
+        segments = sorted(_live(db, model_id), key=lambda s: s.min_ts)
+        assert [s.parquet is not None and is_parquet(s.parquet) for s in segments] == [False] * 3 + [True] + \
+            [False] * 4
+        # Cut by count, by bytes, and around a segment large enough to be read on its own.
+        monkeypatch.setattr(manifest, "BLOB_BATCH_COUNT", 2)
+        monkeypatch.setattr(manifest, "BLOB_ALONE_BYTES", segments[3].n_bytes)
+        monkeypatch.setattr(manifest, "BLOB_BATCH_BYTES", 2 * segments[0].n_bytes + segments[1].n_bytes // 2)
+        ids = [s.id for s in segments if s.id is not None]
+        with Session(db) as session:
+            assert manifest._blob_batches(session, ids) == [ids[0:2], ids[2:3], ids[3:4], ids[4:6], ids[6:8]]
+        frame = _read(db, model_id, ["f1"])
+    expected = pd.concat(frames, ignore_index=True).sort_values(TS, kind="stable", ignore_index=True)
+    assert frame[ID].tolist() == expected[ID].tolist()
+    assert frame["f1"].tolist() == expected["f1"].tolist()
+
+
 def test_files_are_plain_parquet_partitioned_by_model_and_date(db: Engine, tmp_path: Path) -> None:
     model_id = add_model(db)
     with bound_to(db, str(tmp_path / "segments")):
-        _write(db, model_id, events(10))
-        _write(db, model_id, events(10, start=T0 + DAY, seed=3))
+        _write(db, model_id, events(SIZE))
+        _write(db, model_id, events(SIZE, start=T0 + DAY, seed=3))
     files = sorted(tmp_path.glob("segments/**/*.parquet"))
     assert [f.parent.relative_to(tmp_path / "segments").as_posix() for f in files] == sorted(
         [f"model_id={model_id}/date=2026-11-27", f"model_id={model_id}/date=2026-11-28"])
@@ -178,9 +237,9 @@ def test_time_and_column_pruning_skip_row_groups_and_columns_unread(db: Engine, 
 def test_a_rolled_back_batch_leaves_an_orphan_the_sweep_deletes_after_the_grace(db: Engine, tmp_path: Path) -> None:
     model_id = add_model(db)
     with bound_to(db, str(tmp_path / "segments"), grace_s=600) as segments:
-        _write(db, model_id, events(10))
+        _write(db, model_id, events(SIZE))
         with Session(writer(db)) as session:
-            add_segment(session, model_id, events(10, seed=5))
+            add_segment(session, model_id, events(SIZE, seed=5))
             session.rollback()  # e.g. the idempotency insert failed: the file is written, its row is not
         files = set(tmp_path.glob("segments/**/*.parquet"))
         assert len(files) == 2 and len(_live(db, model_id)) == 1
@@ -188,20 +247,20 @@ def test_a_rolled_back_batch_leaves_an_orphan_the_sweep_deletes_after_the_grace(
         assert sweep(db, now=utcnow() + timedelta(seconds=601)) == 1
         (kept,) = tmp_path.glob("segments/**/*.parquet")
         assert kept.relative_to(tmp_path / "segments").as_posix() == _live(db, model_id)[0].path
-        assert len(_read(db, model_id)) == 10
+        assert len(_read(db, model_id)) == SIZE
         assert isinstance(segments.store, FileStore)
 
 
 def test_compaction_keeps_old_files_for_readers_until_the_grace_passes(db: Engine, store: binding.Segments) -> None:
     model_id = add_model(db)
     for seed in range(4):
-        _write(db, model_id, events(25, start=T0 + timedelta(minutes=seed), seed=seed))
+        _write(db, model_id, events(SIZE, start=T0 + timedelta(minutes=seed), seed=seed))
     before = _read(db, model_id)
     old = _live(db, model_id)
     assert compact(db, model_id) == 4
     with Session(db) as session:  # a reader that read the manifest before the swap still finds its segments
         stale = read(session, [(s.id, s.path) for s in old if s.id is not None])
-    assert stale.num_rows == 100
+    assert stale.num_rows == 4 * SIZE
     assert sweep(db, now=utcnow() + store.grace + timedelta(seconds=1)) == (4 if isinstance(store.store, FileStore)
                                                                              else 0)
     with Session(db) as session:
@@ -215,6 +274,9 @@ def test_plan_is_bounded_and_stays_within_a_bucket() -> None:
     groups = plan(small, target=250, budget=700)
     # 0-3 in one bucket, 4-7 in the next; the budget ends the plan before segment 7, and 6 alone is not merged
     assert [[s.id for s in g] for g in groups] == [[0, 1], [2, 3], [4, 5]]
+    # Segments of a row each (the event writer's flushes) are merged some thousands at a time, not all at once.
+    flushes = [compaction.Small(i, None, 1, T0) for i in range(2 * compaction.COMPACT_MAX_PARTS + 5)]
+    assert [len(g) for g in plan(flushes, target=10**9, budget=10**9)] == [compaction.COMPACT_MAX_PARTS] * 2 + [5]
 
 
 def test_incremental_compaction_interleaved_with_ingest_loses_and_doubles_nothing(
@@ -252,7 +314,7 @@ def test_incremental_compaction_interleaved_with_ingest_loses_and_doubles_nothin
 def test_two_compactors_racing_merge_each_segment_once(db: Engine, store: binding.Segments) -> None:
     model_id = add_model(db)
     for seed in range(6):
-        _write(db, model_id, events(10, start=T0 + timedelta(seconds=20 * seed), seed=seed))
+        _write(db, model_id, events(SIZE, start=T0 + timedelta(seconds=20 * seed), step=TENTH, seed=seed))
     with Session(db) as session:
         listed = session.exec(select(EventSegment).where(EventSegment.model_id == model_id)).all()
         stale = [compaction.Small(s.id, s.path, s.n_rows, compaction.bucket_start(s.min_ts, store.bucket_s))
@@ -262,7 +324,7 @@ def test_two_compactors_racing_merge_each_segment_once(db: Engine, store: bindin
     if isinstance(store.store, FileStore):  # and its merged file was removed, not left behind
         assert len(store.store.files(utcnow() + DAY)) == 6 + 1
     for seed in range(6, 12):
-        _write(db, model_id, events(10, start=T0 + timedelta(seconds=20 * seed), seed=seed))
+        _write(db, model_id, events(SIZE, start=T0 + timedelta(seconds=20 * seed), step=TENTH, seed=seed))
     barrier = threading.Barrier(2)
     results: list[int] = []
 
@@ -277,7 +339,7 @@ def test_two_compactors_racing_merge_each_segment_once(db: Engine, store: bindin
         t.join(timeout=120)
     assert sorted(results) == [0, 7]  # the first merge and the six new segments, merged by exactly one of them
     frame = _read(db, model_id)
-    assert len(frame) == 120 and frame[ID].is_unique
+    assert len(frame) == 12 * SIZE and frame[ID].is_unique
 
 
 def test_a_directory_store_is_the_default_beside_a_sqlite_file(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from alerts.metrics import Metrics
+from watchtower import heap
 from watchtower.db import writer
 from watchtower.errors import Unavailable
 from watchtower.events.scored import Scored, scored_table
@@ -258,6 +259,7 @@ class EventWriter:
             item.future.set_result(accepted)
         self._release(sum(len(p.rows) for p in batch))
         self._profile(written)  # after the answers: no request waits for its events' profile
+        heap.settle("event-writer")
         return True
 
     def _write(self, batch: list[Pending]) -> "tuple[list[int], list[Written]]":

@@ -20,6 +20,7 @@ from apscheduler.triggers.base import BaseTrigger
 from sqlmodel import Session
 
 from alerts.oncall.escalation import advance_escalations
+from watchtower import heap
 from watchtower.clock import utcnow
 from watchtower.delivery import deliver_outbox
 from watchtower.events.segments import compact_all
@@ -169,6 +170,7 @@ class MonitorScheduler:
         except Exception as exc:
             log.exception("job %s failed", job)
             error = f"{type(exc).__name__}: {exc}"[:2000]
+        heap.settle(f"job:{job.split(':', 1)[0]}")  # the first monitor pass imports pandas and the detectors
         try:
             slots.settle(engine, job, slot, interval_s=interval_s, holder=self.holder, at=utcnow(), error=error)
         except Exception as exc:

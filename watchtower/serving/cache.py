@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from watchtower import heap
 from watchtower.registry.models import ModelVersion
 
 if TYPE_CHECKING:  # onnxruntime and pandas load with the first model, not at the app's start-up
@@ -30,6 +31,7 @@ class SessionCache:
         """Keep a model loaded at registration, so the first prediction (or swap) loads nothing."""
         with self._lock:
             self._models[(model_id, sha256)] = model
+        heap.settle("onnx")
 
     def loaded(self, model_id: int, sha256: str, schema: dict[str, str]) -> OnnxModel | None:
         """The graph if it is loaded for this schema, else None (get reads the database)."""
@@ -52,4 +54,6 @@ class SessionCache:
                     from watchtower.serving.onnx_model import load
 
                     self._models[key] = load(data, schema)
-            return self._models[key]
+            loaded = self._models[key]
+        heap.settle("onnx")
+        return loaded

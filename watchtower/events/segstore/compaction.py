@@ -31,6 +31,9 @@ from watchtower.registry.models import MonitoredModel
 log = logging.getLogger(__name__)
 COMPACT_BELOW_ROWS = 50_000  # segments smaller than this are merged...
 COMPACT_TARGET_ROWS = 500_000  # ...into segments of up to this many rows, one date partition each
+# ...and of up to this many parts: the event writer's flushes can hold a row each, and a merge names its parts in
+# one IN list (SQLite takes at most 32,766 values in a statement).
+COMPACT_MAX_PARTS = 10_000
 CHUNK = 1000
 
 
@@ -93,15 +96,16 @@ def compact(engine: Engine, model_id: int, below: int = COMPACT_BELOW_ROWS, targ
 
 
 def plan(small: Sequence[Small], target: int, budget: int) -> list[list[Small]]:
-    """Groups of at least two segments of one profile bucket (so of one date), each up to `target` rows, all
-    together up to `budget` rows plus the segment that reaches it (so a run always progresses, even when the
-    oldest segment fills the budget)."""
+    """Groups of at least two segments of one profile bucket (so of one date), each up to `target` rows and
+    COMPACT_MAX_PARTS segments, all together up to `budget` rows plus the segment that reaches it (so a run always
+    progresses, even when the oldest segment fills the budget)."""
     groups: list[list[Small]] = []
     size = spent = 0
     for segment in small:
         if spent >= budget:
             break
-        if not groups or size + segment.n_rows > target or groups[-1][0].bucket != segment.bucket:
+        if not groups or size + segment.n_rows > target or groups[-1][0].bucket != segment.bucket \
+                or len(groups[-1]) >= COMPACT_MAX_PARTS:
             groups.append([])
             size = 0
         groups[-1].append(segment)

@@ -20,10 +20,18 @@ from sqlmodel import Session, col, func, select
 
 from detectors.base import ID, TS
 from watchtower.clock import utcnow
-from watchtower.events.frames import TS_TYPE
+from watchtower.events.frames import TS_TYPE, from_micros
 from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
-from watchtower.events.segstore.stores import ROW_GROUP_ROWS, FileStore
+from watchtower.events.segstore.stores import (
+    INLINE_ROWS,
+    ROW_GROUP_ROWS,
+    FileStore,
+    InlineStore,
+    SegmentStore,
+    is_parquet,
+    read_inline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ def write_segment(session: Session, model_id: int, frame: pd.DataFrame | pa.Tabl
     return segment_id
 
 
+_INLINE = InlineStore()
 Placing: TypeAlias = "tuple[pa.Table, dict[str, Any] | None]"  # a segment as stored, and its manifest row's values
 AHEAD_ROWS = 1000  # smaller segments are written in the caller's thread: a hand-off would cost more than it saves
 _placer: ThreadPoolExecutor | None = None
@@ -112,18 +121,24 @@ def _placed(bind: Engine | Connection, model_id: int, frame: pd.DataFrame | pa.T
 
 
 def place(bind: Engine | Connection, model_id: int, table: pa.Table) -> EventSegment | None:
-    """Write a segment to the bound store; return its manifest row, not yet added to any session."""
-    values = placed_values(bind, model_id, table)
+    """Write a segment to the bound store, however small (compaction's output); return its manifest row, not yet
+    added to any session."""
+    values = _put(bound(bind).store, model_id, table)
     return None if values is None else EventSegment(**values)
 
 
 def placed_values(bind: Engine | Connection, model_id: int, table: pa.Table) -> dict[str, Any] | None:
-    """Write a segment to the bound store; return its manifest row's values (None for no rows)."""
+    """Write a segment to the bound store, or one under INLINE_ROWS rows into its manifest row; return the
+    manifest row's values (None for no rows)."""
+    return _put(bound(bind).store if table.num_rows >= INLINE_ROWS else _INLINE, model_id, table)
+
+
+def _put(store: SegmentStore, model_id: int, table: pa.Table) -> dict[str, Any] | None:
     if table.num_rows == 0:
         return None
-    bounds = pc.min_max(table.column(TS).cast(TS_TYPE, safe=False))
-    low, high = bounds["min"].as_py(), bounds["max"].as_py()
-    placed = bound(bind).store.put(model_id, table, low.date())
+    bounds = pc.min_max(table.column(TS).cast(TS_TYPE, safe=False).cast(pa.int64()))
+    low, high = from_micros(bounds["min"].as_py()), from_micros(bounds["max"].as_py())
+    placed = store.put(model_id, table, low.date())
     return {"model_id": model_id, "min_ts": low, "max_ts": high, "n_rows": table.num_rows,
             "n_bytes": placed.n_bytes, "path": placed.path, "parquet": placed.data, "created_at": utcnow()}
 
@@ -188,7 +203,10 @@ def _read_group(session: Session, segment_id: int, path: str | None, group: int,
         store = _file_store(session)
         source: Any = store.filesystem.open_input_file(store.full(path))
     else:
-        source = pa.BufferReader(_blob(session, segment_id))
+        blob = _blobs(session, [segment_id])[0] or b""
+        if not is_parquet(blob):  # a small inline segment: one "row group"
+            return _us(_selected(read_inline(blob), columns).filter(where))
+        source = pa.BufferReader(blob)
     with pq.ParquetFile(source) as parquet:
         table = parquet.read_row_group(min(group, parquet.num_row_groups - 1),
                                        columns=_present(columns, parquet.schema_arrow))
@@ -200,37 +218,78 @@ Columns: TypeAlias = Sequence[str] | Callable[[pa.Schema], list[str]] | None
 
 def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Columns = None,
          where: ds.Expression | None = None) -> pa.Table:
-    """The segments' rows (manifest id, path): files in one dataset scan, bytes kept in the database one by one.
-    `columns`: names, or a function choosing them from the data's schema (None: all)."""
+    """The segments' rows (manifest id, path): files in one dataset scan, bytes kept in the database a batch of
+    small ones or one large one at a time. `columns`: names, or a function choosing them from the data's schema
+    (None: all)."""
     paths = [p for _, p in rows if p is not None]
     kept = [i for i, p in rows if p is None]
     tables = []
     if paths:
         dataset = _file_store(session).dataset(paths)
         tables.append(dataset.to_table(columns=_present(columns, dataset.schema), filter=where))
-    for segment_id in kept:  # one blob in memory at a time: only its wanted columns and rows stay
-        blob = _blob(session, segment_id)
-        if blob is not None:
-            wanted = _present(columns, pq.read_schema(pa.BufferReader(blob)))
-            tables.append(pq.read_table(pa.BufferReader(blob), columns=wanted, filters=where))
-        del blob
+    for batch in _blob_batches(session, kept):  # only the wanted columns and rows stay
+        parts = []
+        for blob in _blobs(session, batch):
+            if blob is not None and is_parquet(blob):  # pruned row group by row group as it is read
+                wanted = _present(columns, pq.read_schema(pa.BufferReader(blob)))
+                tables.append(pq.read_table(pa.BufferReader(blob), columns=wanted, filters=where))
+            elif blob is not None:  # a small inline segment: read whole, its batch filtered once
+                parts.append(_us(_selected(read_inline(blob), columns)))
+            del blob
+        if parts:
+            small = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+            tables.append(small if where is None else small.filter(where))
     if not tables:
         return pa.table({ID: pa.array([], pa.string()), TS: pa.array([], TS_TYPE)})
     tables = [_us(t) for t in tables]
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 
 
-def _blob(session: Session, segment_id: int) -> bytes | None:
-    """A segment's bytes kept in the database. PostgreSQL sends them in binary: as text (psycopg's default, hex)
-    the 138 MB of a 1M-event window crossed as twice that, 1.0-1.5 s to fetch instead of 0.3 s."""
+BLOB_ALONE_BYTES = 1 << 20  # a segment kept in the database this large is fetched and read on its own...
+BLOB_BATCH_BYTES = 4 << 20  # ...smaller ones in batches of up to this many bytes and BLOB_BATCH_COUNT rows
+BLOB_BATCH_COUNT = 1000
+
+
+def _blob_batches(session: Session, ids: Sequence[int]) -> list[list[int]]:
+    """The ids in their order, cut into batches: runs of small segments, each large one alone."""
+    sizes: dict[int, int] = {}
+    for start in range(0, len(ids), BLOB_BATCH_COUNT):
+        chunk = ids[start:start + BLOB_BATCH_COUNT]
+        sizes.update((i, n) for i, n in session.exec(select(EventSegment.id, EventSegment.n_bytes)
+                                                     .where(col(EventSegment.id).in_(chunk))).all() if i is not None)
+    batches: list[list[int]] = []
+    small: list[int] = []  # the batch being filled
+    size = 0
+    for segment_id in ids:
+        n = sizes.get(segment_id, 0)
+        if n >= BLOB_ALONE_BYTES:
+            batches.append([segment_id])
+            small = []
+            continue
+        if not small or size + n > BLOB_BATCH_BYTES or len(small) >= BLOB_BATCH_COUNT:
+            small, size = [], 0
+            batches.append(small)
+        small.append(segment_id)
+        size += n
+    return batches
+
+
+def _blobs(session: Session, ids: Sequence[int]) -> list[bytes | None]:
+    """The bytes of segments kept in the database, in the order of `ids`. PostgreSQL sends them in binary: as
+    text (psycopg's default, hex) the 138 MB of a 1M-event window crossed as twice that, 1.0-1.5 s to fetch
+    instead of 0.3 s."""
     if session.get_bind().dialect.name != "postgresql":
-        return session.exec(select(EventSegment.parquet).where(EventSegment.id == segment_id)).one()
-    raw: Any = session.connection().connection.driver_connection
-    with raw.cursor(binary=True) as cursor:
-        row = cursor.execute("SELECT parquet FROM event_segment WHERE id = %s", (segment_id,)).fetchone()
-    if row is None:  # as .one() above
-        raise NoResultFound(f"event segment {segment_id}")
-    return None if row[0] is None else bytes(row[0])
+        found = dict(session.exec(select(EventSegment.id, EventSegment.parquet)
+                                  .where(col(EventSegment.id).in_(ids))).all())
+    else:
+        raw: Any = session.connection().connection.driver_connection
+        with raw.cursor(binary=True) as cursor:
+            found = {i: None if data is None else bytes(data) for i, data in cursor.execute(
+                "SELECT id, parquet FROM event_segment WHERE id = ANY(%s)", (list(ids),)).fetchall()}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NoResultFound(f"event segments {missing[:10]}")
+    return [found[i] for i in ids]
 
 
 def _file_store(session: Session) -> FileStore:
@@ -257,6 +316,11 @@ def ts_within(start: datetime, end: datetime) -> ds.Expression:
 def ts_bound(moment: datetime) -> pa.Scalar:
     """A bound as a TS scalar; "open" bounds (year 1970 or 9999) clamped to what nanoseconds can hold."""
     return pa.scalar(min(max(pd.Timestamp(moment), NS_MIN), NS_MAX), TS_TYPE)
+
+
+def _selected(table: pa.Table, columns: Columns) -> pa.Table:
+    wanted = _present(columns, table.schema)
+    return table if wanted is None else table.select(wanted)
 
 
 def _present(columns: Columns, schema: pa.Schema) -> list[str] | None:

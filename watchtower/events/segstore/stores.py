@@ -11,6 +11,7 @@ from uuid import uuid4
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pyarrow.parquet as pq
 
 from detectors.base import ID
@@ -61,6 +62,36 @@ def encode(table: pa.Table) -> bytes:
     buffer = io.BytesIO()
     write_parquet(table, buffer)
     return buffer.getvalue()
+
+
+class InlineStore:
+    """A small segment (the event writer's flush of a few predictions) kept in its manifest row as an Arrow IPC
+    stream, whatever the bound store: as a Parquet file it cost a file and a directory fsync (an object store, a
+    PUT) and 0.5 ms of Parquet set-up per flush, as an IPC stream 20 us; the commit naming it makes it durable all
+    the same. Compaction rewrites such rows as Parquet in the bound store (see INLINE_ROWS)."""
+
+    def put(self, model_id: int, table: pa.Table, day: date) -> Placed:
+        out = pa.BufferOutputStream()
+        with pa.ipc.new_stream(out, table.schema) as stream:
+            stream.write_table(table)
+        data = out.getvalue().to_pybytes()
+        return Placed(len(data), data=data)
+
+    def __repr__(self) -> str:
+        return "InlineStore()"
+
+
+INLINE_ROWS = SMALL_ROWS  # segments of fewer rows go to the InlineStore
+
+
+def is_parquet(data: bytes) -> bool:
+    """Bytes in a manifest row: Parquet (the database store's segments) or an IPC stream (InlineStore's)."""
+    return data[:4] == b"PAR1"
+
+
+def read_inline(data: bytes) -> pa.Table:
+    """An InlineStore segment's table."""
+    return pa.ipc.open_stream(data).read_all()
 
 
 class DatabaseStore:
