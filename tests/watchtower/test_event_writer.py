@@ -222,6 +222,24 @@ def test_a_failed_flush_is_a_503_for_durable_and_retried_for_async(db: Engine, s
     assert flushes(runtime, "error") >= 2 and counts(db) == (3, 3)
 
 
+def test_a_lost_writer_connection_is_replaced_without_a_503(db: Engine, settings: Settings,
+                                                           models: BuiltModels) -> None:
+    with app_client(settings, db, log_mode="durable") as (client, runtime):
+        factories.register_tensor(client, models)
+        assert predict(client, "e0").status_code == 200
+        held = runtime.writer._connection  # the writer keeps its connection between flushes...
+        assert held is not None and not held.closed
+        raw: Any = held.connection.dbapi_connection
+        if db.dialect.name == "postgresql":  # ...which the server ends (a restart, an idle timeout)
+            with db.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": raw.info.backend_pid})
+        else:  # SQLite has no server: the file handle goes instead
+            raw.close()
+        assert predict(client, "e1").status_code == 200  # flushed again on a new connection, not a 503
+        assert runtime.writer._connection is not held and counts(db) == (2, 2)
+        assert flushes(runtime, "error") == 0 and flushes(runtime, "ok") == 2
+
+
 @pytest.mark.parametrize("mode", ["durable", "async"])
 def test_a_swap_committed_here_is_served_at_once(db: Engine, settings: Settings, models: BuiltModels,
                                                  mode: str) -> None:

@@ -23,7 +23,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -99,6 +100,7 @@ class EventWriter:
 
     def __init__(self, engine: Engine, settings: Settings, metrics: Metrics) -> None:
         self._engine, self._settings, self._metrics = writer(engine), settings, metrics
+        self._connection: Connection | None = None  # the writer thread's own, held between flushes
         self._cond = threading.Condition()
         self._queue: deque[Pending] = deque()
         self._held = 0  # events buffered or being written: what the bound counts and a crash can lose
@@ -205,6 +207,13 @@ class EventWriter:
             self._metrics.event_buffer_waiting.dec()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+
+    def _loop(self) -> None:
         failures = 0
         while True:
             batch = self._next_batch()
@@ -246,7 +255,15 @@ class EventWriter:
         """One transaction for the whole batch, one segment per model; resolve or requeue every request."""
         started = time.perf_counter()
         try:
-            counts, written = self._write(batch)
+            try:
+                counts, written = self._write(batch)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The held connection died (a database restart, an idle timeout): once more on a new one, which
+                # the pool pings first. Safe if the lost commit did happen: the keys make the rows duplicates.
+                log.info("the event writer's database connection was lost; flushing again on a new one")
+                counts, written = self._write(batch)
         except Exception as exc:  # the loop must go on: counted, logged, durable callers told, async retried
             self._metrics.event_flushes.labels("error").inc()
             log.warning("flushing %d buffered events failed (%s: %s); durable requests get a 503, async events are "
@@ -273,7 +290,7 @@ class EventWriter:
             by_model.setdefault(item.model.id or 0, []).append(item)
         counts: dict[int, int] = {}
         segments: list[Written] = []
-        with Session(self._engine) as session:
+        with Session(self._own_connection()) as session:
             for items in by_model.values():
                 mask = _store(session, items[0].model, [item.rows for item in items])
                 start = 0
@@ -284,6 +301,15 @@ class EventWriter:
             insert_rows(session, [item.audit for item in batch if item.audit is not None])  # one INSERT
             session.commit()
         return [counts[id(item)] for item in batch], segments
+
+    def _own_connection(self) -> Connection:
+        """The writer thread's connection, kept between flushes: a pool checkout per flush cost a ping (a round trip
+        to PostgreSQL) and the pool's bookkeeping. A connection that died is replaced."""
+        if self._connection is None or self._connection.closed or self._connection.invalidated:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = self._engine.connect()
+        return self._connection
 
     def _profile(self, segments: "list[Written]") -> None:
         """Store the profiles of committed segments; a failure leaves them NULL (read exactly, compaction fills)."""
