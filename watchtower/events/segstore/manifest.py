@@ -227,7 +227,7 @@ def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Colu
     if paths:
         dataset = _file_store(session).dataset(paths)
         tables.append(dataset.to_table(columns=_present(columns, dataset.schema), filter=where))
-    for batch in _blob_batches(session, kept):  # only the wanted columns and rows stay
+    for batch in _blob_batches(session, kept):  # a batch's bytes in memory at a time; its wanted columns and rows stay
         parts = []
         for blob in _blobs(session, batch):
             if blob is not None and is_parquet(blob):  # pruned row group by row group as it is read
@@ -235,7 +235,6 @@ def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Colu
                 tables.append(pq.read_table(pa.BufferReader(blob), columns=wanted, filters=where))
             elif blob is not None:  # a small inline segment: read whole, its batch filtered once
                 parts.append(_us(_selected(read_inline(blob), columns)))
-            del blob
         if parts:
             small = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
             tables.append(small if where is None else small.filter(where))
