@@ -392,16 +392,17 @@ def test_compaction_never_merges_across_a_profile_bucket(db: Engine, store: bind
     assert spans == [(10, False), (20, True), (20, True)]
 
 
-def test_a_sample_of_a_window_spreads_over_its_segments_and_stays_inside_it(db: Engine,
-                                                                            store: binding.Segments) -> None:
+@pytest.mark.parametrize("size", [SIZE, SIZE // 2])  # files (or Parquet bytes), and segments kept in their rows
+def test_a_sample_of_a_window_spreads_over_its_segments_and_stays_inside_it(db: Engine, store: binding.Segments,
+                                                                            size: int) -> None:
     model_id = add_model(db)
     for i in range(10):  # segment i holds events "s{i}-*", one a second from minute 10*i
-        _write(db, model_id, events(100, start=T0 + timedelta(minutes=10 * i), seed=i, tag=f"s{i}-"))
+        _write(db, model_id, events(size, start=T0 + timedelta(minutes=10 * i), seed=i, tag=f"s{i}-"))
     start, end = T0 + timedelta(seconds=30), T0 + timedelta(minutes=95)
     with Session(db) as session:
         sample = scan_sample(session, model_id, start, end, 150, ["f1"])
         whole = scan_sample(session, model_id, start, end, 10_000, ["f1"])
-    assert whole.num_rows == 970  # fewer events than asked for: the window, read whole (30 cut at the start)
+    assert whole.num_rows == 10 * size - 30  # fewer events than asked for: the window, read whole (30 cut at the start)
     ids = sample.column(ID).to_pylist()
     # About 150: each picked segment gives its share by its manifest count (the first one is cut by the start)
     assert 120 <= len(ids) <= 150 and len(ids) == len(set(ids)) and set(ids) <= set(whole.column(ID).to_pylist())
