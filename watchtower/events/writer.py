@@ -1,5 +1,6 @@
 """Prediction logging off the request path: requests hand their events to a bounded buffer, and one writer
-thread stores whatever has gathered as one segment per model with one commit (group commit).
+thread stores whatever has gathered as one segment per model with one commit (group commit; what a flush
+writes: flush.py).
 
 - durable: the request waits for the flush holding its events (a 2xx means committed). Flushed at once: the
   requests that arrive while a flush is under way share the next one.
@@ -17,77 +18,24 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from alerts.metrics import Metrics
 from watchtower import heap
 from watchtower.db import writer
 from watchtower.errors import Unavailable
-from watchtower.events.scored import Scored, scored_table
+from watchtower.events.flush import Events, Pending, profile_segments, write_batch
 from watchtower.registry.models import MonitoredModel
 from watchtower.settings import Settings
 
 log = logging.getLogger(__name__)
 BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)  # between retries of a failed flush
-
-
-if TYPE_CHECKING:  # pandas and the store load with the first flush, not with the app
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-    from numpy.typing import NDArray
-
-# One request's events: row dicts (turned into columns here, off the request path), a predict request's
-# columns (Scored) or a table the request already built column by column (the events API's batches).
-Events: TypeAlias = "Sequence[dict[str, Any]] | Scored | pa.Table | pd.DataFrame"
-Written: TypeAlias = "tuple[MonitoredModel, int, pa.Table]"  # a committed segment's model, id and rows
-
-
-def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> "NDArray[np.bool_]":
-    """Store one model's share of a flush (one segment); say which rows were new. The one call to the store."""
-    from itertools import groupby
-
-    import pandas as pd
-    import pyarrow as pa
-
-    from watchtower.events.frames import events_frame
-    from watchtower.events.segstore.manifest import as_table
-    from watchtower.events.store import insert_table
-    from watchtower.registry.service import schema_of
-
-    schema = schema_of(model)
-    tables: list[pa.Table] = []
-    # Consecutive parts of one kind become one table (not one per request); the order (first id wins) is kept.
-    for kind, run in groupby(parts, key=type):
-        same: list[Any] = list(run)
-        if issubclass(kind, pd.DataFrame | pa.Table):
-            tables.extend(as_table(frame) for frame in same)
-        elif issubclass(kind, Scored):
-            tables.append(scored_table(same, schema, model.task))
-        else:
-            tables.append(as_table(events_frame([row for part in same for row in part], schema, model.task)))
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
-    return insert_table(session, model, table)
-
-
-@dataclass(eq=False)
-class Pending:
-    """One request's events, and the future its caller waits on (resolved with how many were new)."""
-
-    model: MonitoredModel
-    rows: Events
-    durable: bool
-    audit: dict[str, Any] | None = None  # the request's audit_log row, inserted in the same transaction
-    future: Future[int] = field(default_factory=Future)
 
 
 def log_mode(model: MonitoredModel, settings: Settings) -> str:
@@ -256,14 +204,14 @@ class EventWriter:
         started = time.perf_counter()
         try:
             try:
-                counts, written = self._write(batch)
+                counts, written = write_batch(self._own_connection(), batch)
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
                 # The held connection died (a database restart, an idle timeout): once more on a new one, which
                 # the pool pings first. Safe if the lost commit did happen: the keys make the rows duplicates.
                 log.info("the event writer's database connection was lost; flushing again on a new one")
-                counts, written = self._write(batch)
+                counts, written = write_batch(self._own_connection(), batch)
         except Exception as exc:  # the loop must go on: counted, logged, durable callers told, async retried
             self._metrics.event_flushes.labels("error").inc()
             log.warning("flushing %d buffered events failed (%s: %s); durable requests get a 503, async events are "
@@ -275,32 +223,10 @@ class EventWriter:
         for item, accepted in zip(batch, counts, strict=True):
             item.future.set_result(accepted)
         self._release(sum(len(p.rows) for p in batch))
-        self._profile(written)  # after the answers: no request waits for its events' profile
+        # After the answers: no request waits for its events' profile.
+        profile_segments(self._engine, written, self._settings.profile_min_rows)
         heap.settle("event-writer")
         return True
-
-    def _write(self, batch: list[Pending]) -> "tuple[list[int], list[Written]]":
-        """Store the batch in one transaction; how many rows of each request were new (first id wins), and the
-        segments written (for their profiles)."""
-        from watchtower.auth.audit import insert_rows
-        from watchtower.events.segstore.profiles import written
-
-        by_model: dict[int, list[Pending]] = {}
-        for item in batch:
-            by_model.setdefault(item.model.id or 0, []).append(item)
-        counts: dict[int, int] = {}
-        segments: list[Written] = []
-        with Session(self._own_connection()) as session:
-            for items in by_model.values():
-                mask = _store(session, items[0].model, [item.rows for item in items])
-                start = 0
-                for item in items:
-                    counts[id(item)] = int(mask[start:start + len(item.rows)].sum())
-                    start += len(item.rows)
-                segments += [(items[0].model, i, t) for i, t in written(session)]
-            insert_rows(session, [item.audit for item in batch if item.audit is not None])  # one INSERT
-            session.commit()
-        return [counts[id(item)] for item in batch], segments
 
     def _own_connection(self) -> Connection:
         """The writer thread's connection, kept between flushes: a pool checkout per flush cost a ping (a round trip
@@ -310,19 +236,6 @@ class EventWriter:
                 self._connection.close()
             self._connection = self._engine.connect()
         return self._connection
-
-    def _profile(self, segments: "list[Written]") -> None:
-        """Store the profiles of committed segments; a failure leaves them NULL (read exactly, compaction fills)."""
-        if not any(t.num_rows >= self._settings.profile_min_rows for _, _, t in segments):
-            return
-        from watchtower.events.segstore.profiles import profile_written
-
-        for model, segment_id, table in segments:
-            try:
-                profile_written(self._engine, model, [(segment_id, table)], self._settings.profile_min_rows)
-            except Exception as exc:
-                log.warning("profiling event segment %s failed (%s: %s); windows read it exactly until compaction "
-                            "profiles it", segment_id, type(exc).__name__, str(exc).strip()[:300])
 
     def _fail_durable_and_requeue(self, batch: list[Pending]) -> None:
         failed = [p for p in batch if p.durable]
