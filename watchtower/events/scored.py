@@ -64,9 +64,10 @@ def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> 
     return pa.table(columns)  # NaN is stored as null, as pyarrow's from_pandas stores a frame's NaN
 
 
-def _floats(values: np.ndarray) -> "pa.Array":
+def _floats(values: "np.ndarray") -> "pa.Array":
     """float64 values as Arrow, NaN as null. Without a NaN, Arrow takes the buffer as it is (2 us a column, against
     10-15 us through pa.array's conversion once pandas is loaded: 13 columns of every flush)."""
+    import numpy as np
     import pyarrow as pa
 
     values = np.ascontiguousarray(values, dtype=np.float64)
