@@ -40,7 +40,7 @@ from postmortems.service import (
 from postmortems.taxonomy import load_index
 from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.edges.links import back_link
 from watchtower.errors import Invalid, WatchtowerError, field_error
 from watchtower.limits import INT32_MAX, DatetimeBound, Id, SafeStr

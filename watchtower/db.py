@@ -1,11 +1,9 @@
 """Engine, sessions and schema migrations."""
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
@@ -98,13 +96,3 @@ def applied_revisions(engine: Engine) -> set[str]:
         if not inspect(connection).has_table("alembic_version"):
             return set()
         return {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request (a writer unless it is a read); the route commits the work it owns."""
-    engine = request.app.state.engine
-    with Session(engine if request.method in ("GET", "HEAD") else writer(engine)) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]

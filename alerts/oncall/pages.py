@@ -20,7 +20,7 @@ from alerts.oncall.schemas import OverrideCreate
 from watchtower.auth.models import User
 from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import WatchtowerError
 from watchtower.limits import Id
 

@@ -19,7 +19,7 @@ from alerts.silences.service import SilenceCreate, create_silence, expire_silenc
 from postmortems.pages import guarded
 from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import to_utc, utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Invalid, field_error
 
 HERE = Path(__file__).parent

@@ -25,7 +25,7 @@ from watchtower.auth.sessions import end_session as end_session_row
 from watchtower.auth.signin import WRONG, authenticate, client_address, set_password
 from watchtower.auth.throttle import Throttled
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.edges.links import local_path
 from watchtower.errors import WatchtowerError
 from watchtower.limits import SafeStr
