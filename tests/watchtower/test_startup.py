@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.processes import ROOT
+from watchtower.db import MIGRATIONS, _revision_values, script_heads
 
 HEAVY = {"pandas", "pyarrow", "onnxruntime", "scipy", "sklearn", "skl2onnx", "alembic", "evidently", "numpy"}
 # Loaded by the first request that needs them: a Slack click's signature check, a webhook or Slack delivery.
@@ -73,3 +74,20 @@ def test_cli_help_lists_the_commands() -> None:
     for command in ("serve", "demo", "migrate", "monitor", "profile"):
         assert command in out
 
+
+def test_script_heads_agree_with_alembic() -> None:
+    """The revision lines read without Alembic name the heads Alembic itself finds."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert script_heads() == set(ScriptDirectory.from_config(config).get_heads())
+
+
+def test_a_revision_value_over_several_lines_is_parsed() -> None:
+    source = ('"""merge"""\nimport sqlalchemy as sa\n\nrevision: str = "0031"\n'
+              'down_revision: tuple[str, ...] = (\n    "0029",\n    "0030",\n)\n\n\ndef upgrade() -> None:\n    pass\n')
+    assert _revision_values(source) == [("revision", "0031"), ("down_revision", ("0029", "0030"))]
+    assert _revision_values('revision = "0001"\ndown_revision = None\n') == [("revision", "0001"),
+                                                                              ("down_revision", None)]
