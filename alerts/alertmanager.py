@@ -22,9 +22,9 @@ from postmortems.documents import refresh_document
 from postmortems.models import ACTIVE, Incident, Severity, Status
 from postmortems.service import add_entry, find_open, transition
 from postmortems.similar import link_similar
-from watchtower.auth import WriteAccess
+from watchtower.auth.bearer import WriteAccess
 from watchtower.clock import to_utc, utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import problem_responses
 from watchtower.settings import Settings
 

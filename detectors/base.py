@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,7 +10,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # profile.py imports FeatureType from here; pandas stays out of the app's start-up
@@ -35,16 +35,38 @@ def _pandas_missing(value: Any) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")
 
 
+@dataclass(frozen=True)
+class _ScalarTypes:
+    """The types class_name tells apart; numpy's join them once numpy is imported (before, no value can be one)."""
+
+    floats: tuple[type[float], ...] = (float,)  # np.floating too: typed so, as it converts alike
+    bools: tuple[type, ...] = (bool,)
+    plain: tuple[type, ...] = (int, float, str)
+
+
+_scalar_types = _ScalarTypes()
+
+
+def _scalars() -> _ScalarTypes:
+    """The scalar types, numpy's included once it is imported: numpy stays out of the app's start-up."""
+    global _scalar_types
+    np = sys.modules.get("numpy")
+    if np is not None and len(_scalar_types.bools) == 1:
+        _scalar_types = _ScalarTypes((float, np.floating), (bool, np.bool_), (int, float, str, np.integer, np.floating))
+    return _scalar_types
+
+
 def class_name(value: Any) -> str | None:
     """One spelling per class whatever JSON or a dtype made of it: 1, 1.0, np.int64(1) and "1" are all "1";
     True is "true" (the event store's spelling of JSON true); None, NaN and pandas' NA/NaT are None."""
-    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)) or _pandas_missing(value):
+    types = _scalars()
+    if value is None or (isinstance(value, types.floats) and math.isnan(value)) or _pandas_missing(value):
         return None
-    if isinstance(value, bool | np.bool_):
+    if isinstance(value, types.bools):
         return str(bool(value)).lower()
-    if isinstance(value, float | np.floating) and float(value).is_integer():
+    if isinstance(value, types.floats) and float(value).is_integer():
         return str(int(value))
-    if isinstance(value, int | float | str | np.integer | np.floating):
+    if isinstance(value, types.plain):
         return str(value)
     return json.dumps(value, sort_keys=True, default=str)
 

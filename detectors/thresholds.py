@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from detectors.base import Detector, Finding, Window
@@ -130,6 +129,8 @@ def fit(spec: ThresholdSpec, scores_by_key: Mapping[Key, ScoreHistory]) -> dict[
 
 def fit_one(spec: QuantileThreshold | MeanStdThreshold, history: ScoreHistory) -> FittedThreshold:
     """Learn the threshold of one key; NaN and +-inf scores are ignored."""
+    import numpy as np  # here, not at the top: `watchtower monitor` imports this module even with nothing to check
+
     values = np.asarray(history.scores, dtype=np.float64)
     values = values[np.isfinite(values)]
     if spec.max_history is not None:
@@ -179,6 +180,8 @@ def chunk_bounds(rows: int, chunks: int = 10, chunk_rows: int | None = None) -> 
     """Consecutive [start, stop) row ranges: `chunks` near-equal ones, or full chunks of `chunk_rows` rows."""
     if chunk_rows is not None:
         return [(start, start + chunk_rows) for start in range(0, rows - chunk_rows + 1, chunk_rows)]
+    import numpy as np
+
     bounds = np.linspace(0, rows, chunks + 1).astype(int)
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 

@@ -43,12 +43,12 @@ from postmortems.service import (
     update_incident,
 )
 from postmortems.taxonomy import KEY, TaxonomySpec, add_taxonomy, load_index, parse_spec
-from watchtower.auth import WriteAccess
 from watchtower.auth.access import PrincipalDep
+from watchtower.auth.bearer import WriteAccess
 from watchtower.auth.principal import attributed
 from watchtower.auth.roles import Role
 from watchtower.clock import to_utc
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Forbidden, Invalid, field_error, problem_responses
 from watchtower.limits import INT32_MAX, DatetimeBound, Id, SafeStr
 from watchtower.registry.schemas import OperatorDecision

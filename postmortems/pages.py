@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
 from alerts.outbox import service as outbox
@@ -40,13 +39,14 @@ from postmortems.service import (
 from postmortems.taxonomy import load_index
 from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.edges.links import back_link
 from watchtower.errors import Invalid, WatchtowerError, field_error
 from watchtower.limits import INT32_MAX, DatetimeBound, Id, SafeStr
 from watchtower.policy import holds
+from watchtower.templating import templates
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES = (Path(__file__).parent / "templates",)
 router = APIRouter(prefix="/postmortems", include_in_schema=False, dependencies=PageForms)
 PAGE = 20
 PAGE_MAX = INT32_MAX // PAGE  # the offset stays an INTEGER
@@ -57,7 +57,7 @@ CsrfField = Annotated[str, Form()]
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     """A page with the signed-in user and CSRF token every form needs."""
     base = {"user": current_user(request), "csrf": csrf_token(request)}
-    return templates.TemplateResponse(request, name, base | context, status_code=status)
+    return templates(*TEMPLATES).TemplateResponse(request, name, base | context, status_code=status)
 
 
 def back_to(incident_id: int, anchor: str = "") -> RedirectResponse:

@@ -1,8 +1,9 @@
 """The postmortem document: drafted from what Watchtower knows, then edited by people, every revision kept."""
 
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel import Session, col, select
 
 from postmortems import markdown
@@ -11,11 +12,22 @@ from postmortems.models import Incident, TimelineEntry, WriteupRevision
 from postmortems.schemas import IncidentRead, WriteupRead
 from watchtower.errors import Conflict
 
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), undefined=StrictUndefined,
-                   autoescape=False, keep_trailing_newline=True)  # Markdown, not HTML: the page escapes it
-# User text is escaped for Markdown as it goes in (no forged links, raw HTML or broken tables; see markdown.py).
-_env.filters.update(md=markdown.inline, md_block=markdown.block, md_code=markdown.code)
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 MITIGATING = ("pause_pipeline", "swap_model", "restore", "resume")
+
+
+@cache
+def _environment() -> "Environment":
+    """The write-up's Jinja2 environment, built by the first draft: Jinja2 stays out of the app's start-up."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), undefined=StrictUndefined,
+                      autoescape=False, keep_trailing_newline=True)  # Markdown, not HTML: the page escapes it
+    # User text is escaped for Markdown as it goes in (no forged links, raw HTML or broken tables; see markdown.py).
+    env.filters.update(md=markdown.inline, md_block=markdown.block, md_code=markdown.code)
+    return env
 
 
 def draft(incident: IncidentRead) -> str:
@@ -25,7 +37,7 @@ def draft(incident: IncidentRead) -> str:
     drift = sorted((f for f in findings if f.get("p_value") is not None), key=lambda f: f["score"])[:15]
     kpis = [{"feature": f["feature"], "score": f["score"], "threshold": f["threshold"],
              "reference": f.get("reference_accuracy")} for f in findings if f["detector"] == "accuracy"]
-    return _env.get_template("writeup.md.j2").render(
+    return _environment().get_template("writeup.md.j2").render(
         incident=incident, impact_numbers=incident.impact_numbers, durations=incident.durations, drift=drift,
         kpis=kpis, timeline=incident.timeline,
         root_causes=[t.label for t in incident.tags if t.confidence == "confirmed" and t.root_cause],

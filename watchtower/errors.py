@@ -1,16 +1,16 @@
 """Errors as RFC 9457 problem details (application/problem+json)."""
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException
 
 from watchtower.limits import explain
+
+if TYPE_CHECKING:  # FastAPI loads with the app: the CLI and the scheduler raise these errors without it
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -73,6 +73,7 @@ def field_error(field: str, reason: str) -> dict[str, str]:
 def multipart(parts: dict[str, str]) -> Any:
     """A dependency refusing any body but multipart/form-data with a 415 naming the parts the endpoint takes
     (run before the form is parsed, so a JSON body is not reported as 'spec: Field required')."""
+    from fastapi import Depends, Request
 
     def check(request: Request) -> None:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -88,8 +89,10 @@ def multipart(parts: dict[str, str]) -> Any:
 
 
 def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+            headers: dict[str, str] | None = None) -> "JSONResponse":
     """Render a problem-details response."""
+    from fastapi.responses import JSONResponse
+
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
@@ -101,8 +104,12 @@ def _loc_to_field(loc: tuple[int | str, ...] | list[int | str]) -> str:
     return ".".join(parts)
 
 
-def install_handlers(app: FastAPI) -> None:
+def install_handlers(app: "FastAPI") -> None:
     """Render domain errors, HTTP errors, validation errors and crashes as problem details."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from starlette.exceptions import HTTPException
 
     @app.exception_handler(WatchtowerError)
     async def _domain(_: Request, exc: WatchtowerError) -> JSONResponse:
@@ -146,7 +153,7 @@ def install_handlers(app: FastAPI) -> None:
                        headers={"Connection": "close"})
 
 
-def unavailable(detail: str) -> JSONResponse:
+def unavailable(detail: str) -> "JSONResponse":
     """503 with Retry-After: the database cannot be reached or is busy."""
     return problem(503, "Service unavailable", f"{detail}; retry in {RETRY_AFTER_S} s",
                    headers={"Retry-After": str(RETRY_AFTER_S)})

@@ -34,7 +34,7 @@ from watchtower.auth.models import User
 from watchtower.auth.principal import attributed
 from watchtower.auth.users import Handle, get_user
 from watchtower.clock import to_utc, utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import problem_responses
 from watchtower.limits import Id
 

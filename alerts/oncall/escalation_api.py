@@ -17,10 +17,10 @@ from alerts.oncall.escalation_schemas import (
     RouteSet,
 )
 from watchtower.auth.bearer import WriteAccess
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Invalid, NotFound, field_error, problem_responses
 from watchtower.limits import Id
-from watchtower.registry.schemas import ModelName
+from watchtower.registry.params import ModelName
 from watchtower.registry.service import get_model
 
 router = APIRouter(tags=["escalation"], responses=problem_responses(404, 422))

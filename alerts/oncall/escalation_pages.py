@@ -8,7 +8,7 @@ from alerts.oncall.escalation_models import EscalationPolicy
 from alerts.oncall.escalation_policies import policy_read
 from alerts.oncall.pages import render
 from watchtower.auth.sessions import PageForms
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.registry.models import MonitoredModel
 
 router = APIRouter(prefix="/oncall", include_in_schema=False, dependencies=PageForms)

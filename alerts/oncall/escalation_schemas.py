@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from watchtower.auth.users import HANDLE
+from watchtower.auth.models import HANDLE
 from watchtower.limits import SafeStr
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"

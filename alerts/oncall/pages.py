@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
@@ -20,13 +19,14 @@ from alerts.oncall.schemas import OverrideCreate
 from watchtower.auth.models import User
 from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import WatchtowerError
 from watchtower.limits import Id
+from watchtower.templating import templates
 
 HERE = Path(__file__).parent
 # The postmortem templates give the shared layout (base.html) and the error page.
-templates = Jinja2Templates(directory=[HERE / "templates", HERE.parents[1] / "postmortems" / "templates"])
+TEMPLATES = (HERE / "templates", HERE.parents[1] / "postmortems" / "templates")
 router = APIRouter(prefix="/oncall", include_in_schema=False, dependencies=PageForms)
 VIEW_DAYS = 14
 NEXT_WITHIN = timedelta(days=35)
@@ -36,7 +36,7 @@ Text = Annotated[str, Form()]
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     """A page with the signed-in user and the CSRF token every form needs."""
     base = {"user": current_user(request), "csrf": csrf_token(request)}
-    return templates.TemplateResponse(request, name, base | context, status_code=status)
+    return templates(*TEMPLATES).TemplateResponse(request, name, base | context, status_code=status)
 
 
 def when(moment: datetime, zone: ZoneInfo) -> str:

@@ -14,7 +14,7 @@ from watchtower.auth.models import User
 from watchtower.auth.sessions import PageForms, require_user
 from watchtower.auth.users import UserCreate, create_user
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import WatchtowerError
 
 router = APIRouter(prefix="/oncall/people", include_in_schema=False, dependencies=PageForms)

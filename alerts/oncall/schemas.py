@@ -4,7 +4,6 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -17,7 +16,7 @@ from pydantic import (
 )
 
 from alerts.oncall.rotation import UNIT_DELTA, WEEKDAYS
-from watchtower.auth.users import HANDLE
+from watchtower.auth.models import HANDLE
 from watchtower.limits import EARLIEST, LATEST, Day
 
 CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -191,6 +190,8 @@ class OverrideUpdate(BaseModel):
 
 def validated(model: type[Model], data: dict[str, Any]) -> Model:
     """`data` checked by `model`, refused as a request error naming body fields (for merged PATCH bodies)."""
+    from fastapi.exceptions import RequestValidationError  # the API's; the scheduler imports this module too
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -8,11 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerts.outbox import service
 from alerts.outbox.models import OutboxStatus
 from alerts.outbox.service import OutboxMessageRead, OutboxPage
-from watchtower.auth import WriteAccess
 from watchtower.auth.access import PrincipalDep
+from watchtower.auth.bearer import WriteAccess
 from watchtower.auth.principal import attributed
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import problem_responses
 
 router = APIRouter(tags=["outbox"], responses=problem_responses(422))

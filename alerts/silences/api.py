@@ -9,11 +9,11 @@ from pydantic import BaseModel
 from alerts.silences.matchers import Matcher, Op
 from alerts.silences.models import Silence, State
 from alerts.silences.service import SilenceCreate, create_silence, expire_silence, list_silences, matchers_of
-from watchtower.auth import WriteAccess
 from watchtower.auth.access import PrincipalDep
+from watchtower.auth.bearer import WriteAccess
 from watchtower.auth.principal import attributed, author_for
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import problem_responses
 
 router = APIRouter(tags=["silences"], responses=problem_responses(422))

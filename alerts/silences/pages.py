@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from alerts.silences.matchers import LABELS, OPS, Matcher
@@ -19,11 +18,12 @@ from alerts.silences.service import SilenceCreate, create_silence, expire_silenc
 from postmortems.pages import guarded
 from watchtower.auth.sessions import PageForms, csrf_token, current_user, require_user
 from watchtower.clock import to_utc, utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Invalid, field_error
+from watchtower.templating import templates
 
 HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=[HERE / "templates", HERE.parents[1] / "postmortems" / "templates"])
+TEMPLATES = (HERE / "templates", HERE.parents[1] / "postmortems" / "templates")
 router = APIRouter(prefix="/oncall/silences", include_in_schema=False, dependencies=PageForms)
 PAGE_URL = "/oncall/silences"
 ROWS = 3  # matcher rows on the form; empty ones are ignored
@@ -39,7 +39,7 @@ def silences_page(request: Request, session: SessionDep) -> HTMLResponse:
              for state, limit in limits.items()}
     context: dict[str, Any] = {"user": current_user(request), "csrf": csrf_token(request), "now": now,
                                "silences": shown, "labels": LABELS, "ops": list(OPS), "rows": range(ROWS)}
-    return templates.TemplateResponse(request, "silences.html", context)
+    return templates(*TEMPLATES).TemplateResponse(request, "silences.html", context)
 
 
 @router.post("")

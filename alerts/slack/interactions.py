@@ -13,7 +13,6 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.background import BackgroundTask
@@ -94,6 +93,8 @@ async def interactions(request: Request) -> Response:
 
 
 def _signed(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+    from slack_sdk.signature import SignatureVerifier  # with the first click, not with the app
+
     try:
         return SignatureVerifier(secret).is_valid_request(body, headers)
     except (ValueError, UnicodeDecodeError):  # a timestamp that is not a number, a body that is not UTF-8

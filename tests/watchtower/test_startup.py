@@ -1,14 +1,20 @@
 """Start-up imports nothing heavy: `watchtower --help` no framework at all, the app and a migrate of a database
-already at head no pandas, pyarrow, onnxruntime, scipy, scikit-learn, Alembic or Evidently. Structural checks
-(which modules a fresh interpreter loaded), not timings: bench/startup_bench.py times them."""
+already at head no pandas, pyarrow, onnxruntime, scipy, scikit-learn, Alembic or Evidently, nor numpy (the first
+batch, predict or monitor pass loads it), and `watchtower monitor` on an empty database not even FastAPI or the
+senders' HTTP clients. Structural checks (which modules a fresh interpreter loaded), not timings:
+bench/startup_bench.py times them."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.processes import ROOT
+from watchtower.db import MIGRATIONS, _revision_values, script_heads
 
-HEAVY = {"pandas", "pyarrow", "onnxruntime", "scipy", "sklearn", "skl2onnx", "alembic", "evidently"}
+HEAVY = {"pandas", "pyarrow", "onnxruntime", "scipy", "sklearn", "skl2onnx", "alembic", "evidently", "numpy"}
+# Loaded by the first request that needs them: a Slack click's signature check, a webhook or Slack delivery.
+SENDERS = {"slack_sdk", "httpx"}
+PAGES = {"jinja2"}  # loaded by the first page or write-up draft
 
 
 def _loaded(code: str) -> set[str]:
@@ -29,16 +35,31 @@ def test_cli_help_imports_no_framework() -> None:
 def test_creating_the_app_imports_nothing_heavy(tmp_path: Path) -> None:
     loaded = _loaded("from watchtower.app import create_app\nfrom watchtower.settings import Settings\n"
                      f"create_app(Settings(database_url='sqlite:///{tmp_path / 'w.db'}', scheduler_enabled=False))")
-    assert "fastapi" in loaded and loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
+    unwanted = HEAVY | SENDERS | PAGES
+    assert "fastapi" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
+
+
+def test_serving_with_the_scheduler_imports_nothing_heavy(tmp_path: Path) -> None:
+    """The default `serve` starts the scheduler in the lifespan, before the first request: its jobs import what
+    they need when they run (compaction: pandas and pyarrow)."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
+    loaded = _loaded("from fastapi.testclient import TestClient\nfrom watchtower.app import create_app\n"
+                     "from watchtower.settings import Settings\n"
+                     f"with TestClient(create_app(Settings(database_url='{url}', scheduler_enabled=True))) as client:\n"
+                     "    assert client.get('/healthz').status_code == 200")
+    assert "apscheduler" in loaded and loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
 
 
 def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> None:
-    """No model, nothing to check: the window, pandas, scipy and the diagnosis stay unloaded."""
+    """No model, nothing to check: the window, pandas, scipy and the diagnosis stay unloaded; nothing in the
+    outbox: no Slack or HTTP client; the CLI serves no routes: no FastAPI."""
     url = f"sqlite:///{tmp_path / 'w.db'}"
     _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
     loaded = _loaded(f"import os, sys\nos.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\n"
                      "sys.argv = ['watchtower', 'monitor']\nfrom watchtower.cli import main\nmain()")
-    assert "sqlalchemy" in loaded and loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
+    unwanted = HEAVY | SENDERS | PAGES | {"fastapi", "uvicorn"}
+    assert "sqlalchemy" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
 
 
 def test_migrate_imports_alembic_only_when_there_is_something_to_upgrade(tmp_path: Path) -> None:
@@ -54,3 +75,21 @@ def test_cli_help_lists_the_commands() -> None:
                          check=True).stdout
     for command in ("serve", "demo", "migrate", "monitor", "profile"):
         assert command in out
+
+
+def test_script_heads_agree_with_alembic() -> None:
+    """The revision lines read without Alembic name the heads Alembic itself finds."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert script_heads() == set(ScriptDirectory.from_config(config).get_heads())
+
+
+def test_a_revision_value_over_several_lines_is_parsed() -> None:
+    source = ('"""merge"""\nimport sqlalchemy as sa\n\nrevision: str = "0031"\n'
+              'down_revision: tuple[str, ...] = (\n    "0029",\n    "0030",\n)\n\n\ndef upgrade() -> None:\n    pass\n')
+    assert _revision_values(source) == [("revision", "0031"), ("down_revision", ("0029", "0030"))]
+    assert _revision_values('revision = "0001"\ndown_revision = None\n') == [("revision", "0001"),
+                                                                              ("down_revision", None)]

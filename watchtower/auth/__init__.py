@@ -1,6 +1,5 @@
 """People and access: users and roles, personal and pipeline tokens, the access check on every route
-(routes.py decides, access.py enforces), redaction of secrets and the audit log."""
+(routes.py decides, access.py enforces), redaction of secrets and the audit log.
 
-from watchtower.auth.bearer import WriteAccess, require_token
-
-__all__ = ["WriteAccess", "require_token"]
+Nothing is imported here: the tables (auth.models) load without FastAPI, which `watchtower monitor` never needs;
+routes take `WriteAccess` from auth.bearer."""

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from watchtower.auth import audit
 from watchtower.clock import to_utc
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Invalid, field_error, problem_responses
 from watchtower.limits import INT32_MAX, SafeStr
 

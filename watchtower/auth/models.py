@@ -8,6 +8,8 @@ from sqlmodel import Field, SQLModel
 
 from watchtower.clock import utcnow
 
+HANDLE = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # a person's handle, in bodies and paths alike
+
 
 class User(SQLModel, table=True):
     """One person. `handle` is how they are named everywhere (authors, rotations, overrides)."""

@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from watchtower.auth import csrf
 from watchtower.auth.passwords import MIN_LENGTH
@@ -25,14 +24,15 @@ from watchtower.auth.sessions import end_session as end_session_row
 from watchtower.auth.signin import WRONG, authenticate, client_address, set_password
 from watchtower.auth.throttle import Throttled
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.edges.links import local_path
 from watchtower.errors import WatchtowerError
 from watchtower.limits import SafeStr
+from watchtower.templating import templates
 
 HERE = Path(__file__).parent
 # The postmortem templates give the shared layout (base.html).
-templates = Jinja2Templates(directory=[HERE / "templates", HERE.parents[1] / "postmortems" / "templates"])
+TEMPLATES = (HERE / "templates", HERE.parents[1] / "postmortems" / "templates")
 router = APIRouter(prefix="/auth", include_in_schema=False)
 HOME = "/postmortems"
 Text = Annotated[str, Form(max_length=1024)]
@@ -41,7 +41,7 @@ Text = Annotated[str, Form(max_length=1024)]
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200,
             headers: dict[str, str] | None = None) -> HTMLResponse:
     base = {"user": current_user(request), "csrf": csrf_token(request)}
-    return templates.TemplateResponse(request, name, base | context, status_code=status, headers=headers)
+    return templates(*TEMPLATES).TemplateResponse(request, name, base | context, status_code=status, headers=headers)
 
 
 def _login_form(request: Request, error: str | None = None, status: int = 200, *, handle: str = "",

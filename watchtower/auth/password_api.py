@@ -11,7 +11,7 @@ from watchtower.auth.signin import WRONG, authenticate, client_address, set_pass
 from watchtower.auth.throttle import Throttled
 from watchtower.auth.users import Handle, get_user
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Unauthorized, problem, problem_responses
 from watchtower.limits import SafeStr
 

@@ -14,7 +14,7 @@ from watchtower.auth.models import ApiToken, User
 from watchtower.auth.principal import Principal
 from watchtower.auth.roles import Role
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Forbidden, NotFound, Unauthorized, problem_responses
 from watchtower.limits import INT32_MAX, SafeStr
 from watchtower.registry.models import Pipeline

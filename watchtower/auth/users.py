@@ -11,14 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from watchtower.auth.bearer import WriteAccess
-from watchtower.auth.models import User
+from watchtower.auth.models import HANDLE, User
 from watchtower.auth.roles import Role
 from watchtower.auth.sessions import end_sessions_of
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Conflict, NotFound, problem_responses
 
-HANDLE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 SLACK_ID = r"^[UW][A-Z0-9]{2,30}$"
 router = APIRouter(tags=["people"], responses=problem_responses(404))
 writes = APIRouter(tags=["people"], dependencies=WriteAccess, responses=problem_responses(401, 403, 404, 409, 422))

@@ -8,12 +8,12 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from watchtower import learned_thresholds
-from watchtower.auth import WriteAccess
+from watchtower.auth.bearer import WriteAccess
 from watchtower.checks.models import CheckResult, CheckRun, FittedThreshold
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import NotFound, problem_responses
 from watchtower.registry.models import Monitor
-from watchtower.registry.schemas import ModelName, MonitorName
+from watchtower.registry.params import ModelName, MonitorName
 from watchtower.registry.service import get_model
 
 CheckStatus = Literal["ok", "breached", "insufficient_data", "error"]  # what monitor._run stores

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 
-from watchtower.auth import WriteAccess, audit
+from watchtower.auth import audit
+from watchtower.auth.bearer import WriteAccess
 from watchtower.clock import to_utc, utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Invalid, field_error, multipart, problem_responses
 from watchtower.events.batch import documented_body, parse_events, raw_body
 from watchtower.events.models import IngestRejection, MetricPoint
@@ -26,7 +27,7 @@ from watchtower.events.validation import MAX_REPORTED, SchemaMismatch, check_col
 from watchtower.limits import explain
 from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
-from watchtower.registry.schemas import ModelName
+from watchtower.registry.params import ModelName
 from watchtower.registry.service import get_model
 
 if TYPE_CHECKING:  # the frame builders and the store (pandas, pyarrow) load with the first batch, not the app

@@ -11,15 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
-from watchtower.auth import WriteAccess
 from watchtower.auth.access import PrincipalDep
+from watchtower.auth.bearer import WriteAccess
 from watchtower.clock import to_utc
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Invalid, field_error, problem_responses
 from watchtower.events.api import active_model
 from watchtower.events.models import PostedProfile
 from watchtower.registry.models import MonitoredModel
-from watchtower.registry.schemas import ModelName
+from watchtower.registry.params import ModelName
 from watchtower.registry.service import get_model
 
 router = APIRouter(prefix="/models/{name}", tags=["events"])

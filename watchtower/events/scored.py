@@ -7,9 +7,8 @@ from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:  # the request path builds Scored without pyarrow; the writer's flush imports it
+    import numpy as np
     import pyarrow as pa
 
 
@@ -20,10 +19,10 @@ class Scored:
     classifier's [n, classes] probabilities, and what every row of the request shares."""
 
     ids: list[str]
-    features: dict[str, np.ndarray]
+    features: "dict[str, np.ndarray]"
     predictions: list[Any]
     classes: tuple[str, ...]
-    proba: np.ndarray | None
+    proba: "np.ndarray | None"
     latency_ms: float  # per row
     version: str
     at: datetime  # ts and received_at
@@ -35,6 +34,7 @@ class Scored:
 def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> "pa.Table":
     """Several requests' predictions, in their order, as the event frame's columns in Arrow (what insert_table
     takes): built from the checked columns directly, no pandas frame."""
+    import numpy as np
     import pyarrow as pa
 
     from detectors.base import ERROR, ID, LATENCY, PREDICTION, PROBA_PREFIX, TS
@@ -82,6 +82,7 @@ FEW = 256  # fewer integer labels are spelled by Python: Arrow's cast to text co
 def _prediction_array(values: list[Any], task: str) -> "pa.Array":
     """prediction_column's values in Arrow. Integer labels (what ONNX classifiers output) and numeric values are
     converted by Arrow alone: a pandas Series per flush costs more than the rest of a small flush's columns."""
+    import numpy as np
     import pyarrow as pa
 
     from watchtower.events.frames import prediction_column
@@ -99,8 +100,10 @@ def _prediction_array(values: list[Any], task: str) -> "pa.Array":
                     else pa.float64(), from_pandas=True)
 
 
-def _feature(part: Scored, name: str, kind: str) -> np.ndarray:
+def _feature(part: Scored, name: str, kind: str) -> "np.ndarray":
     """A request's column of a feature (missing: a feature added while the request was in flight)."""
+    import numpy as np
+
     column = part.features.get(name)
     if column is not None:
         return column

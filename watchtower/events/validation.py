@@ -1,16 +1,19 @@
 """Check feature rows against a model's schema, all rows first, so a bad batch stores nothing."""
 
+from __future__ import annotations
+
 import math
 from collections import Counter
 from collections.abc import Sequence
 from itertools import chain
 from operator import itemgetter
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from watchtower.errors import Invalid, field_error
 from watchtower.limits import storable
+
+if TYPE_CHECKING:  # numpy loads with the first batch or predict, not with the app
+    import numpy as np
 
 MAX_REPORTED = 50
 
@@ -58,6 +61,8 @@ def check_columns(rows: Sequence[dict[str, Any]], features: list[dict[str, Any]]
     """check_rows, returning one column per feature (float64 numeric with NaN for null, object str/None
     categorical), checked a whole column at a time. A batch the column checks cannot pass as it stands goes
     through check_rows, which raises the same errors it always did (or passes it, if only slower)."""
+    import numpy as np
+
     values = _feature_values(rows, [f["name"] for f in features])
     if values is not None and all(f["type"] == "numeric" for f in features):
         matrix = _numeric_matrix(values)
@@ -95,6 +100,8 @@ def _numeric_matrix(values: list[Sequence[Any]]) -> np.ndarray | None:
     """All-numeric features whose values are all finite numbers as one [features, rows] float64 array, checked
     in one pass (a predict of one row would otherwise pay numpy's per-call cost once per feature); None when
     any value is not, and then the per-column checks decide, nullable features included."""
+    import numpy as np
+
     if set(map(type, chain.from_iterable(values))) - {float, int}:  # exact types: bool is refused
         return None
     try:
@@ -106,6 +113,8 @@ def _numeric_matrix(values: list[Sequence[Any]]) -> np.ndarray | None:
 
 def _numeric_column(values: Sequence[Any], nullable: bool) -> np.ndarray | None:
     """The values as float64 if each is a finite number (or a null the feature allows), else None."""
+    import numpy as np
+
     kinds = set(map(type, values))  # exact types: bool, a subclass of int, is refused
     if not kinds <= ({float, int, type(None)} if nullable else {float, int}):
         return None
@@ -120,6 +129,8 @@ def _numeric_column(values: Sequence[Any], nullable: bool) -> np.ndarray | None:
 
 def _category_column(values: Sequence[Any], nullable: bool) -> np.ndarray | None:
     """The values as an object column of str/None if each is a storable string (or an allowed null)."""
+    import numpy as np
+
     kinds = set(map(type, values))
     if not kinds <= ({str, type(None)} if nullable else {str}):
         return None

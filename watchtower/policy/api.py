@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from watchtower.auth import WriteAccess
+from watchtower.auth.bearer import WriteAccess
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import NotFound, problem_responses
 from watchtower.policy import store
 from watchtower.policy.backtest import BacktestRequest, BacktestResult
@@ -17,7 +17,7 @@ from watchtower.policy.backtest_store import backtest_model
 from watchtower.policy.models import PolicyDecision
 from watchtower.policy.rules import DEFAULT_POLICY, Policy
 from watchtower.registry.models import Monitor
-from watchtower.registry.schemas import ModelName
+from watchtower.registry.params import ModelName
 from watchtower.registry.service import get_model
 
 router = APIRouter(tags=["policy"], responses=problem_responses(404))

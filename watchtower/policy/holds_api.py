@@ -3,15 +3,16 @@
 from fastapi import APIRouter
 
 from watchtower.actions.models import ActionRun
-from watchtower.auth import WriteAccess
 from watchtower.auth.access import PrincipalDep
+from watchtower.auth.bearer import WriteAccess
 from watchtower.auth.principal import attributed
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import problem_responses
 from watchtower.policy import holds
 from watchtower.policy.holds import Holdable, HoldRead
-from watchtower.registry.schemas import ModelName, OperatorDecision
+from watchtower.registry.params import ModelName
+from watchtower.registry.schemas import OperatorDecision
 from watchtower.registry.service import get_model
 
 router = APIRouter(tags=["policy"], responses=problem_responses(404))

@@ -8,25 +8,23 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import col, select
 
 from watchtower.actions.restore import restore_primary, resume_pipeline
-from watchtower.auth import WriteAccess
 from watchtower.auth.access import PrincipalDep
+from watchtower.auth.bearer import WriteAccess
 from watchtower.auth.principal import attributed
 from watchtower.clock import utcnow
-from watchtower.db import SessionDep
+from watchtower.deps import SessionDep
 from watchtower.errors import Invalid, field_error, multipart, problem_responses
 from watchtower.limits import explain
 from watchtower.registry.archive import archive, require_active, unarchive
 from watchtower.registry.models import MonitoredModel, Pipeline
+from watchtower.registry.params import ModelName, MonitorName, PipelineName
 from watchtower.registry.schemas import (
     HoldingDecision,
-    ModelName,
     ModelPatch,
     ModelRead,
     ModelSpec,
-    MonitorName,
     MonitorSpec,
     OperatorDecision,
-    PipelineName,
     PipelineRead,
     VersionSpec,
 )

@@ -3,7 +3,6 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
 
 from watchtower.limits import INT32_MAX, JsonValue, SafeStr, ShortText
@@ -192,10 +191,3 @@ class PipelineRead(BaseModel):
     paused_reason: str | None
     webhook_url: str | None
     models: list[str]
-
-
-# Path parameters obey the same pattern as the names in bodies, so a lookup never sends the database a string
-# it could not have stored (too long, or with NUL), and a PUT cannot create what a body could not.
-ModelName = Annotated[str, Path(pattern=NAME, description="A model's name")]
-PipelineName = Annotated[str, Path(pattern=NAME, description="A pipeline's name")]
-MonitorName = Annotated[str, Path(pattern=NAME, description="A monitor's name")]

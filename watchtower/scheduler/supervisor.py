@@ -23,7 +23,6 @@ from alerts.oncall.escalation import advance_escalations
 from watchtower import heap
 from watchtower.clock import utcnow
 from watchtower.delivery import deliver_outbox
-from watchtower.events.segments import compact_all
 from watchtower.learned_thresholds import refit_all
 from watchtower.monitor import run_monitor
 from watchtower.registry.service import scheduled_monitors
@@ -216,6 +215,9 @@ class MonitorScheduler:
             refit_all(runtime)
 
         def compact() -> None:
+            # pandas and pyarrow load with the first compaction, not while `serve` starts
+            from watchtower.events.segments import compact_all
+
             compact_all(runtime.engine)
 
         def escalations() -> None:

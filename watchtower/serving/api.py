@@ -9,7 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from watchtower.auth import WriteAccess, audit
+from watchtower.auth import audit
+from watchtower.auth.bearer import WriteAccess
 from watchtower.clock import utcnow
 from watchtower.db import writer
 from watchtower.errors import Invalid, field_error, problem_responses
@@ -20,7 +21,7 @@ from watchtower.events.validation import SchemaMismatch, check_columns
 from watchtower.events.writer import log_mode
 from watchtower.registry.archive import require_active
 from watchtower.registry.models import MonitoredModel
-from watchtower.registry.schemas import ModelName
+from watchtower.registry.params import ModelName
 from watchtower.serving.directory import Served
 from watchtower.serving.ids import new_ids
 from watchtower.serving.route import PredictRoute
