@@ -27,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,9 @@ def feature_schema(n: int) -> dict[str, str]:
                                                                       for i in range(categorical)}
 
 
-def make_events(n: int, schema: dict[str, str], seed: int = 0) -> list[dict[str, Any]]:
-    """N events as a client sends them (JSON-ready dicts), served over the last 50 minutes."""
+def make_events(n: int, schema: dict[str, str], seed: int = 0, ids: str = "serial") -> list[dict[str, Any]]:
+    """N events as a client sends them (JSON-ready dicts), served over the last 50 minutes; ids e0, e1... (serial)
+    or random UUIDs, as many systems name their predictions (uuid)."""
     rng = np.random.default_rng(seed)
     columns = {name: (rng.normal(50, 10, n).round(4) if kind == "numeric" else rng.choice(CATEGORIES, n)).tolist()
                for name, kind in schema.items()}
@@ -64,7 +66,9 @@ def make_events(n: int, schema: dict[str, str], seed: int = 0) -> list[dict[str,
     predictions = rng.integers(0, 2, n).tolist()
     latency = rng.gamma(2.0, 1.5, n).round(3).tolist()
     names = list(schema)
-    return [{"id": f"e{i}", "ts": ts[i], "features": {k: columns[k][i] for k in names},
+    keys = ([str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)] if ids == "uuid"
+            else [f"e{i}" for i in range(n)])
+    return [{"id": keys[i], "ts": ts[i], "features": {k: columns[k][i] for k in names},
              "prediction": predictions[i], "latency_ms": latency[i]} for i in range(n)]
 
 
@@ -221,11 +225,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--features", type=int, choices=(11, 25), default=11)
+    parser.add_argument("--ids", choices=("serial", "uuid"), default="serial",
+                        help="event ids: e0, e1... or random UUIDs (the keys' index then takes random inserts)")
     parser.add_argument("--databases", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     args = parser.parse_args()
     schema = feature_schema(args.features)
-    events = make_events(args.events, schema)
-    print(f"{args.events:,} events, {args.features} features, batches of {args.batch:,}; "
+    events = make_events(args.events, schema, ids=args.ids)
+    print(f"{args.events:,} events ({args.ids} ids), {args.features} features, batches of {args.batch:,}; "
           f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rates: list[tuple[str, Rate]] = []
     with tempfile.TemporaryDirectory() as tmp:

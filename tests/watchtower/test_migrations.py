@@ -1,6 +1,6 @@
 """Migrations: the schema they build is the models' schema, 0004 carries stored events into segments, 0005
-copies search facets onto incident documents, 0007 gives queued outbox messages an idempotency key and 0028
-keys serving events by (model, id) without losing any."""
+copies search facets onto incident documents, 0007 gives queued outbox messages an idempotency key, 0028
+keys serving events by (model, id) without losing any and 0029 stores segment bytes uncompressed on PostgreSQL."""
 
 import os
 from collections.abc import Iterator
@@ -169,6 +169,45 @@ def test_0028_keys_serving_events_by_model_and_id_and_keeps_them(empty: Engine) 
     with empty.begin() as conn:
         rows = conn.execute(text("SELECT id, event_id FROM serving_event ORDER BY event_id")).all()
     assert [r[1] for r in rows] == ["e0", "e1", "e2"] and len({r[0] for r in rows}) == 3
+
+
+def test_0029_stores_segment_bytes_uncompressed_on_postgresql_and_keeps_them(empty: Engine) -> None:
+    _upgrade(empty, "0028")
+    at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    before, after = bytes(range(256)) * 40, b"PAR1" * 3000  # 10 KB each: past PostgreSQL's 2 KB TOAST threshold
+    with empty.begin() as conn:
+        _model_row(conn, "m", "[]", at)
+        _segment_row(conn, before, at)
+    migrate(empty)
+    assert _segment_storage(empty) == ({"parquet": "e", "profile": "e"} if _postgres(empty) else {})
+    with empty.begin() as conn:
+        _segment_row(conn, after, at)
+        stored = conn.execute(text("SELECT parquet, profile FROM event_segment ORDER BY id")).all()
+    assert [(bytes(p), bytes(q)) for p, q in stored] == [(before, before[::-1]), (after, after[::-1])]
+    _downgrade(empty, "0028")
+    assert _segment_storage(empty) == ({"parquet": "x", "profile": "x"} if _postgres(empty) else {})
+    with empty.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM event_segment")).scalar_one() == 2
+
+
+def _postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def _segment_row(conn: Connection, data: bytes, at: datetime) -> None:
+    conn.execute(text("INSERT INTO event_segment (model_id, min_ts, max_ts, n_rows, n_bytes, parquet, profile, "
+                      "created_at) VALUES (1, :t, :t, 1, :n, :data, :profile, :t)"),
+                 {"t": at, "n": len(data), "data": data, "profile": data[::-1]})
+
+
+def _segment_storage(engine: Engine) -> dict[str, str]:
+    """PostgreSQL's storage of event_segment's byte columns: e (EXTERNAL: no compression) or x (EXTENDED)."""
+    if not _postgres(engine):
+        return {}
+    with engine.connect() as conn:
+        return dict(conn.execute(text(
+            "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = 'event_segment'::regclass "
+            "AND attname IN ('parquet', 'profile')")).all())
 
 
 def _downgrade(engine: Engine, revision: str) -> None:
