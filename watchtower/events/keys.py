@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from sqlmodel import Session
 
 from detectors.base import ID, TS
-from watchtower.events.frames import RECEIVED_AT, VERSION, from_micros
+from watchtower.events.frames import RECEIVED_AT, VERSION, column_micros, from_micros
 
 
 def key_table(keys: pa.Table) -> pa.Table:
@@ -64,7 +64,7 @@ def copy_binary(keys: pa.Table, model_id: int | None) -> bytes:
 
 
 def _pg_micros(times: pa.ChunkedArray) -> "np.ndarray[Any, np.dtype[np.int64]]":
-    micros = times.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    micros = column_micros(times).to_numpy(zero_copy_only=False)
     return np.asarray(micros, np.int64) - _PG_EPOCH_US
 
 
@@ -136,8 +136,7 @@ def _insert_few(cursor: Any, model_id: int, keys: pa.Table, postgres: bool) -> l
 def _times(column: pa.ChunkedArray, postgres: bool) -> list[Any]:
     """Times as the driver takes them: aware datetimes (psycopg), or naive UTC text as SQLAlchemy stores DATETIME
     in SQLite. Through int64: Arrow's to_pylist of zoned times costs 35 us a value."""
-    micros = column.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.int64()).to_pylist()
-    moments = [None if m is None else from_micros(m) for m in micros]
+    moments = [None if m is None else from_micros(m) for m in column_micros(column).to_pylist()]
     if postgres:
         return moments
     return [None if m is None else m.replace(tzinfo=None).isoformat(" ", "microseconds") for m in moments]

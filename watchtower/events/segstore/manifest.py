@@ -20,7 +20,7 @@ from sqlmodel import Session, col, func, select
 
 from detectors.base import ID, TS
 from watchtower.clock import utcnow
-from watchtower.events.frames import TS_TYPE, from_micros
+from watchtower.events.frames import TS_TYPE, column_micros, from_micros
 from watchtower.events.models import EventSegment
 from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.stores import (
@@ -136,7 +136,7 @@ def placed_values(bind: Engine | Connection, model_id: int, table: pa.Table) -> 
 def _put(store: SegmentStore, model_id: int, table: pa.Table) -> dict[str, Any] | None:
     if table.num_rows == 0:
         return None
-    bounds = pc.min_max(table.column(TS).cast(TS_TYPE, safe=False).cast(pa.int64()))
+    bounds = pc.min_max(column_micros(table.column(TS)))
     low, high = from_micros(bounds["min"].as_py()), from_micros(bounds["max"].as_py())
     placed = store.put(model_id, table, low.date())
     return {"model_id": model_id, "min_ts": low, "max_ts": high, "n_rows": table.num_rows,
