@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial import distance
 
 from detectors import categorical_stats as cat
@@ -17,6 +17,7 @@ from detectors import registry
 from detectors.base import FeatureType, Window
 from detectors.multiple_testing import bh_adjusted, decide
 from detectors.native_drift import NativeDrift
+from detectors.numeric_stats import smirnov_sf
 from detectors.profile import ReferenceProfile, profile_numeric, profile_reference
 
 STAT = 1e-9  # relative tolerance on statistics
@@ -69,6 +70,30 @@ def test_large_samples_match_scipy_asymptotic(spec: tuple[int, float, int | None
     expected_cvm = stats.cramervonmises_2samp(reference, current, method="asymptotic")
     assert t == pytest.approx(expected_cvm.statistic, rel=STAT, abs=1e-12)
     assert _close(num.cvm_pvalue(t, n, m), expected_cvm.pvalue, PVAL)
+
+
+def _smirnov_every_term(n: int, x: float) -> float:
+    """The Birnbaum-Tingey series summed term by term (every j up to n(1 - x)), the reference for the sampled sum."""
+    j = np.arange(0, int(np.floor(n * (1 - x))) + 1, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        terms = (special.gammaln(n + 1) - special.gammaln(j + 1) - special.gammaln(n - j + 1)
+                 + (n - j) * np.log1p(-x - j / n) + (j - 1) * np.log(x + j / n))
+    return float(x * np.exp(special.logsumexp(terms)))
+
+
+# (n, n x^2) over the region where ks_pvalue sums the series (x < 0.5, 2.2 <= n x^2 < 370)
+SMIRNOV_CASES = [(n, nx2) for n in (150, 20_000, 100_000, 500_000, 3_000_000) for nx2 in (2.2, 5, 20, 100, 369)
+                 if nx2 / n < 0.25]
+
+
+@pytest.mark.parametrize(("n", "nx2"), SMIRNOV_CASES)
+def test_smirnov_series_sampled_on_wide_bumps_equals_every_term(n: int, nx2: float) -> None:
+    """Beyond SMIRNOV_POINTS terms the series is summed every h-th term (a trapezoid rule): it must still be the
+    series, here to 1e-10 relative, far inside the 1e-6 the p-values are held to against scipy."""
+    x = float(np.sqrt(nx2 / n))
+    assert smirnov_sf(n, x) == pytest.approx(_smirnov_every_term(n, x), rel=1e-10, abs=1e-300)
+    if n <= 100_000:  # scipy's own series, O(n) in C: affordable here
+        assert smirnov_sf(n, x) == pytest.approx(float(special.smirnov(n, x)), rel=1e-9, abs=1e-300)
 
 
 @pytest.mark.parametrize(("reference", "current"), [
