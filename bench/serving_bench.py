@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -189,6 +190,38 @@ def database_url(kind: str, workdir: Path, pg_url: str) -> str:
     return pg_url
 
 
+def commit_floor(url: str, count: int = 300) -> tuple[float, float]:
+    """What durability alone costs on this disk: a one-row INSERT and COMMIT on the database's own driver, with
+    Watchtower's settings (SQLite: WAL, synchronous=FULL; PostgreSQL: its defaults, a synchronous commit), one
+    at a time; p50 and p99 in ms. Durable predict waits for one such commit, so its p50 cannot be below bare +
+    this."""
+    engine = make_engine(url)
+    times = []
+    with engine.connect() as connection:
+        raw: Any = connection.connection.driver_connection
+        cursor = raw.cursor()
+        postgres = engine.dialect.name == "postgresql"
+        cursor.execute("CREATE TABLE IF NOT EXISTS commit_floor (x int)")  # not TEMP: temp tables skip the WAL
+        if postgres:
+            raw.commit()
+        insert = "INSERT INTO commit_floor VALUES (%s)" if postgres else "INSERT INTO commit_floor VALUES (?)"
+        for i in range(count):
+            started = time.perf_counter()
+            if not postgres:
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(insert, (i,))
+            raw.commit() if postgres else cursor.execute("COMMIT")
+            times.append((time.perf_counter() - started) * 1000)
+        cursor.execute("DROP TABLE commit_floor")
+        if postgres:
+            raw.commit()
+    engine.dispose()
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+FLOORS: dict[str, tuple[float, float]] = {}  # database kind -> commit floor p50, p99 (ms)
+
+
 def run(args: argparse.Namespace) -> list[Result]:
     workdir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     primary, fallback, reference = build_model(workdir)
@@ -197,6 +230,10 @@ def run(args: argparse.Namespace) -> list[Result]:
     with server(["-m", "uvicorn", "bench.bare_serving:app"], bare_env, workdir / "bare.log") as base:
         results += measure("bare endpoint", f"{base}/predict", args, workdir)
     for kind in args.databases:
+        if "durable" in args.modes:
+            FLOORS[kind] = commit_floor(database_url(kind, workdir, args.pg_url))
+            print(f"  commit floor {kind}: p50 {FLOORS[kind][0]:.2f} ms  p99 {FLOORS[kind][1]:.2f} ms",
+                  file=sys.stderr, flush=True)
         for mode in args.modes:
             url = database_url(kind, workdir, args.pg_url)
             with server(["-m", "watchtower.cli", "serve"], watchtower_env(url, mode), workdir / "wt.log") as base:
@@ -209,7 +246,7 @@ def run(args: argparse.Namespace) -> list[Result]:
 def measure(peer: str, url: str, args: argparse.Namespace, workdir: Path) -> list[Result]:
     out = []
     for batch in args.batches:
-        body = {"instances": rows(batch)}
+        body: dict[str, object] = {"instances": rows(batch)}
         httpx.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60).raise_for_status()
         wrk(url, body, 2, min(1.0, args.duration), workdir)  # warm-up
         for clients in args.clients:
@@ -231,6 +268,14 @@ def report(results: list[Result]) -> None:
                  if peer and r.peer != "bare endpoint" else f"{'':8} {'':8} {'':>11}")
         print(f"{r.peer:28} {r.batch:5} {r.clients:7} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.rps:8.0f} {extra} "
               f"{r.errors:6}")
+    for kind, (p50, p99) in FLOORS.items():
+        print(f"commit floor {kind} (one-row INSERT + COMMIT, same disk): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        for r in results:
+            peer = bare.get((r.batch, r.clients))
+            if r.peer == f"watchtower durable {kind}" and r.clients == 1 and peer:
+                over = r.p50_ms - peer.p50_ms
+                print(f"  durable {kind} batch {r.batch}: p50 +{over:.2f} ms over bare = commit floor {p50:.2f} + "
+                      f"Watchtower's own {over - p50:.2f} ms")
 
 
 def kill_loss(args: argparse.Namespace) -> None:

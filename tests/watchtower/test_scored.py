@@ -12,6 +12,7 @@ from detectors.base import ERROR, PROBA_PREFIX
 from watchtower.events.frames import (
     RECEIVED_AT,
     TS_TYPE,
+    column_micros,
     event_frame,
     event_table,
     events_frame,
@@ -88,3 +89,23 @@ def test_the_events_apis_arrow_table_is_the_frame_it_replaces(task: str) -> None
     assert {f.name: f.type for f in got.schema} == {f.name: f.type for f in expected.schema}
     bare = event_table(["a"], utc_array([None], default=AT), {"f1": np.array([1.0])}, [1], task, received_at=AT)
     assert bare.column(ERROR).type == pa.string() and bare.column(ERROR).null_count == 1
+
+
+# (unit, stored integers, epoch microseconds)
+TIME_UNITS = [("us", [0, 1_700_000_000_123_456, None, -5], [0, 1_700_000_000_123_456, None, -5]),
+              ("s", [0, 1_700_000_000, None, -5], [0, 1_700_000_000_000_000, None, -5_000_000]),
+              ("ns", [0, 1_700_000_000_123_456_789, None, 7_000], [0, 1_700_000_000_123_456, None, 7])]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize(("unit", "stored", "expected"), TIME_UNITS)
+def test_column_micros_views_or_casts_to_the_same_microseconds(unit: str, stored: list[int | None],
+                                                               expected: list[int | None], chunked: bool) -> None:
+    """A TS_TYPE column is viewed, any other unit cast: both give epoch microseconds, nulls kept, nanoseconds
+    truncated."""
+    times = pa.array(stored, pa.int64()).view(pa.timestamp(unit, "UTC"))
+    assert (times.type == TS_TYPE) == (unit == "us")
+    column = pa.chunked_array([times[:2], times[2:]]) if chunked else times
+    got = column_micros(column)
+    assert got.type == pa.int64()
+    assert got.to_pylist() == expected
