@@ -177,6 +177,13 @@ def measure_nannyml(python: str, rows: int, scratch: str) -> tuple[float, int]:
     return float(seconds), int(peak)
 
 
+def versions(python: str) -> str:
+    """The versions a run's figures depend on, in a venv (NannyML's own differs from the project's)."""
+    code = ("import importlib.metadata as m; print(' '.join(f'{p} {m.version(p)}' for p in "
+            "('nannyml', 'pandas', 'numpy', 'scipy', 'pyarrow') if __import__('importlib.util').util.find_spec(p)))")
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="events in the window (and reference rows)")
@@ -203,6 +210,7 @@ def main() -> None:
     print(f"{'nannyml UnivariateDriftCalculator (memory)':<42} {nm_seconds:7.2f} {nm_peak / 2**20:9.0f} "
           f"{nm_peak / feature_bytes:15.2f}")
     print(f"watchtower time / nannyml time: {wt_seconds / nm_seconds:.2f}; drifted (watchtower): {drifted}")
+    print(f"versions: watchtower's venv: {versions(sys.executable)}; NannyML's venv: {versions(args.nannyml_python)}")
     print("load average (1, 5, 15 min) at the end: {:.2f} {:.2f} {:.2f} on {} cores".format(
         *os.getloadavg(), os.cpu_count()))
 
