@@ -2,8 +2,8 @@
 same graph (bench/bare_serving.py: Watchtower's request model, nothing stored), and Watchtower's predict
 (`watchtower serve`) in async and durable logging modes on SQLite and PostgreSQL; batches of 1/32/512 rows,
 1 and 8 clients. Every server is a real uvicorn process; the load comes from `wrk` (apt-get install wrk), a C
-load generator that is not the bottleneck. Prints p50/p99 and requests/s with ratios against the bare endpoint,
-and the load average.
+load generator that is not the bottleneck. Prints p50/p99 and requests/s with ratios against the bare endpoint
+measured just before each Watchtower measurement (the bare server stays up throughout), and the load average.
 
     .venv/bin/python bench/serving_bench.py                                   # everything, about 6 minutes
     .venv/bin/python bench/serving_bench.py --duration 2 --batches 1 --databases sqlite   # a quick look
@@ -56,6 +56,7 @@ class Result:
     p99_ms: float
     rps: float
     errors: int = 0
+    bare: "Result | None" = None  # the bare endpoint's measurement taken just before this one
 
 
 def build_model(workdir: Path) -> tuple[Path, Path, Path]:
@@ -223,55 +224,64 @@ FLOORS: dict[str, tuple[float, float]] = {}  # database kind -> commit floor p50
 
 
 def run(args: argparse.Namespace) -> list[Result]:
+    """Every measurement of Watchtower is paired with one of the bare endpoint taken just before it (the bare
+    server stays up throughout): on a shared machine the load drifts over the run's minutes, and a bare figure
+    from its start made later ratios say more about the drift than about Watchtower."""
     workdir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     primary, fallback, reference = build_model(workdir)
     results = [bare_onnx(primary, batch, args.duration) for batch in args.batches]
     bare_env = {"BENCH_ONNX": str(primary), "BENCH_FEATURES": ",".join(FEATURES)}
-    with server(["-m", "uvicorn", "bench.bare_serving:app"], bare_env, workdir / "bare.log") as base:
-        results += measure("bare endpoint", f"{base}/predict", args, workdir)
-    for kind in args.databases:
-        if "durable" in args.modes:
-            FLOORS[kind] = commit_floor(database_url(kind, workdir, args.pg_url))
-            print(f"  commit floor {kind}: p50 {FLOORS[kind][0]:.2f} ms  p99 {FLOORS[kind][1]:.2f} ms",
-                  file=sys.stderr, flush=True)
-        for mode in args.modes:
-            url = database_url(kind, workdir, args.pg_url)
-            with server(["-m", "watchtower.cli", "serve"], watchtower_env(url, mode), workdir / "wt.log") as base:
-                register(base, primary, fallback, reference)
-                results += measure(f"watchtower {mode} {kind}", f"{base}/models/bench/predict", args, workdir)
+    with server(["-m", "uvicorn", "bench.bare_serving:app"], bare_env, workdir / "bare.log") as bare:
+        for batch in args.batches:  # a longer warm-up: the first second of a fresh server ran 2x slower
+            wrk(f"{bare}/predict", {"instances": rows(batch)}, 2, 3.0, workdir)
+        for kind in args.databases:
+            if "durable" in args.modes:
+                FLOORS[kind] = commit_floor(database_url(kind, workdir, args.pg_url))
+                print(f"  commit floor {kind}: p50 {FLOORS[kind][0]:.2f} ms  p99 {FLOORS[kind][1]:.2f} ms",
+                      file=sys.stderr, flush=True)
+            for mode in args.modes:
+                url = database_url(kind, workdir, args.pg_url)
+                with server(["-m", "watchtower.cli", "serve"], watchtower_env(url, mode), workdir / "wt.log") as base:
+                    register(base, primary, fallback, reference)
+                    results += measure(f"watchtower {mode} {kind}", f"{base}/models/bench/predict", args, workdir,
+                                       f"{bare}/predict")
     shutil.rmtree(workdir, ignore_errors=True)
     return results
 
 
-def measure(peer: str, url: str, args: argparse.Namespace, workdir: Path) -> list[Result]:
+def measure(peer: str, url: str, args: argparse.Namespace, workdir: Path, bare_url: str) -> list[Result]:
     out = []
     for batch in args.batches:
         body: dict[str, object] = {"instances": rows(batch)}
         httpx.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60).raise_for_status()
         wrk(url, body, 2, min(1.0, args.duration), workdir)  # warm-up
         for clients in args.clients:
+            bare = wrk(bare_url, body, clients, args.duration, workdir)
+            bare.peer = "bare endpoint"
             result = wrk(url, body, clients, args.duration, workdir)
-            result.peer = peer
+            result.peer, result.bare = peer, bare
             out.append(result)
             print(f"  {peer:28} batch {batch:>3} clients {clients}: p50 {result.p50_ms:7.2f} ms  p99 "
-                  f"{result.p99_ms:7.2f} ms  {result.rps:8.0f} req/s", file=sys.stderr, flush=True)
+                  f"{result.p99_ms:7.2f} ms  {result.rps:8.0f} req/s (bare just before: p50 {bare.p50_ms:.2f}  "
+                  f"p99 {bare.p99_ms:.2f}  {bare.rps:.0f} req/s)", file=sys.stderr, flush=True)
     return out
 
 
 def report(results: list[Result]) -> None:
-    bare = {(r.batch, r.clients): r for r in results if r.peer == "bare endpoint"}
-    print(f"{'peer':28} {'batch':>5} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
-          f"{'p50 +ms':>8} {'p99 +ms':>8} {'thr vs bare':>11} {'errors':>6}")
+    print("Each Watchtower row is compared with the bare endpoint measured just before it (the 'bare' columns).")
+    print(f"{'peer':28} {'batch':>5} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'bare p50':>8} "
+          f"{'bare p99':>8} {'bare r/s':>8} {'p50 +ms':>8} {'p99 +ms':>8} {'thr vs bare':>11} {'errors':>6}")
     for r in results:
-        peer = bare.get((r.batch, r.clients))
-        extra = (f"{r.p50_ms - peer.p50_ms:+8.2f} {r.p99_ms - peer.p99_ms:+8.2f} {r.rps / peer.rps:10.0%}"
-                 if peer and r.peer != "bare endpoint" else f"{'':8} {'':8} {'':>11}")
+        peer = r.bare
+        extra = (f"{peer.p50_ms:8.2f} {peer.p99_ms:8.2f} {peer.rps:8.0f} {r.p50_ms - peer.p50_ms:+8.2f} "
+                 f"{r.p99_ms - peer.p99_ms:+8.2f} {r.rps / peer.rps:10.0%}" if peer else
+                 f"{'':8} {'':8} {'':8} {'':8} {'':8} {'':>11}")
         print(f"{r.peer:28} {r.batch:5} {r.clients:7} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.rps:8.0f} {extra} "
               f"{r.errors:6}")
     for kind, (p50, p99) in FLOORS.items():
         print(f"commit floor {kind} (one-row INSERT + COMMIT, same disk): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
         for r in results:
-            peer = bare.get((r.batch, r.clients))
+            peer = r.bare
             if r.peer == f"watchtower durable {kind}" and r.clients == 1 and peer:
                 over = r.p50_ms - peer.p50_ms
                 print(f"  durable {kind} batch {r.batch}: p50 +{over:.2f} ms over bare = commit floor {p50:.2f} + "
