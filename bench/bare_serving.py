@@ -13,9 +13,11 @@ import onnxruntime as ort
 from fastapi import FastAPI
 
 from watchtower.events.schemas import Prediction, PredictRequest, PredictResponse
+from watchtower.serving.onnx_model import session_options
 
 app = FastAPI()
-_session = ort.InferenceSession(os.environ["BENCH_ONNX"], providers=["CPUExecutionProvider"])
+# The options Watchtower's own sessions use (no spinning between runs): the peer differs only in what it skips.
+_session = ort.InferenceSession(os.environ["BENCH_ONNX"], session_options(), providers=["CPUExecutionProvider"])
 _input = _session.get_inputs()[0].name
 _features = os.environ["BENCH_FEATURES"].split(",")
 

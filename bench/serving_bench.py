@@ -147,7 +147,9 @@ def bare_onnx(path: Path, batch: int, duration: float) -> Result:
     """The floor: onnxruntime's run on a ready float32 matrix, one caller."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from watchtower.serving.onnx_model import session_options
+
+    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     matrix = np.array([[r[f] for f in FEATURES] for r in rows(batch)], dtype=np.float32)
     times = []
     end = time.perf_counter() + duration

@@ -86,12 +86,22 @@ class OnnxModel:
         return feed
 
 
+def session_options() -> ort.SessionOptions:
+    """How every served graph runs. Intra-op threads block instead of spinning between runs: onnxruntime's
+    default spin kept a core busy after each call, stealing it from the event loop, the event writer and the
+    database on a small machine (process CPU per call, 2 cores: batch 1, 0.18 -> 0.07 ms; batch 512, 1.9-2.4 ->
+    0.94-0.98 ms), while a run's own latency stayed the same (batch 512: 0.65-0.74 ms both ways, one thread
+    0.74-0.95 ms)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def load(onnx_bytes: bytes, schema: dict[str, str]) -> OnnxModel:
     """Load a graph and check it against the schema; raise SignatureError naming the mismatch."""
     try:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(onnx_bytes, session_options(), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
         raise SignatureError(f"not a loadable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from exc
     style = _check_inputs(session.get_inputs(), schema)
