@@ -69,6 +69,11 @@ class LazyRoutes:
         if missing:
             raise ValueError(f"no paths listed for {sorted(missing)}")
 
+    @property
+    def pending(self) -> frozenset[str]:
+        """The modules whose routers are not in place yet."""
+        return frozenset(self._pending)
+
     def place(self) -> None:
         """Append the routers' placeholders to the app's routes, in their order."""
         self.app.router.routes.extend(Placeholder(self, module, attribute) for module, attribute in self.routers)

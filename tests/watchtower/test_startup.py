@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.processes import ROOT
 from watchtower.db import MIGRATIONS, _revision_values, script_heads
+from watchtower.route_manifest import ROUTERS
 
 HEAVY = {"pandas", "pyarrow", "onnxruntime", "scipy", "sklearn", "skl2onnx", "alembic", "evidently", "numpy"}
 # Loaded by the first request that needs them: a Slack click's signature check, a webhook or Slack delivery.
@@ -17,12 +18,17 @@ SENDERS = {"slack_sdk", "httpx"}
 PAGES = {"jinja2"}  # loaded by the first page or write-up draft
 
 
-def _loaded(code: str) -> set[str]:
-    """Top-level packages a fresh interpreter has loaded after running `code`."""
-    code += "\nimport sys; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+def _modules(code: str) -> set[str]:
+    """Every module a fresh interpreter has loaded after running `code`."""
+    code += "\nimport sys; print(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT)}).stdout
     return set(out.splitlines()[-1].split())  # the last line: --help prints before it
+
+
+def _loaded(code: str) -> set[str]:
+    """Top-level packages a fresh interpreter has loaded after running `code`."""
+    return {module.split(".")[0] for module in _modules(code)}
 
 
 def test_cli_help_imports_no_framework() -> None:
@@ -37,6 +43,22 @@ def test_creating_the_app_imports_nothing_heavy(tmp_path: Path) -> None:
                      f"create_app(Settings(database_url='sqlite:///{tmp_path / 'w.db'}', scheduler_enabled=False))")
     unwanted = HEAVY | SENDERS | PAGES
     assert "fastapi" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
+
+
+def test_answering_healthz_builds_no_router_and_no_service(tmp_path: Path) -> None:
+    """The routers (and the services, schemas and pages behind them) load with the first request that can match
+    one of their paths (watchtower/lazy_routes.py); /healthz, /readyz and /metrics are the app's own."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
+    loaded = _modules("from fastapi.testclient import TestClient\nfrom watchtower.app import create_app\n"
+                      "from watchtower.settings import Settings\n"
+                      f"app = create_app(Settings(database_url='{url}', scheduler_enabled=False))\n"
+                      "with TestClient(app) as client:\n    assert client.get('/healthz').status_code == 200\n"
+                      "    assert client.get('/readyz').status_code == 200")
+    routers = {module for module, _ in ROUTERS}
+    assert "watchtower.app" in loaded and loaded.isdisjoint(routers), sorted(loaded & routers)
+    services = {"postmortems.service", "alerts.silences.service", "watchtower.gauges", "postmortems.pages"}
+    assert loaded.isdisjoint(services), sorted(loaded & services)
 
 
 def test_serving_with_the_scheduler_imports_nothing_heavy(tmp_path: Path) -> None:
