@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlmodel import SQLModel
+
 from tests.processes import ROOT
 from watchtower.db import MIGRATIONS, _revision_values, script_heads
 from watchtower.route_manifest import ROUTERS
+from watchtower.table_targets import MODULES
 
 HEAVY = {"pandas", "pyarrow", "onnxruntime", "scipy", "sklearn", "skl2onnx", "alembic", "evidently", "numpy"}
 # Loaded by the first request that needs them: a Slack click's signature check, a webhook or Slack delivery.
@@ -82,6 +85,43 @@ def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> N
                      "sys.argv = ['watchtower', 'monitor']\nfrom watchtower.cli import main\nmain()")
     unwanted = HEAVY | SENDERS | PAGES | {"fastapi", "uvicorn"}
     assert "sqlalchemy" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
+
+
+def test_every_foreign_key_points_at_a_table_imported_before_any_session() -> None:
+    """watchtower.db imports only the tables other modules' foreign keys name (watchtower/table_targets.py): a
+    table whose module loads later resolves its foreign keys, whatever else is loaded (a module's own tables
+    come with it)."""
+    import watchtower.tables  # noqa: F401  (every table, to check them all)
+
+    module_of = {mapper.local_table.name: mapper.class_.__module__
+                 for mapper in SQLModel._sa_registry.mappers}
+    named = {module_of[key.column.table.name] for table in SQLModel.metadata.tables.values()
+             for key in table.foreign_keys if module_of[key.column.table.name] != module_of[table.name]}
+    assert "watchtower.registry.models" in named  # the check sees the foreign keys
+    assert named <= {module.__name__ for module in MODULES}, sorted(named - {m.__name__ for m in MODULES})
+
+
+def test_a_table_imported_after_start_flushes(tmp_path: Path) -> None:
+    """In a fresh interpreter that imports no table itself: the engine and a migration at head (no
+    watchtower.tables), then a row of a table whose module was not loaded yet is written; its foreign key names
+    a table that only watchtower.db's imports provide."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    _loaded(f"from sqlmodel import Session\nfrom watchtower.db import make_engine, migrate\n"
+            f"from watchtower.registry.models import MonitoredModel, Pipeline\nengine = make_engine('{url}')\n"
+            "migrate(engine)\nwith Session(engine) as session:\n"
+            "    session.add(Pipeline(id=1, name='p'))\n    session.flush()\n"
+            "    session.add(MonitoredModel(id=1, name='m', task='classification', features=[], input_style='tensor',\n"
+            "                               output_kind='label', pipeline_id=1))\n    session.commit()")
+    loaded = _modules(
+        f"from watchtower.db import make_engine, migrate\nengine = make_engine('{url}')\nmigrate(engine)\n"
+        "import sys\nassert 'watchtower.events.models' not in sys.modules\n"
+        "from datetime import datetime, timezone\nfrom sqlmodel import Session\n"
+        "from watchtower.events.models import IngestRejection\n"
+        "with Session(engine) as session:\n"
+        "    session.add(IngestRejection(model_id=1, ts=datetime(2026, 1, 1, tzinfo=timezone.utc), kind='extra',\n"
+        "                                feature='f', count=1))\n"
+        "    session.commit()")
+    assert "watchtower.events.models" in loaded and "watchtower.tables" not in loaded
 
 
 def test_migrate_imports_alembic_only_when_there_is_something_to_upgrade(tmp_path: Path) -> None:
