@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What a warm-up (WATCHTOWER_ROUTES_WARM_UP) loads first: the hot paths, predict and the events API.
+WARM_FIRST = ("watchtower.serving.api", "watchtower.events.api")
 PROBLEM_SCHEMA = {
     "type": "object", "description": "RFC 9457 problem details",
     "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
@@ -67,7 +69,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # The routers are imported by the first request that can match them (watchtower/lazy_routes.py), before the
     # access check looks for its route.
     app.state.routes = routes = LazyRoutes(app, ROUTERS, PATHS)
-    app.add_middleware(LoadRoutes, routes=routes, openapi_url=app.openapi_url)
+    app.add_middleware(LoadRoutes, routes=routes, openapi_url=app.openapi_url, warm_up=settings.routes_warm_up,
+                       first=WARM_FIRST)
     install_edges(app, settings)  # issue 13: trusted hosts, security headers, /static, offline /docs
     app.state.page_error = _page_error  # form mistakes on the pages get an HTML page, not JSON
     routes.place()  # each router's placeholder where its include_router used to be

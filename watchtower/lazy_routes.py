@@ -25,6 +25,8 @@ from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from watchtower import heap
+
 log = logging.getLogger(__name__)
 
 
@@ -58,6 +60,7 @@ class LazyRoutes:
         self._pending = {module for module, _ in self.routers}
         self._included: dict[tuple[str, str], BaseRoute] = {}
         self.complete = False  # every module loaded: LoadRoutes has nothing left to check
+        self._warming = False
         # First path segment -> (module, compiled path regex): a request checks only the paths of its segment.
         self._by_segment: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
         for module, templates in paths.items():
@@ -107,10 +110,23 @@ class LazyRoutes:
     def load_module(self, module: str) -> None:
         """Import `module` and include its routers where their placeholders are."""
         with self._lock:
-            if module in self._pending:
-                self._include(module)
-                self._pending.discard(module)
-                self.complete = not self._pending
+            if module not in self._pending:
+                return
+            self._include(module)
+            self._pending.discard(module)
+            self.complete = not self._pending
+        # A server froze what start-up built (heap.enable); what this import built lives as long: freeze it too,
+        # so full collections keep scanning only what requests make (~1-10 ms here, once per module).
+        heap.settle(f"routes:{module}")
+
+    def warm_up(self, first: Iterable[str] = ()) -> None:
+        """Load every module in a background thread, `first` ones first (WATCHTOWER_ROUTES_WARM_UP); once. Not
+        under the lock, which a load holds for its import: the event loop calls this after requests."""
+        if self._warming:
+            return
+        self._warming = True
+        order = list(dict.fromkeys([*first, *(module for module, _ in self.routers)]))
+        threading.Thread(target=self.load, args=(order,), name="routes-warm-up", daemon=True).start()
 
     def included(self, module: str, attribute: str) -> BaseRoute:
         """The included router that replaced this placeholder (its module is loaded first)."""
@@ -139,10 +155,13 @@ class LazyRoutes:
 class LoadRoutes:
     """Middleware: before a request is routed (and authorized), import the modules whose routes could answer
     it; all of them for the OpenAPI document. The import runs in a worker thread, so requests that need
-    nothing new (/healthz) go on meanwhile."""
+    nothing new (/healthz) go on meanwhile. With `warm_up`, the first answered request starts loading the
+    rest in the background, the `first` modules first."""
 
-    def __init__(self, app: ASGIApp, routes: LazyRoutes, openapi_url: str | None) -> None:
+    def __init__(self, app: ASGIApp, routes: LazyRoutes, openapi_url: str | None, warm_up: bool = False,
+                 first: tuple[str, ...] = ()) -> None:
         self.app, self.routes, self.openapi_url = app, routes, openapi_url
+        self.warm_up, self.first = warm_up, first
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.routes.complete and scope["type"] in ("http", "websocket"):
@@ -154,6 +173,8 @@ class LoadRoutes:
                 if modules:
                     await to_thread.run_sync(self.routes.load, modules)
         await self.app(scope, receive, send)
+        if self.warm_up and not self.routes.complete:
+            self.routes.warm_up(self.first)
 
 
 def all_routes(app: FastAPI) -> list[BaseRoute]:

@@ -4,6 +4,7 @@ module loaded once however many first requests race for it (watchtower/lazy_rout
 
 import importlib
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -164,3 +165,28 @@ def test_url_path_for_finds_a_route_whose_module_is_not_loaded(settings: Setting
     with pytest.raises(NoMatchFound):
         app.url_path_for("no_such_route")
     assert not _lazy(app).pending  # a name no route has: every module was asked
+
+
+def test_a_warm_up_loads_every_module_after_the_first_answer(settings: Settings, db: Engine,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cold = create_app(settings, engine=db)
+    with TestClient(cold) as client:
+        assert client.get("/healthz").status_code == 200
+    assert _lazy(cold).pending == set(MODULES)  # off by default: nothing loads before it is asked for
+    app = create_app(settings.model_copy(update={"routes_warm_up": True}), engine=db)
+    order: list[str] = []
+    load_module = _lazy(app).load_module
+
+    def recording(module: str) -> None:
+        order.append(module)
+        load_module(module)
+
+    monkeypatch.setattr(_lazy(app), "load_module", recording)
+    with TestClient(app) as client:
+        assert _lazy(app).pending == set(MODULES)  # not before the server answers
+        assert client.get("/healthz").status_code == 200
+        deadline = time.monotonic() + 60
+        while _lazy(app).pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert not _lazy(app).pending
+    assert order[:2] == ["watchtower.serving.api", "watchtower.events.api"]  # the hot paths first
