@@ -16,8 +16,9 @@ The load average says how loaded the (shared) machine was.
 With --first-requests, a second table shows what the routers built at first use (watchtower/lazy_routes.py) cost
 later: right after the first healthy /healthz, the first `GET /models` (its module is imported then), a second
 one, and the first `GET /openapi.json` (every router), each with the server's CPU seconds it took; then the
-same with WATCHTOWER_ROUTES_WARM_UP on, where /healthz is polled during the background warm-up (its median and
-max answer time) before the first `GET /models`.
+same with WATCHTOWER_ROUTES_WARM_UP on, where /healthz is polled for a second during the background warm-up (its
+median and max answer time) before the first `GET /models`. The baseline times the same requests (it builds every
+route at start and ignores the warm-up setting), so the columns say what moved from the start to later.
 
 The checkouts' modules are byte-compiled first, as pip compiles an installed package: with
 PYTHONDONTWRITEBYTECODE set (it is, on this machine) an editable checkout would otherwise compile every module
@@ -159,8 +160,9 @@ def main() -> None:
                 for key, seconds in measure(root, urls[name]).items():
                     times[name][key].append(seconds)
             if args.first_requests:
-                for key, seconds in first_requests(ROOT, urls["this"]).items():
-                    firsts.setdefault(key, []).append(seconds)
+                for name, root in roots.items():
+                    for key, seconds in first_requests(root, urls[name]).items():
+                        firsts.setdefault(f"{name}:{key}", []).append(seconds)
     print(f"{'command':<11} {'min s':>7} {'median s':>9} {'max s':>7} {'target s':>9}  verdict  {'cpu s':>6}"
           + ("   baseline: median s  ratio  cpu s  ratio" if args.baseline else ""))
     for key, target in TARGETS.items():
@@ -174,10 +176,14 @@ def main() -> None:
             line += f"   {base:18.2f}  {median / base:4.2f}x  {base_cpu:5.2f}  {cpu / base_cpu:4.2f}x"
         print(line)
     if firsts:
-        print(f"\n{'after start-up (this checkout)':<32} {'median s':>9} {'max s':>7} {'server cpu s':>13}")
-        for key, values in firsts.items():
-            walls, cpus = zip(*values, strict=True)
-            print(f"{key:<32} {statistics.median(walls):9.3f} {max(walls):7.3f} {statistics.median(cpus):13.3f}")
+        print(f"\n{'after start-up':<26} {'median s':>9} {'max s':>7} {'server cpu s':>13}"
+              + ("   baseline: median s  max s  server cpu s" if args.baseline else ""))
+        for key in [k.removeprefix("this:") for k in firsts if k.startswith("this:")]:
+            line = f"{key:<26}"
+            for name in roots:
+                walls, cpus = zip(*firsts[f"{name}:{key}"], strict=True)
+                line += f" {statistics.median(walls):9.3f} {max(walls):7.3f} {statistics.median(cpus):13.3f}"
+            print(line)
     print("load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
