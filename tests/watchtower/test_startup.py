@@ -93,8 +93,8 @@ def test_every_foreign_key_points_at_a_table_imported_before_any_session() -> No
     come with it)."""
     import watchtower.tables  # noqa: F401  (every table, to check them all)
 
-    module_of = {mapper.local_table.name: mapper.class_.__module__
-                 for mapper in SQLModel._sa_registry.mappers}
+    module_of = {table.name: mapper.class_.__module__ for mapper in SQLModel._sa_registry.mappers
+                 for table in mapper.tables}
     named = {module_of[key.column.table.name] for table in SQLModel.metadata.tables.values()
              for key in table.foreign_keys if module_of[key.column.table.name] != module_of[table.name]}
     assert "watchtower.registry.models" in named  # the check sees the foreign keys
