@@ -13,6 +13,13 @@ time mostly measures the neighbours, CPU time much less. With --baseline, the sa
 checkout too (alternating, so a drifting machine load hits both alike) and the ratios of medians are printed.
 The load average says how loaded the (shared) machine was.
 
+With --first-requests, a second table shows what the routers built at first use (watchtower/lazy_routes.py) cost
+later: right after the first healthy /healthz, the first `GET /models` (its module is imported then), a second
+one, and the first `GET /openapi.json` (every router), each with the server's CPU seconds it took; then the
+same with WATCHTOWER_ROUTES_WARM_UP on, where /healthz is polled for a second during the background warm-up (its
+median and max answer time) before the first `GET /models`. The baseline times the same requests (it builds every
+route at start and ignores the warm-up setting), so the columns say what moved from the start to later.
+
 The checkouts' modules are byte-compiled first, as pip compiles an installed package: with
 PYTHONDONTWRITEBYTECODE set (it is, on this machine) an editable checkout would otherwise compile every module
 from source at every start, about 0.6-1 s more.
@@ -27,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -36,9 +45,13 @@ TARGETS = {"--help": 0.3, "serve": 1.5, "serve+sched": 1.5, "monitor": 1.5}
 PACKAGES = ("watchtower", "detectors", "postmortems", "alerts")
 
 
-def _env(root: Path, database_url: str, scheduler: bool = False) -> dict[str, str]:
+TOKEN = "startup-bench"
+
+
+def _env(root: Path, database_url: str, scheduler: bool = False, warm_up: bool = False) -> dict[str, str]:
     return os.environ | {"PYTHONPATH": str(root), "WATCHTOWER_DATABASE_URL": database_url,
-                         "WATCHTOWER_SCHEDULER_ENABLED": str(scheduler).lower()}
+                         "WATCHTOWER_SCHEDULER_ENABLED": str(scheduler).lower(), "WATCHTOWER_API_TOKEN": TOKEN,
+                         "WATCHTOWER_ROUTES_WARM_UP": str(warm_up).lower()}
 
 
 def _children_cpu() -> float:
@@ -62,25 +75,62 @@ def time_command(root: Path, database_url: str, *args: str) -> tuple[float, floa
 
 def time_serve(root: Path, database_url: str, scheduler: bool = False) -> tuple[float, float]:
     """Wall seconds from starting `watchtower serve` to its first 200 from /healthz, and its CPU seconds then."""
+    with _serving(root, database_url, scheduler) as (process, base, started):
+        return time.perf_counter() - started, _process_cpu(process.pid)
+
+
+@contextmanager
+def _serving(root: Path, database_url: str, scheduler: bool = False,
+             warm_up: bool = False) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    """A `watchtower serve` that has answered /healthz once: the process, its URL and when it was started."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "watchtower.cli", "serve", "--port", str(port)],
-                               env=_env(root, database_url, scheduler), cwd=root, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               env=_env(root, database_url, scheduler, warm_up), cwd=root,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
     try:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"watchtower serve exited with {process.returncode}")
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    return time.perf_counter() - started, _process_cpu(process.pid)
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
             except httpx.TransportError:
                 time.sleep(0.005)
+        yield process, base, started
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _timed(process: subprocess.Popen[bytes], client: httpx.Client, path: str) -> tuple[float, float]:
+    """Wall and server CPU seconds of one GET."""
+    cpu, started = _process_cpu(process.pid), time.perf_counter()
+    client.get(path).raise_for_status()
+    return time.perf_counter() - started, _process_cpu(process.pid) - cpu
+
+
+def first_requests(root: Path, database_url: str) -> dict[str, tuple[float, float]]:
+    """What the first requests after start-up cost, routers loaded on demand, then with the warm-up on."""
+    found: dict[str, tuple[float, float]] = {}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with _serving(root, database_url) as (process, base, _), httpx.Client(base_url=base, headers=headers) as client:
+        found["first GET /models"] = _timed(process, client, "/models")
+        found["second GET /models"] = _timed(process, client, "/models")
+        found["first GET /openapi.json"] = _timed(process, client, "/openapi.json")
+        found["second GET /openapi.json"] = _timed(process, client, "/openapi.json")
+    with _serving(root, database_url, warm_up=True) as (process, base, _), \
+            httpx.Client(base_url=base, headers=headers) as client:
+        answers, until = [], time.perf_counter() + 1.0
+        while time.perf_counter() < until:
+            answers.append(_timed(process, client, "/healthz")[0])
+        found["warm-up: /healthz median"] = (statistics.median(answers), 0.0)
+        found["warm-up: /healthz max"] = (max(answers), 0.0)
+        found["warm-up: first GET /models"] = _timed(process, client, "/models")
+    return found
 
 
 def measure(root: Path, database_url: str) -> dict[str, tuple[float, float]]:
@@ -93,6 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--baseline", type=Path, help="another checkout to time the same way (e.g. /work/main)")
+    parser.add_argument("--first-requests", action="store_true", help="also time the first requests after start")
     args = parser.parse_args()
     roots = {"this": ROOT} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
     print("load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -103,10 +154,15 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "watchtower.cli", "migrate"], env=_env(root, urls[name]),
                            cwd=root, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times: dict[str, dict[str, list[tuple[float, float]]]] = {name: {k: [] for k in TARGETS} for name in roots}
+        firsts: dict[str, list[tuple[float, float]]] = {}
         for _ in range(args.runs):
             for name, root in roots.items():
                 for key, seconds in measure(root, urls[name]).items():
                     times[name][key].append(seconds)
+            if args.first_requests:
+                for name, root in roots.items():
+                    for key, seconds in first_requests(root, urls[name]).items():
+                        firsts.setdefault(f"{name}:{key}", []).append(seconds)
     print(f"{'command':<11} {'min s':>7} {'median s':>9} {'max s':>7} {'target s':>9}  verdict  {'cpu s':>6}"
           + ("   baseline: median s  ratio  cpu s  ratio" if args.baseline else ""))
     for key, target in TARGETS.items():
@@ -119,6 +175,15 @@ def main() -> None:
             base, base_cpu = statistics.median(base_walls), statistics.median(base_cpus)
             line += f"   {base:18.2f}  {median / base:4.2f}x  {base_cpu:5.2f}  {cpu / base_cpu:4.2f}x"
         print(line)
+    if firsts:
+        print(f"\n{'after start-up':<26} {'median s':>9} {'max s':>7} {'server cpu s':>13}"
+              + ("   baseline: median s  max s  server cpu s" if args.baseline else ""))
+        for key in [k.removeprefix("this:") for k in firsts if k.startswith("this:")]:
+            line = f"{key:<26}"
+            for name in roots:
+                walls, cpus = zip(*firsts[f"{name}:{key}"], strict=True)
+                line += f" {statistics.median(walls):9.3f} {max(walls):7.3f} {statistics.median(cpus):13.3f}"
+            print(line)
     print("load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
+import watchtower.tables  # noqa: F401  (empty_tables deletes from every table on SQLModel.metadata)
 from postmortems.models import Incident, IncidentDocument, IncidentTag, Taxonomy
 from postmortems.taxonomy import ensure_builtin
 from tests import factories

@@ -1,49 +1,35 @@
 """The FastAPI application: routes, problem-details errors, /metrics, and the scheduler's lifespan."""
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 
-from alerts import alertmanager
-from alerts.oncall import api as oncall_api
-from alerts.oncall import escalation_api, escalation_pages
-from alerts.oncall import pages as oncall_pages
-from alerts.oncall import people as oncall_people
-from alerts.outbox import api as outbox_api
-from alerts.silences import api as silences_api
-from alerts.silences import pages as silences_pages
-from alerts.slack import interactions as slack_interactions
-from postmortems import api as incidents_api
-from postmortems import pages
-from watchtower import readiness
-from watchtower.auth import audit_api, password_api, tokens_api
-from watchtower.auth import pages as auth_pages
-from watchtower.auth import users as users_api
 from watchtower.auth.access import Authorize
 from watchtower.body_limit import BodyLimit
-from watchtower.checks import api as checks_api
 from watchtower.clock import utcnow
 from watchtower.db import engine_for
 from watchtower.edges.wiring import install_edges
 from watchtower.errors import document_problems, install_handlers, problem, problem_responses
-from watchtower.events import api as events_api
-from watchtower.events import profiles_api
-from watchtower.gauges import StateReader
-from watchtower.policy import api as policy_api
-from watchtower.policy import holds_api
-from watchtower.registry import api as registry_api
+from watchtower.lazy_routes import LazyRoutes, LoadRoutes
+from watchtower.route_manifest import PATHS, ROUTERS
 from watchtower.runtime import Runtime
-from watchtower.serving import api as serving_api
 from watchtower.settings import Settings
 from watchtower.strict_query import reject_unknown_query
 
+if TYPE_CHECKING:
+    from watchtower.gauges import Samples, StateReader
+
 log = logging.getLogger(__name__)
 
+# What a warm-up (WATCHTOWER_ROUTES_WARM_UP) loads first: the hot paths, predict and the events API.
+WARM_FIRST = ("watchtower.serving.api", "watchtower.events.api")
 PROBLEM_SCHEMA = {
     "type": "object", "description": "RFC 9457 problem details",
     "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
@@ -57,7 +43,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """Build the app; the caller owns migrations (`watchtower serve` runs them first)."""
     settings = settings or Settings()
     runtime = Runtime(settings, engine or engine_for(settings))
-    runtime.metrics.watch_state(StateReader(runtime.engine, settings.metrics_analytics_ttl_s))
+    runtime.metrics.watch_state(_StateOnScrape(runtime.engine, settings.metrics_analytics_ttl_s))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,29 +66,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_handlers(app)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(Authorize)  # who may call what (watchtower/auth/routes.py), audit of writes
+    # The routers are imported by the first request that can match them (watchtower/lazy_routes.py), before the
+    # access check looks for its route.
+    app.state.routes = routes = LazyRoutes(app, ROUTERS, PATHS)
+    app.add_middleware(LoadRoutes, routes=routes, openapi_url=app.openapi_url, warm_up=settings.routes_warm_up,
+                       first=WARM_FIRST)
     install_edges(app, settings)  # issue 13: trusted hosts, security headers, /static, offline /docs
-    app.state.page_error = pages.error_page  # form mistakes on the pages get an HTML page, not JSON
-    for module in (registry_api, serving_api, events_api, checks_api, incidents_api, pages):
-        app.include_router(module.router)
-    app.include_router(incidents_api.writes)
-    app.include_router(checks_api.writes)
-    app.include_router(outbox_api.router)
-    app.include_router(policy_api.router)
-    app.include_router(users_api.router)
-    app.include_router(tokens_api.router)
-    app.include_router(audit_api.router)
-    app.include_router(auth_pages.router)  # issue 13: page sign-in per person, passwords
-    app.include_router(password_api.router)
-    app.include_router(holds_api.router)
-    app.include_router(profiles_api.router)  # issue 15: profiles posted from a data lake
-    for router in (silences_api.router, silences_pages.router, alertmanager.router):  # issue 11: silences, AM in
-        app.include_router(router)
-    app.include_router(oncall_api.router)
-    app.include_router(oncall_pages.router)
-    app.include_router(oncall_people.router)
-    for router in (escalation_api.router, escalation_api.writes, escalation_pages.router):  # issue 11: escalation
-        app.include_router(router)
-    app.include_router(slack_interactions.router)  # signed by Slack, not behind the bearer token
+    app.state.page_error = _page_error  # form mistakes on the pages get an HTML page, not JSON
+    routes.place()  # each router's placeholder where its include_router used to be
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:
@@ -118,6 +89,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.get("/readyz", tags=["ops"], responses=problem_responses(503))
     def ready() -> Response:
         """Readiness: 503 naming what is wrong when the database is unreachable or a monitor has stalled."""
+        from watchtower import readiness  # its queries and models: loaded by the first probe
+
         found = readiness.problems(runtime.engine, utcnow(), settings.ready_stale_intervals)
         if found:
             detail = "; ".join(f"{p['field']}: {p['reason']}" for p in found)
@@ -128,15 +101,40 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     def root() -> RedirectResponse:
         return RedirectResponse("/postmortems")
 
-    _add_problem_schema(app)
+    _add_problem_schema(app, routes)
     return app
 
 
-def _add_problem_schema(app: FastAPI) -> None:
+class _StateOnScrape:
+    """The state gauges' reader (watchtower/gauges.py: queries over a dozen tables), built by the first scrape."""
+
+    def __init__(self, engine: Engine, analytics_ttl_s: float) -> None:
+        self.engine, self.analytics_ttl_s = engine, analytics_ttl_s
+        self._reader: StateReader | None = None
+        self._lock = threading.Lock()  # concurrent first scrapes build one reader (it caches the analytics)
+
+    def __call__(self) -> "Samples":
+        with self._lock:
+            if self._reader is None:
+                from watchtower.gauges import StateReader
+
+                self._reader = StateReader(self.engine, self.analytics_ttl_s)
+        return self._reader()
+
+
+def _page_error(request: Request, status: int, title: str, detail: str, errors: list[dict[str, str]]) -> Response:
+    """The pages' HTML error (postmortems/pages.py), imported when a page form first goes wrong."""
+    from postmortems.pages import error_page
+
+    return error_page(request, status, title, detail, errors)
+
+
+def _add_problem_schema(app: FastAPI, routes: LazyRoutes) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, object]:
         if app.openapi_schema is None:
+            routes.load_all()  # the document describes every route
             schema = build()
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
             document_problems(schema)

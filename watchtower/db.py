@@ -9,7 +9,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-import watchtower.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+import watchtower.table_targets  # noqa: F401  (what foreign keys point at; watchtower.tables has every table)
 from watchtower.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -15,14 +15,12 @@ from sqlmodel import Session, col, select
 from detectors import registry
 from detectors.base import TS, Finding, InsufficientData, Window
 from detectors.thresholds import FittedThreshold, Key, apply
-from watchtower import learned_thresholds
 from watchtower.checks.models import CheckResult, CheckRun
 from watchtower.clock import utcnow
 from watchtower.db import writer
 from watchtower.policy import decide, store
 from watchtower.policy.breach import Breach, DetectorOutcome, group_key
 from watchtower.policy.decide import Plan
-from watchtower.policy.respond import respond
 from watchtower.policy.rules import Policy
 from watchtower.registry.models import Monitor, MonitoredModel
 from watchtower.runtime import Runtime
@@ -67,6 +65,8 @@ def run_monitor(runtime: Runtime, model_name: str, monitor_name: str, now: datet
 
 
 def _run(runtime: Runtime, model_name: str, monitor_name: str, now: datetime) -> PassResult:
+    from watchtower import learned_thresholds  # with the windows: loaded by a pass that has a model to check
+    from watchtower.policy.respond import respond
     from watchtower.windows import TICK, build_window
 
     with Session(runtime.engine) as session:
@@ -148,6 +148,8 @@ def _waiting(results: list[Detected]) -> bool:
 
 def _detect(runtime: Runtime, model_name: str, spec: dict[str, object], window: Window,
             fitted: dict[Key, FittedThreshold] | None) -> Detected:
+    from watchtower import learned_thresholds
+
     try:
         detector = registry.build(str(spec["name"]), dict(spec.get("params") or {}))  # type: ignore[call-overload]
         findings = detector.run(window)

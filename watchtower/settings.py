@@ -104,6 +104,10 @@ class Settings(BaseSettings):
                                      "this; in this process at once)")
     serving_inline_rows: int = Field(default=32, ge=0, description="Predict scores batches of up to this many rows "
                                      "on the event loop (no thread hop); larger ones in the thread pool")
+    routes_warm_up: bool = Field(
+        default=False, description="Once the server answered its first request, import every router in a "
+        "background thread (predict and the events API first) instead of at the first request that needs each "
+        "(watchtower/lazy_routes.py)")
     auth_cache_s: float = Field(default=1.0, ge=0, le=60, description="How long a bearer token's caller is "
                                 "reused without reading the database: a revoked token, or a deactivated owner, is "
                                 "refused within this (0: read on every request)")

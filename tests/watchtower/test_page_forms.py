@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
 from tests.watchtower.signin_helpers import add_person, page_csrf, signed_in
+from watchtower.lazy_routes import all_routes
 
 # Counted by sign-in itself, so they may change while forms are refused.
 # Sign-in bookkeeping and the audit log (which records refused attempts too) are not what a form writes.
@@ -20,8 +21,9 @@ SIGN_IN_TABLES = {"web_session", "sign_in_failure", "audit_log"}
 
 def page_posts(app: FastAPI) -> list[str]:
     """Every form POST the pages take: the POST routes left out of the OpenAPI schema (FastAPI includes
-    routers lazily, so the routes are walked through their contexts)."""
-    return sorted({str(r.path) for r in iter_route_contexts(app.routes) if "POST" in (r.methods or set())
+    routers lazily, so the routes are walked through their contexts; all_routes loads the routers the app
+    itself imports at first use)."""
+    return sorted({str(r.path) for r in iter_route_contexts(all_routes(app)) if "POST" in (r.methods or set())
                    and not getattr(r, "include_in_schema", True)})
 
 

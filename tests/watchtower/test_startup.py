@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlmodel import SQLModel
+
 from tests.processes import ROOT
 from watchtower.db import MIGRATIONS, _revision_values, script_heads
+from watchtower.route_manifest import ROUTERS
+from watchtower.table_targets import MODULES
 
 HEAVY = {"pandas", "pyarrow", "onnxruntime", "scipy", "sklearn", "skl2onnx", "alembic", "evidently", "numpy"}
 # Loaded by the first request that needs them: a Slack click's signature check, a webhook or Slack delivery.
@@ -17,12 +21,17 @@ SENDERS = {"slack_sdk", "httpx"}
 PAGES = {"jinja2"}  # loaded by the first page or write-up draft
 
 
-def _loaded(code: str) -> set[str]:
-    """Top-level packages a fresh interpreter has loaded after running `code`."""
-    code += "\nimport sys; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+def _modules(code: str) -> set[str]:
+    """Every module a fresh interpreter has loaded after running `code`."""
+    code += "\nimport sys; print(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT)}).stdout
     return set(out.splitlines()[-1].split())  # the last line: --help prints before it
+
+
+def _loaded(code: str) -> set[str]:
+    """Top-level packages a fresh interpreter has loaded after running `code`."""
+    return {module.split(".")[0] for module in _modules(code)}
 
 
 def test_cli_help_imports_no_framework() -> None:
@@ -37,6 +46,22 @@ def test_creating_the_app_imports_nothing_heavy(tmp_path: Path) -> None:
                      f"create_app(Settings(database_url='sqlite:///{tmp_path / 'w.db'}', scheduler_enabled=False))")
     unwanted = HEAVY | SENDERS | PAGES
     assert "fastapi" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
+
+
+def test_answering_healthz_builds_no_router_and_no_service(tmp_path: Path) -> None:
+    """The routers (and the services, schemas and pages behind them) load with the first request that can match
+    one of their paths (watchtower/lazy_routes.py); /healthz, /readyz and /metrics are the app's own."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
+    loaded = _modules("from fastapi.testclient import TestClient\nfrom watchtower.app import create_app\n"
+                      "from watchtower.settings import Settings\n"
+                      f"app = create_app(Settings(database_url='{url}', scheduler_enabled=False))\n"
+                      "with TestClient(app) as client:\n    assert client.get('/healthz').status_code == 200\n"
+                      "    assert client.get('/readyz').status_code == 200")
+    routers = {module for module, _ in ROUTERS}
+    assert "watchtower.app" in loaded and loaded.isdisjoint(routers), sorted(loaded & routers)
+    services = {"postmortems.service", "alerts.silences.service", "watchtower.gauges", "postmortems.pages"}
+    assert loaded.isdisjoint(services), sorted(loaded & services)
 
 
 def test_serving_with_the_scheduler_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -60,6 +85,43 @@ def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> N
                      "sys.argv = ['watchtower', 'monitor']\nfrom watchtower.cli import main\nmain()")
     unwanted = HEAVY | SENDERS | PAGES | {"fastapi", "uvicorn"}
     assert "sqlalchemy" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
+
+
+def test_every_foreign_key_points_at_a_table_imported_before_any_session() -> None:
+    """watchtower.db imports only the tables other modules' foreign keys name (watchtower/table_targets.py): a
+    table whose module loads later resolves its foreign keys, whatever else is loaded (a module's own tables
+    come with it)."""
+    import watchtower.tables  # noqa: F401  (every table, to check them all)
+
+    module_of = {table.name: mapper.class_.__module__ for mapper in SQLModel._sa_registry.mappers
+                 for table in mapper.tables}
+    named = {module_of[key.column.table.name] for table in SQLModel.metadata.tables.values()
+             for key in table.foreign_keys if module_of[key.column.table.name] != module_of[table.name]}
+    assert "watchtower.registry.models" in named  # the check sees the foreign keys
+    assert named <= {module.__name__ for module in MODULES}, sorted(named - {m.__name__ for m in MODULES})
+
+
+def test_a_table_imported_after_start_flushes(tmp_path: Path) -> None:
+    """In a fresh interpreter that imports no table itself: the engine and a migration at head (no
+    watchtower.tables), then a row of a table whose module was not loaded yet is written; its foreign key names
+    a table that only watchtower.db's imports provide."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    _loaded(f"from sqlmodel import Session\nfrom watchtower.db import make_engine, migrate\n"
+            f"from watchtower.registry.models import MonitoredModel, Pipeline\nengine = make_engine('{url}')\n"
+            "migrate(engine)\nwith Session(engine) as session:\n"
+            "    session.add(Pipeline(id=1, name='p'))\n    session.flush()\n"
+            "    session.add(MonitoredModel(id=1, name='m', task='classification', features=[], input_style='tensor',\n"
+            "                               output_kind='label', pipeline_id=1))\n    session.commit()")
+    loaded = _modules(
+        f"from watchtower.db import make_engine, migrate\nengine = make_engine('{url}')\nmigrate(engine)\n"
+        "import sys\nassert 'watchtower.events.models' not in sys.modules\n"
+        "from datetime import datetime, timezone\nfrom sqlmodel import Session\n"
+        "from watchtower.events.models import IngestRejection\n"
+        "with Session(engine) as session:\n"
+        "    session.add(IngestRejection(model_id=1, ts=datetime(2026, 1, 1, tzinfo=timezone.utc), kind='extra',\n"
+        "                                feature='f', count=1))\n"
+        "    session.commit()")
+    assert "watchtower.events.models" in loaded and "watchtower.tables" not in loaded
 
 
 def test_migrate_imports_alembic_only_when_there_is_something_to_upgrade(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ log (audit.py) once their answer is known.
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, select
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watchtower.auth import audit, callers
@@ -27,6 +29,7 @@ from watchtower.auth.roles import Role
 from watchtower.auth.routes import ADMIN, VIEW, Rule, rule_for
 from watchtower.clock import utcnow
 from watchtower.errors import problem, unavailable
+from watchtower.lazy_routes import all_routes
 from watchtower.registry.models import MonitoredModel, Pipeline
 from watchtower.settings import Settings
 
@@ -45,9 +48,15 @@ class Route:
 
 
 def routes_of(app: FastAPI) -> list[Route]:
-    """Every route of the app with its full path template (prefixes of included routers applied)."""
+    """Every route of the app with its full path template (prefixes of included routers applied), lazily
+    placed routers loaded first."""
+    return routes_in(all_routes(app))
+
+
+def routes_in(routes: Sequence[BaseRoute]) -> list[Route]:
+    """Every route in `routes` with its full path template."""
     found = []
-    for context in iter_route_contexts(app.routes):
+    for context in iter_route_contexts(routes):
         template, regex = context.path_format, getattr(context, "path_regex", None)
         if template is not None and regex is not None:
             methods = frozenset(context.methods) if context.methods else None
@@ -85,7 +94,8 @@ class Authorize:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._routes: list[Route] | None = None
+        self._routes: list[Route] = []
+        self._routes_source: object = None  # the app's route list _routes was read from
         self._callers = callers.Callers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,8 +103,9 @@ class Authorize:
             await self.app(scope, receive, send)
             return
         fastapi: FastAPI = scope["app"]
-        if self._routes is None:
-            self._routes = routes_of(fastapi)
+        source = fastapi.routes
+        if self._routes_source is not source:  # read again when a router was loaded (watchtower/lazy_routes.py)
+            self._routes, self._routes_source = routes_in(source), source
         method = scope["method"]
         template, params = match(self._routes, method, scope["path"])
         # No route: a viewer gets the 404 (or 405); nobody else learns which paths exist.

@@ -19,12 +19,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from sqlmodel import Session
 
-from alerts.oncall.escalation import advance_escalations
 from watchtower import heap
 from watchtower.clock import utcnow
-from watchtower.delivery import deliver_outbox
-from watchtower.learned_thresholds import refit_all
-from watchtower.monitor import run_monitor
 from watchtower.registry.service import scheduled_monitors
 from watchtower.runtime import Runtime
 from watchtower.scheduler import lease, slots
@@ -206,12 +202,17 @@ class MonitorScheduler:
                 log.exception("scheduler supervisor step failed")
 
     def _system_jobs(self) -> dict[str, tuple[int, Callable[[], None]]]:
+        # Each job imports what it runs when it first runs, in the scheduler's thread: not while `serve` starts.
         s, runtime = self.runtime.settings, self.runtime
 
         def outbox() -> None:
+            from watchtower.delivery import deliver_outbox
+
             deliver_outbox(runtime)
 
         def thresholds() -> None:
+            from watchtower.learned_thresholds import refit_all
+
             refit_all(runtime)
 
         def compact() -> None:
@@ -221,6 +222,8 @@ class MonitorScheduler:
             compact_all(runtime.engine)
 
         def escalations() -> None:
+            from alerts.oncall.escalation import advance_escalations
+
             advance_escalations(runtime, utcnow())
 
         return {"outbox": (s.outbox_interval_s, outbox), "thresholds": (s.threshold_refit_s, thresholds),
@@ -241,6 +244,8 @@ class MonitorScheduler:
 
     def _monitor_body(self, model: str, monitor: str) -> Callable[[], None]:
         def body() -> None:
+            from watchtower.monitor import run_monitor
+
             result = run_monitor(self.runtime, model, monitor)
             if result.status == "error":
                 raise JobFailed(f"monitor pass of {model}/{monitor} crashed; see the log")

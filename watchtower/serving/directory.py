@@ -13,7 +13,6 @@ from sqlmodel import Session
 
 from watchtower.commit_generation import CommitGeneration
 from watchtower.registry.models import ModelVersion, MonitoredModel
-from watchtower.registry.service import current_version, get_model, schema_of, version_label
 
 # Bumped after every commit that changed a model or a version, in any session of this process.
 _generation = CommitGeneration("serving", MonitoredModel, ModelVersion)
@@ -53,6 +52,10 @@ class ServingDirectory:
         return None
 
     def _read(self, name: str) -> Served:
+        # Here, not at the top: the registry service imports the response policy and the incident service,
+        # which a process that only starts (Runtime is built at every start) does not need.
+        from watchtower.registry.service import current_version, get_model, schema_of, version_label
+
         generation = _generation.value  # taken before reading, so a change committed meanwhile re-reads again
         read_at = time.monotonic()
         with Session(self._engine) as session:
