@@ -164,12 +164,18 @@ def measure_watchtower(runtime: "Runtime") -> tuple[float, int, str]:
     return seconds, peak, drifted
 
 
-def measure_nannyml(python: str, rows: int, scratch: str) -> tuple[float, int]:
-    """NannyML on the same frames, in its own venv's process: (seconds, peak bytes)."""
+def nannyml_inputs(rows: int, scratch: str) -> list[str]:
+    """NannyML's frames as Parquet files, written before the first measurement: written between two Watchtower
+    runs, their frames left the parent's heap different for the next fork, whose peak then moved by 50%."""
     paths = [f"{scratch}/reference.parquet", f"{scratch}/current.parquet"]
-    if not all(os.path.exists(p) for p in paths):  # written once, read by every run
+    if not all(os.path.exists(p) for p in paths):
         generate(rows, 0, False).to_parquet(paths[0], index=False)
         generate(rows, 1, True).to_parquet(paths[1], index=False)
+    return paths
+
+
+def measure_nannyml(python: str, paths: list[str]) -> tuple[float, int]:
+    """NannyML on the same frames, in its own venv's process: (seconds, peak bytes)."""
     quiet = os.environ | {"NML_DISABLE_USAGE_LOGGING": "1"}  # NannyML reports usage to a web service by default
     done = subprocess.run([python, "-c", NANNYML, *paths], capture_output=True, text=True, env=quiet)
     if done.returncode:
@@ -200,13 +206,14 @@ def main() -> None:
     feature_bytes = prepare(url, segments, args.rows)
     print(f"{args.rows:,} events written to the {args.segments} store and compacted in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
+    nannyml_paths = nannyml_inputs(args.rows, scratch)
     runtime = cached_runtime(url, segments)
     runs: list[tuple[float, int, str, float, int]] = []
     for _ in range(args.repeat):  # alternately, so a drifting machine load hits both alike; the best of each
         wt_seconds, wt_peak, drifted = measure_watchtower(runtime)
-        nm_seconds, nm_peak = measure_nannyml(args.nannyml_python, args.rows, scratch)
-        print(f"watchtower pass: {wt_seconds:.2f} s; nannyml: {nm_seconds:.2f} s; load average "
-              f"{os.getloadavg()[0]:.2f}", flush=True)
+        nm_seconds, nm_peak = measure_nannyml(args.nannyml_python, nannyml_paths)
+        print(f"watchtower pass: {wt_seconds:.2f} s, peak {wt_peak / 2**20:.0f} MiB; nannyml: {nm_seconds:.2f} s, "
+              f"peak {nm_peak / 2**20:.0f} MiB; load average {os.getloadavg()[0]:.2f}", flush=True)
         runs.append((wt_seconds, wt_peak, drifted, nm_seconds, nm_peak))
     wt_seconds, wt_peak, drifted = min(r[:3] for r in runs)
     nm_seconds, nm_peak = min(r[3:] for r in runs)
