@@ -205,6 +205,42 @@ def test_reads_only_the_asked_columns_and_the_window(db: Engine, store: binding.
     assert frame[TS].max() == pd.Timestamp(T0 + 3 * DAY + timedelta(seconds=1))
 
 
+def test_only_segments_crossing_an_edge_are_filtered_row_by_row(db: Engine, store: binding.Segments,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window's scan filters only the segments that cross its edges (start inclusive, end exclusive: a segment
+    whose last event is at the end crosses it), in their time order, and keeps exactly the events inside."""
+    model_id = add_model(db)
+    start, end = T0 + DAY, T0 + 3 * DAY
+    parts = [events(INLINE_ROWS, start=start - timedelta(seconds=50), seed=1),  # crosses the start
+             events(INLINE_ROWS, start=start + timedelta(seconds=50), seed=2),  # inside
+             events(INLINE_ROWS, start=start + DAY, seed=3),  # inside
+             events(INLINE_ROWS, start=end - timedelta(seconds=INLINE_ROWS - 1), seed=4),  # last event at the end
+             events(5, start=end + DAY, seed=5)]  # after the window: not listed
+    for part in parts:
+        _write(db, model_id, part)
+    filtered: list[bool] = []
+    real_read = manifest.read
+
+    def read_spy(session: Session, rows: list[tuple[int, str | None]], columns: manifest.Columns = None,
+                 where: object = None) -> pa.Table:
+        filtered.extend([where is not None] * len(rows))
+        return real_read(session, rows, columns, where)
+
+    monkeypatch.setattr(manifest, "read", read_spy)
+    with Session(db) as session:
+        table = manifest.scan(session, model_id, start, end, [ID, TS, "f1"])
+    assert filtered == [True, False, False, True]
+    expected = pd.concat(parts[:4])
+    expected = expected[(expected[TS] >= pd.Timestamp(start)) & (expected[TS] < pd.Timestamp(end))]
+    assert table.column(ID).to_pylist() == expected[ID].tolist()
+    assert table.num_rows == 50 + 2 * INLINE_ROWS + INLINE_ROWS - 1
+    filtered.clear()  # a window starting at a segment's first event: that segment lies inside
+    with Session(db) as session:
+        table = manifest.scan(session, model_id, start + timedelta(seconds=50), end, [ID, TS])
+    assert filtered == [False, False, True]
+    assert table.num_rows == 2 * INLINE_ROWS + INLINE_ROWS - 1
+
+
 def _corrupt_chunk(path: Path, row_group: int, column: str) -> None:
     """Overwrite one column chunk of one row group with garbage, keeping the footer (and its statistics)."""
     meta = pq.ParquetFile(path).metadata

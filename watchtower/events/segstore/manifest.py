@@ -5,6 +5,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from itertools import groupby
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from sqlalchemy import ColumnElement, insert
+from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, func, select
@@ -147,9 +149,23 @@ def scan(session: Session, model_id: int, start: datetime, end: datetime,
          columns: Sequence[str] | None = None) -> pa.Table:
     """Events with start <= TS < end from the live segments overlapping the range, oldest first; `columns`
     (None: all) are the only ones read, and a column no segment has is absent from the result."""
-    rows = session.exec(select(EventSegment.id, EventSegment.path).where(*live_overlapping(model_id, start, end))
-                        .order_by(col(EventSegment.min_ts))).all()
-    return oldest_first(read(session, [(i, p) for i, p in rows if i is not None], columns, ts_within(start, end)))
+    rows = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.min_ts, EventSegment.max_ts)
+                        .where(*live_overlapping(model_id, start, end)).order_by(col(EventSegment.min_ts))).all()
+    return oldest_first(_read_within(session, [(i, p, lo, hi) for i, p, lo, hi in rows if i is not None], columns,
+                                     start, end))
+
+
+def _read_within(session: Session, rows: Sequence[tuple[int, str | None, datetime, datetime]], columns: "Columns",
+                 start: datetime, end: datetime) -> pa.Table:
+    """read() of segments (id, path, min_ts, max_ts) in their order, keeping rows with start <= TS < end. Only the
+    segments crossing an edge are filtered row by row: a window's segments mostly lie inside it, and the filter cost
+    a fifth of the read (200 ms of CPU for a window of 1M events)."""
+    within, low, high = ts_within(start, end), max(start, NS_MIN), min(end, NS_MAX)
+    tables = [read(session, [(i, p) for i, p, *_ in run], columns, None if inside else within)
+              for inside, run in groupby(rows, key=lambda r: r[2] >= low and r[3] < high)]
+    if len(tables) < 2:
+        return tables[0] if tables else read(session, [], columns)
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def live_overlapping(model_id: int, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
@@ -172,14 +188,16 @@ def scan_sample(session: Session, model_id: int, start: datetime, end: datetime,
     about twice `rows` events in all), each thinned to its share of a seeded uniform sample, so one row group at a
     time is in memory beside the sample. A window of no more than `rows` events is read whole. ID and TS come
     with named `columns` (a function choosing from the file's schema picks them itself)."""
-    listed = session.exec(select(EventSegment.id, EventSegment.path, EventSegment.n_rows)
-                          .where(*live_overlapping(model_id, start, end)).order_by(col(EventSegment.min_ts))).all()
-    segments = [(i, p, n) for i, p, n in listed if i is not None]
+    listed = session.execute(sql_select(col(EventSegment.id), col(EventSegment.path), col(EventSegment.n_rows),
+                                        col(EventSegment.min_ts), col(EventSegment.max_ts))
+                             .where(*live_overlapping(model_id, start, end)).order_by(col(EventSegment.min_ts))).all()
+    segments = [(i, p, n) for i, p, n, _, _ in listed if i is not None]
     total = sum(n for _, _, n in segments)
     wanted = columns if columns is None or callable(columns) else [ID, TS, *columns]
     within = ts_within(start, end)
     if total <= rows:
-        return oldest_first(read(session, [(i, p) for i, p, _ in segments], wanted, within))
+        return oldest_first(_read_within(session, [(i, p, lo, hi) for i, p, _, lo, hi in listed if i is not None],
+                                         wanted, start, end))
     # Row groups as the writer cuts them (ROW_GROUP_ROWS each, the last one shorter), in served-time order.
     groups = [(i, p, g, min(ROW_GROUP_ROWS, n - g * ROW_GROUP_ROWS))
               for i, p, n in segments for g in range(max(1, -(-n // ROW_GROUP_ROWS)))]
