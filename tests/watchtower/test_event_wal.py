@@ -2,6 +2,7 @@
 
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
@@ -92,3 +93,22 @@ def store_keys_postgres(connection: Connection) -> None:
         connection.exec_driver_sql(
             "INSERT INTO serving_event (model_id, event_id, ts, version, received_at) "
             "SELECT 1, 'k' || i, now(), NULL, now() FROM generate_series(1, 100) AS i")
+
+
+def test_a_failed_checkpoint_is_counted_and_the_thread_goes_on(tmp_path: Path) -> None:
+    """A database the checkpoint cannot open (its directory gone): logged and counted, never raised into the
+    writer, and the next flushes ask again."""
+    from watchtower.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'gone' / 'events.db'}")
+    checkpoints = WalCheckpoints(engine)
+    for failed in (1, 2):
+        assert checkpoints.after_flush(KEYS, 1)
+        for _ in range(1000):  # bounded: a dead thread fails the test instead of hanging it
+            if checkpoints.failures >= failed:
+                break
+            threading.Event().wait(0.01)
+        assert checkpoints.failures == failed
+    checkpoints.stop()
+    assert checkpoints.failures == 3  # the stop's own, and the thread ended
+    engine.dispose()

@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +78,20 @@ class WalCheckpoints:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        with self._engine.connect() as connection:
-            while True:
-                self._wanted.wait()
-                self._wanted.clear()
-                self._checkpoint(connection)  # at a stop too: the WAL left copied
-                if self._stopping and not self._wanted.is_set():  # else asked again (by stop) meanwhile
-                    return
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            self._checkpoint()  # at a stop too: the WAL left copied
+            if self._stopping and not self._wanted.is_set():  # else asked again (by stop) meanwhile
+                return
 
-    def _checkpoint(self, connection: Connection) -> None:
+    def _checkpoint(self) -> None:
         """One PASSIVE checkpoint: copies what no reader still needs and waits for nobody (what it leaves, the next
         one copies). A failure is logged and counted; the WAL stays valid, and the next flushes ask again."""
         try:
-            busy, wal_pages, copied = _driver(connection).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as exc:
+            with self._engine.connect() as connection:  # from the pool for a moment, not held between checkpoints
+                busy, wal_pages, copied = _driver(connection).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except (sqlite3.Error, DBAPIError) as exc:
             self.failures += 1
             log.warning("checkpointing the SQLite WAL failed (%s: %s); the next flushes ask again",
                         type(exc).__name__, str(exc).strip()[:300])
