@@ -2,10 +2,10 @@
 
 SQLite copies the WAL back into the database file (a checkpoint: page writes and an fsync of the database file)
 inside whichever COMMIT takes the WAL past `wal_autocheckpoint` pages (1000 by default). For the event writer that
-was one commit in five or six of 5,000-event batches, and the request whose commit it was waited for it: 20-50 ms
-more than the 5-10 ms such a commit takes (bench/ingest_bench.py's batches, load 2.4-4.4). The writer's own
-connection turns the automatic checkpoint off; once its flushes wrote about as many pages, a thread with its own
-connection takes a PASSIVE checkpoint, which in WAL mode runs beside the writer's next transactions.
+was one commit in five or six of 5,000-event batches, and the request whose commit it was waited for it: 30-45 ms
+more than the 5-11 ms such a commit takes (bench/ingest_bench.py's batches, load 2.4-4.4). The writer's own
+connection turns the automatic checkpoint off; once its flushes wrote about as many pages, a thread takes a PASSIVE
+checkpoint on a pooled connection, which in WAL mode runs beside the writer's next transactions.
 
 Durability is unchanged: a commit is durable once its WAL frames are synced (`synchronous=FULL`); a checkpoint
 only moves committed pages. Every other connection keeps SQLite's automatic checkpoint, so the WAL stays bounded
