@@ -5,6 +5,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Connection, Engine
 
 from watchtower.db import writer
@@ -112,3 +113,30 @@ def test_a_failed_checkpoint_is_counted_and_the_thread_goes_on(tmp_path: Path) -
     checkpoints.stop()
     assert checkpoints.failures == 3  # the stop's own, and the thread ended
     engine.dispose()
+
+
+def test_without_a_thread_the_writer_checkpoints_itself(db: Engine, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event writer's thread must never die: when no thread can be started (the process at its limit), the
+    checkpoint runs in the caller, and a later flush tries the thread again."""
+    if db.dialect.name != "sqlite":
+        return
+    checkpoints = WalCheckpoints(writer(db))
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with writer(db).connect() as connection:
+        checkpoints.take_over(connection)
+        raw(connection).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store_keys(connection, 0, KEYS)
+        with monkeypatch.context() as patch:
+            patch.setattr(threading.Thread, "start", refuse)
+            assert checkpoints.after_flush(KEYS, 1)
+        assert checkpointed_keys(db, tmp_path) == KEYS  # done before after_flush returned
+        store_keys(connection, KEYS, 100)
+        assert checkpoints.after_flush(KEYS, 1)  # a thread this time
+        checkpoints.stop()
+        assert checkpointed_keys(db, tmp_path) == KEYS + 100
+        checkpoints.hand_back(connection)
+    assert checkpoints.failures == 0

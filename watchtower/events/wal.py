@@ -65,8 +65,16 @@ class WalCheckpoints:
             return False
         self._pages = 0.0
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="wal-checkpoints", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="wal-checkpoints", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:
+                # No thread to be had (the process at its limit): the writer must go on, so checkpoint here, after
+                # its answers; a later flush tries the thread again.
+                log.warning("no thread for WAL checkpoints (%s); checkpointing on the event writer's", exc)
+                self._checkpoint()
+                return True
+            self._thread = thread
         self._wanted.set()
         return True
 
