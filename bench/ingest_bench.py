@@ -23,6 +23,7 @@ SQLite.
 import argparse
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -118,15 +119,10 @@ def load_through_api(base: str, pid: int, events: list[dict[str, Any]], batch: i
     return best
 
 
-def measure_watchtower_client(base: str, model: str, n: int) -> float | None:
-    """Events/s through watchtower.client (issue 12 point 7), when bench/ingest_client.py is present.
+def measure_watchtower_client(base: str, model: str, n: int) -> float:
+    """Events/s through watchtower.client (issue 12 point 7), measured by bench/ingest_client.py."""
+    from bench.ingest_client import measure_client
 
-    LEAD: the "client" helper's bench/ingest_client.py: measure_client(base_url, token, model, n) plugs in here.
-    """
-    try:
-        from bench.ingest_client import measure_client  # type: ignore[import-not-found]
-    except ImportError:
-        return None
     return float(measure_client(base, TOKEN, model, n))
 
 
@@ -184,40 +180,50 @@ def fresh_database(kind: str, directory: Path) -> str:
     return POSTGRES
 
 
+Measured = tuple[str, Rate, float]  # what, its rate, the 1-minute load average just after it was measured
+
+
 def run_database(kind: str, events: list[dict[str, Any]], schema: dict[str, str], batch: int,
-                 directory: Path) -> list[tuple[str, Rate]]:
-    """[(what, rate)] for Watchtower on one database and its peer, the peer measured just before and after
+                 directory: Path) -> list[Measured]:
+    """[(what, rate, load)] for Watchtower on one database and its peer, the peer measured just before and after
     Watchtower (the machine is shared: its best of two)."""
-    def peer() -> tuple[str, Rate]:
+    def peer() -> tuple[str, Rate, float]:
         if kind == "postgresql":
-            return "COPY postgresql", copy_rows(POSTGRES, events, schema)
-        return "parquet write", write_parquet(events, directory)
+            name, rate = "COPY postgresql", copy_rows(POSTGRES, events, schema)
+        else:
+            name, rate = "parquet write", write_parquet(events, directory)
+        return name, rate, os.getloadavg()[0]
 
     url = fresh_database(kind, directory)
     server = start_serve(url, directory / f"serve-{kind}.log")
     try:
         register(server.base, schema, events)
-        name, before = peer()
-        rates = [(f"watchtower {kind}", load_through_api(server.base, server.process.pid, events, batch))]
+        name, before, load_before = peer()
+        rates = [(f"watchtower {kind}", load_through_api(server.base, server.process.pid, events, batch),
+                  os.getloadavg()[0])]
         client_rate = measure_watchtower_client(server.base, MODEL, len(events))
-        if client_rate is not None:
-            rates.append((f"watchtower.client {kind}", (client_rate, float("nan"))))
+        rates.append((f"watchtower.client {kind}", (client_rate, float("nan")), os.getloadavg()[0]))
     finally:
         stop_process(server.process)
-    after = peer()[1]
-    return [*rates, (name, (max(before[0], after[0]), max(before[1], after[1])))]
+    _, after, load_after = peer()
+    return [*rates, (name, (max(before[0], after[0]), max(before[1], after[1])), max(load_before, load_after))]
 
 
-def report(rates: list[tuple[str, Rate]], peers: dict[str, str]) -> None:
-    by_name = dict(rates)
-    print(f"{'':26}{'events/s':>10}{'vs peer':>9}{'events/CPU s':>15}{'vs peer':>9}")
-    for name, (wall, cpu) in rates:
+def report(rates: list[Measured], peers: dict[str, str]) -> None:
+    by_name = {name: rate for name, rate, _ in rates}
+    print(f"{'':30}{'events/s':>10}{'vs peer':>9}{'events/CPU s':>15}{'vs peer':>9}{'load':>7}")
+    for name, (wall, cpu), load in rates:
         peer = peers.get(name.rsplit(" ", 1)[-1])
+        cpu_columns = ("", "") if math.isnan(cpu) else (f"{cpu:,.0f}", "")
         if peer in by_name and name != peer:
-            print(f"{name:26}{wall:10,.0f}{wall / by_name[peer][0]:9.0%}{cpu:15,.0f}{cpu / by_name[peer][1]:9.0%}")
+            if not math.isnan(cpu):
+                cpu_columns = (f"{cpu:,.0f}", f"{cpu / by_name[peer][1]:.0%}")
+            print(f"{name:30}{wall:10,.0f}{wall / by_name[peer][0]:9.0%}{cpu_columns[0]:>15}{cpu_columns[1]:>9}"
+                  f"{load:7.2f}")
         else:
-            print(f"{name:26}{wall:10,.0f}{'':9}{cpu:15,.0f}")
-    print("vs peer: of " + ", ".join(f"{peer} ({database})" for database, peer in peers.items()))
+            print(f"{name:30}{wall:10,.0f}{'':9}{cpu_columns[0]:>15}{'':9}{load:7.2f}")
+    print("vs peer: of " + ", ".join(f"{peer} ({database})" for database, peer in peers.items())
+          + "; load: the 1-minute load average just after the measurement (a peer's: the higher of its two)")
 
 
 def main() -> None:
@@ -233,7 +239,7 @@ def main() -> None:
     events = make_events(args.events, schema, ids=args.ids)
     print(f"{args.events:,} events ({args.ids} ids), {args.features} features, batches of {args.batch:,}; "
           f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    rates: list[tuple[str, Rate]] = []
+    rates: list[Measured] = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.databases:
             rates += run_database(kind, events, schema, args.batch, Path(tmp))

@@ -54,3 +54,27 @@ def test_few_keys_and_a_batch_store_the_same_rows_and_tell_the_same_new_ids(db: 
     assert sorted(_insert(db, few, _keys(resent, "v2"))) == ["new-1", "new-2"]
     assert sorted(_insert(db, batch, _keys(ids[:SMALL_KEYS + 1] + ["new-1", "new-2"], "v2"))) == ["new-1", "new-2"]
     assert _stored(db, few)[:n] == stored
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_batch_stores_every_key_as_the_few_keys_path_does(db: Engine, shared: bool) -> None:
+    """A batch whose rows share one version and arrival (an API batch; SQLite packs it into one JSON array) or do
+    not (a flush of several requests), with ids JSON must escape: stored as the few-keys path stores them."""
+    model = add_model(db, "batch")
+    n = 700
+    ids = [f"k{i:04d}" for i in range(n - 3)] + ['quote"d', "back\\slash", "ünïcode 名前"]
+    keys = _keys(ids, None if shared else "v1")
+    if shared:
+        keys = keys.set_column(3, RECEIVED_AT, pa.array([T0 + timedelta(hours=1)] * n, TS_TYPE))
+    else:  # a flush of several requests: versions differ from row to row
+        keys = keys.set_column(2, VERSION, pa.array([f"v{i % 3}" if i % 5 else None for i in range(n)], pa.string()))
+    assert sorted(_insert(db, model, keys)) == sorted(ids)
+    stored = {row[0]: row[1:] for row in _stored(db, model)}
+    few = add_model(db, "few")
+    for start in range(0, n, SMALL_KEYS):  # the few-keys path (one INSERT ... RETURNING each) as the reference
+        assert len(_insert(db, few, keys.slice(start, SMALL_KEYS))) == min(SMALL_KEYS, n - start)
+    assert stored == {row[0]: row[1:] for row in _stored(db, few)}
+    # Resent with one new id: nothing of the resend is kept but the new row.
+    resend = pa.concat_tables([keys.slice(0, 300), _keys(["fresh"], "v9", n)])
+    assert _insert(db, model, resend) == ["fresh"]
+    assert len(_stored(db, model)) == n + 1
