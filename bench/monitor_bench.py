@@ -134,7 +134,10 @@ def cached_runtime(url: str, segments: str) -> "Runtime":
     from watchtower.runtime import Runtime
     from watchtower.settings import Settings
 
-    registry.kind_of("native_drift")  # the built-in detectors are imported, as after a service's first pass
+    registry.kind_of("native_drift")  # the built-in detectors are imported, as after a service's first pass...
+    from postmortems.diagnosis import numbers  # noqa: F401  ...and what a pass imports on first use (0.3 s)
+    from watchtower import learned_thresholds, windows  # noqa: F401
+    from watchtower.policy import respond  # noqa: F401
     runtime = Runtime(Settings(database_url=url, scheduler_enabled=False, segment_store=segments), make_engine(url))
     with Session(runtime.engine) as session:
         _, profile = runtime.references.get(session, session.exec(select(MonitoredModel)).one())
