@@ -121,8 +121,8 @@ def _add_user(settings: "Settings", handle: str, role: str, name: str | None) ->
     from watchtower.errors import WatchtowerError
 
     engine = engine_for(settings)
-    migrate(engine)
-    try:
+    try:  # the engine's connections closed at the end: a caller in a long-lived process (the tests) keeps none
+        migrate(engine)
         secret = add_user(engine, handle, Role(role), name)
     except ValidationError as exc:
         for error in exc.errors():
@@ -131,6 +131,8 @@ def _add_user(settings: "Settings", handle: str, role: str, name: str | None) ->
     except WatchtowerError as exc:
         print(f"user add: {exc}", file=sys.stderr)
         return 2
+    finally:
+        engine.dispose()
     print(f"added {handle} ({role}); their API token, shown only now:\n{secret}")
     return 0
 

@@ -26,16 +26,18 @@ def _read_password() -> str | None:
 def set_password_command(settings: Settings, handle: str) -> int:
     """Set `handle`'s password; 2 (saying why) for an unknown person or a password out of bounds."""
     engine = engine_for(settings)
-    migrate(engine)
-    password = _read_password()
-    if password is None:
-        return 2
-    try:
+    try:  # the engine's connections closed at the end, as `user add` does
+        migrate(engine)
+        password = _read_password()
+        if password is None:
+            return 2
         with Session(writer(engine)) as session:
             set_password(session, get_user(session, handle), password, utcnow())
             session.commit()
     except WatchtowerError as exc:
         print(f"set-password: {exc.detail}; nothing changed", file=sys.stderr)
         return 2
+    finally:
+        engine.dispose()
     print(f"password set for {handle}; their sessions were ended")
     return 0
