@@ -31,7 +31,6 @@ from watchtower import heap
 from watchtower.db import writer
 from watchtower.errors import Unavailable
 from watchtower.events.flush import Events, Pending, profile_segments, write_batch
-from watchtower.events.wal import WalCheckpoints
 from watchtower.registry.models import MonitoredModel
 from watchtower.settings import Settings
 
@@ -50,7 +49,6 @@ class EventWriter:
     def __init__(self, engine: Engine, settings: Settings, metrics: Metrics) -> None:
         self._engine, self._settings, self._metrics = writer(engine), settings, metrics
         self._connection: Connection | None = None  # the writer thread's own, held between flushes
-        self._checkpoints = WalCheckpoints(self._engine)  # SQLite: its WAL checkpoints, on a thread (events/wal.py)
         self._cond = threading.Condition()
         self._queue: deque[Pending] = deque()
         self._held = 0  # events buffered or being written: what the bound counts and a crash can lose
@@ -160,9 +158,8 @@ class EventWriter:
         try:
             self._loop()
         finally:
-            self._checkpoints.stop()
             if self._connection is not None:
-                self._close_connection()
+                self._connection.close()
 
     def _loop(self) -> None:
         failures = 0
@@ -226,7 +223,6 @@ class EventWriter:
         for item, accepted in zip(batch, counts, strict=True):
             item.future.set_result(accepted)
         self._release(sum(len(p.rows) for p in batch))
-        self._checkpoints.after_flush(sum(len(p.rows) for p in batch), len(written))
         # After the answers: no request waits for its events' profile.
         profile_segments(self._engine, written, self._settings.profile_min_rows)
         heap.settle("event-writer")
@@ -237,17 +233,9 @@ class EventWriter:
         to PostgreSQL) and the pool's bookkeeping. A connection that died is replaced."""
         if self._connection is None or self._connection.closed or self._connection.invalidated:
             if self._connection is not None:
-                self._close_connection()
+                self._connection.close()
             self._connection = self._engine.connect()
-            self._checkpoints.take_over(self._connection)
         return self._connection
-
-    def _close_connection(self) -> None:
-        assert self._connection is not None
-        try:
-            self._checkpoints.hand_back(self._connection)
-        finally:
-            self._connection.close()
 
     def _fail_durable_and_requeue(self, batch: list[Pending]) -> None:
         failed = [p for p in batch if p.durable]
