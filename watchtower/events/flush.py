@@ -41,6 +41,15 @@ class Pending:
 def write_batch(connection: Connection, batch: Sequence[Pending]) -> tuple[list[int], list[Written]]:
     """Store the batch in one transaction on `connection`; how many rows of each request were new (first id
     wins), and the segments written (for their profiles)."""
+    from watchtower.events.small_flush import fits, write_small
+
+    if fits(batch):  # a few predictions: the same rows, without the Session and Arrow's set-up for the keys
+        return write_small(connection, batch)
+    return write_through_session(connection, batch)
+
+
+def write_through_session(connection: Connection, batch: Sequence[Pending]) -> tuple[list[int], list[Written]]:
+    """write_batch for any batch: the store's insert_table in a Session."""
     from watchtower.auth.audit import insert_rows
     from watchtower.events.segstore.profiles import written
 

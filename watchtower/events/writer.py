@@ -203,10 +203,12 @@ class EventWriter:
         """One transaction for the whole batch, one segment per model; resolve or requeue every request."""
         started = time.perf_counter()
         try:
+            connection = self._own_connection()
             try:
-                counts, written = write_batch(self._own_connection(), batch)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
+                counts, written = write_batch(connection, batch)
+            except Exception as exc:
+                # SQLAlchemy says so on its exceptions; the small flush's driver errors invalidate the connection
+                if not (isinstance(exc, DBAPIError) and exc.connection_invalidated or connection.invalidated):
                     raise
                 # The held connection died (a database restart, an idle timeout): once more on a new one, which
                 # the pool pings first. Safe if the lost commit did happen: the keys make the rows duplicates.
