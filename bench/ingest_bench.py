@@ -7,7 +7,8 @@ id, ts, features, prediction, latency_ms) are loaded:
                starts; the time is from the first request to the last 2xx (each one committed).
   COPY         PostgreSQL only: the same rows, as the client holds them (Python dicts), written with psycopg's
                COPY (write_row, binary) into a plain table with one column per field, in one transaction.
-  parquet      The same rows -> pyarrow Table (from_pylist) -> Parquet file (zstd), as a writer of files would.
+  parquet      The same rows -> pyarrow Table (from_pylist) -> Parquet file, as a writer of files would, with the
+               codec Watchtower's segments use (snappy, pyarrow's default).
 Each peer runs just before and just after Watchtower, and Watchtower loads the events twice (the second time
 under new ids, so nothing is a duplicate): best of the two each, as the machine is shared. Two rates:
 events per wall second, and events per CPU second of the process doing the work (Watchtower's server
@@ -151,16 +152,18 @@ def copy_rows(url: str, events: list[dict[str, Any]], schema: dict[str, str]) ->
 
 
 def write_parquet(events: list[dict[str, Any]], directory: Path) -> Rate:
-    """The same rows -> Arrow -> a Parquet file."""
+    """The same rows -> Arrow -> a Parquet file, compressed as segments are."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from watchtower.events.segstore.stores import CODEC
 
     started, cpu = time.perf_counter(), time.process_time()
     rows = [{"id": e["id"], "ts": e["ts"], **e["features"], "prediction": str(e["prediction"]),
              "latency_ms": e["latency_ms"]} for e in events]
     table = pa.Table.from_pylist(rows)
     table = table.set_column(1, "ts", pa.compute.cast(table.column("ts"), pa.timestamp("us", tz="UTC")))
-    pq.write_table(table, directory / "events.parquet", compression="zstd")
+    pq.write_table(table, directory / "events.parquet", compression=CODEC)
     return len(events) / (time.perf_counter() - started), len(events) / (time.process_time() - cpu)
 
 

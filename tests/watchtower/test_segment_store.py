@@ -122,6 +122,32 @@ def test_a_small_segment_stays_in_its_manifest_row_until_compaction_files_it(db:
     pd.testing.assert_frame_equal(_read(db, model_id), frame)
 
 
+def test_a_window_reads_text_as_object_columns_whatever_the_segments_mix(db: Engine, store: binding.Segments) -> None:
+    """A window's text columns are decoded as dictionaries (Parquet) or encoded as such (inline segments) and come
+    out as the object columns a plain read gives: str values, None for null, across both kinds of segment."""
+    model_id = add_model(db)
+    stored, inline = events(SIZE + 20, seed=1), events(7, start=T0 + DAY, seed=2)
+    for i, frame in enumerate((stored, inline)):
+        frame["color"] = [None if k % 4 == 0 else ("red", "green", "blue")[(k + i) % 3] for k in range(len(frame))]
+        frame[ERROR] = ["timeout" if k % 5 == 1 else None for k in range(len(frame))]
+    _write(db, model_id, stored)
+    _write(db, model_id, inline)
+    expected = pd.concat([stored, inline], ignore_index=True)
+    with Session(db) as session:
+        table = manifest.scan(session, model_id, T0 - DAY, T0 + 10 * DAY, [ID, TS, "color", ERROR, PREDICTION, "f1"])
+        plain = read(session, [(s.id, s.path) for s in sorted(_live(db, model_id), key=lambda s: s.min_ts)],
+                     [ID, TS, "color", ERROR, PREDICTION, "f1"])
+    assert {table.schema.field(c).type for c in ("color", ERROR)} == {pa.dictionary(pa.int32(), pa.string())}
+    assert pa.types.is_string(plain.schema.field("color").type)  # compaction and profiles read plain strings
+    frame = manifest.to_frame(table)
+    assert list(frame.columns) == [ID, TS, "color", ERROR, PREDICTION, "f1"]
+    for column in ("color", ERROR):
+        assert frame[column].dtype == object
+        assert frame[column].tolist() == expected[column].tolist()
+        assert {type(v) for v in frame[column]} <= {str, type(None)}
+    pd.testing.assert_frame_equal(frame, manifest.to_frame(plain))  # as a read of plain strings gives
+
+
 def test_segments_kept_in_the_database_are_fetched_in_batches_in_their_order(
         db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     model_id = add_model(db)
@@ -222,9 +248,9 @@ def test_only_segments_crossing_an_edge_are_filtered_row_by_row(db: Engine, stor
     real_read = manifest.read
 
     def read_spy(session: Session, rows: list[tuple[int, str | None]], columns: manifest.Columns = None,
-                 where: object = None) -> pa.Table:
+                 where: object = None, text_as_dictionary: bool = False) -> pa.Table:
         filtered.extend([where is not None] * len(rows))
-        return real_read(session, rows, columns, where)
+        return real_read(session, rows, columns, where, text_as_dictionary)
 
     monkeypatch.setattr(manifest, "read", read_spy)
     with Session(db) as session:

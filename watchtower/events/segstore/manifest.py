@@ -33,6 +33,7 @@ from watchtower.events.segstore.stores import (
     SegmentStore,
     is_parquet,
     read_inline,
+    text_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def _read_within(session: Session, rows: Sequence[tuple[int, str | None, datetim
     segments crossing an edge are filtered row by row: a window's segments mostly lie inside it, and the filter cost
     a fifth of the read (200 ms of CPU for a window of 1M events)."""
     within, low, high = ts_within(start, end), max(start, NS_MIN), min(end, NS_MAX)
-    tables = [read(session, [(i, p) for i, p, *_ in run], columns, None if inside else within)
+    tables = [read(session, [(i, p) for i, p, *_ in run], columns, None if inside else within, True)
               for inside, run in groupby(rows, key=lambda r: r[2] >= low and r[3] < high)]
     if len(tables) < 2:
         return tables[0] if tables else read(session, [], columns)
@@ -235,22 +236,24 @@ Columns: TypeAlias = Sequence[str] | Callable[[pa.Schema], list[str]] | None
 
 
 def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Columns = None,
-         where: ds.Expression | None = None) -> pa.Table:
+         where: ds.Expression | None = None, text_as_dictionary: bool = False) -> pa.Table:
     """The segments' rows (manifest id, path): files in one dataset scan, bytes kept in the database a batch of
     small ones or one large one at a time. `columns`: names, or a function choosing them from the data's schema
-    (None: all)."""
+    (None: all). `text_as_dictionary`: every text column but the id comes as a dictionary column (for to_frame;
+    stores.text_columns)."""
     paths = [p for _, p in rows if p is not None]
     kept = [i for i, p in rows if p is None]
     tables = []
     if paths:
-        dataset = _file_store(session).dataset(paths)
+        dataset = _file_store(session).dataset(paths, text_as_dictionary)
         tables.append(dataset.to_table(columns=_present(columns, dataset.schema), filter=where))
     for batch in _blob_batches(session, kept):  # a batch's bytes in memory at a time; its wanted columns and rows stay
         parts = []
         for blob in _blobs(session, batch):
             if blob is not None and is_parquet(blob):  # pruned row group by row group as it is read
-                wanted = _present(columns, pq.read_schema(pa.BufferReader(blob)))
-                tables.append(pq.read_table(pa.BufferReader(blob), columns=wanted, filters=where))
+                schema = pq.read_schema(pa.BufferReader(blob))
+                tables.append(pq.read_table(pa.BufferReader(blob), columns=_present(columns, schema), filters=where,
+                                             read_dictionary=text_columns(schema) if text_as_dictionary else None))
             elif blob is not None:  # a small inline segment: read whole, its batch filtered once
                 parts.append(_us(_selected(read_inline(blob), columns)))
         if parts:
@@ -259,7 +262,16 @@ def read(session: Session, rows: Sequence[tuple[int, str | None]], columns: Colu
     if not tables:
         return pa.table({ID: pa.array([], pa.string()), TS: pa.array([], TS_TYPE)})
     tables = [_us(t) for t in tables]
+    if text_as_dictionary:  # the parts read as strings (inline segments) too: one type per column to concatenate
+        tables = [_text_as_dictionary(t) for t in tables]
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def _text_as_dictionary(table: pa.Table) -> pa.Table:
+    for name in text_columns(table.schema):
+        if pa.types.is_string(table.schema.field(name).type):
+            table = table.set_column(table.schema.get_field_index(name), name, table.column(name).dictionary_encode())
+    return table
 
 
 BLOB_ALONE_BYTES = 1 << 20  # a segment kept in the database this large is fetched and read on its own...
@@ -357,13 +369,32 @@ def oldest_first(table: pa.Table) -> pa.Table:
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas without a second copy: a block per column, Arrow buffers freed as they convert; ids stay
-    Arrow strings (a million Python str objects cost more than the rest)."""
+    Arrow strings (a million Python str objects cost more than the rest). Dictionary columns become the object
+    columns a string column would (None for null), holding one str object per distinct value."""
     ids: Any = None
     if ID in table.column_names:
         ids = pd.array(table.column(ID).combine_chunks(), dtype=pd.ArrowDtype(pa.string()))
         table = table.drop_columns([ID])
+    names = table.column_names
+    text = {f.name: _decoded(table.column(f.name)) for f in table.schema if pa.types.is_dictionary(f.type)}
     # Event frames keep nanosecond times (watchtower/events/frames.py), whatever unit the segments store.
-    frame = table.to_pandas(split_blocks=True, self_destruct=True, coerce_temporal_nanoseconds=True)
+    frame = table.drop_columns(list(text)).to_pandas(split_blocks=True, self_destruct=True,
+                                                     coerce_temporal_nanoseconds=True)
+    for position, name in enumerate(names):  # in the table's order
+        if name in text:
+            frame.insert(position, name, text[name])
     if ids is not None:
         frame.insert(0, ID, ids)
     return frame
+
+
+def _decoded(column: pa.ChunkedArray) -> "np.ndarray[Any, np.dtype[np.object_]]":
+    """A dictionary column's values as an object array, None for null."""
+    column = column.unify_dictionaries()
+    if column.num_chunks == 0:
+        return np.empty(0, dtype=object)
+    dictionary = column.chunk(0).dictionary
+    lookup = np.array([*dictionary.to_pylist(), None], dtype=object)
+    codes = pa.chunked_array([c.indices for c in column.chunks], column.type.index_type).fill_null(len(dictionary))
+    decoded: np.ndarray[Any, np.dtype[np.object_]] = lookup[codes.to_numpy()]
+    return decoded
