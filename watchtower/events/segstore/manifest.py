@@ -377,9 +377,10 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
         table = table.drop_columns([ID])
     names = table.column_names
     text = {f.name: _decoded(table.column(f.name)) for f in table.schema if pa.types.is_dictionary(f.type)}
+    table = table.drop_columns(list(text))  # the only reference left to the rest: self_destruct frees as it goes
     # Event frames keep nanosecond times (watchtower/events/frames.py), whatever unit the segments store.
-    frame = table.drop_columns(list(text)).to_pandas(split_blocks=True, self_destruct=True,
-                                                     coerce_temporal_nanoseconds=True)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True, coerce_temporal_nanoseconds=True)
+    del table
     for position, name in enumerate(names):  # in the table's order
         if name in text:
             frame.insert(position, name, text[name])
