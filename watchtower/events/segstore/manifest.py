@@ -161,12 +161,18 @@ def _read_within(session: Session, rows: Sequence[tuple[int, str | None, datetim
     """read() of segments (id, path, min_ts, max_ts) in their order, keeping rows with start <= TS < end. Only the
     segments crossing an edge are filtered row by row: a window's segments mostly lie inside it, and the filter cost
     a fifth of the read (200 ms of CPU for a window of 1M events)."""
-    within, low, high = ts_within(start, end), max(start, NS_MIN), min(end, NS_MAX)
+    within = ts_within(start, end)
     tables = [read(session, [(i, p) for i, p, *_ in run], columns, None if inside else within, True)
-              for inside, run in groupby(rows, key=lambda r: r[2] >= low and r[3] < high)]
+              for inside, run in groupby(rows, key=lambda r: lies_inside(r[2], r[3], start, end))]
     if len(tables) < 2:
         return tables[0] if tables else read(session, [], columns)
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+def lies_inside(min_ts: datetime, max_ts: datetime, start: datetime, end: datetime) -> bool:
+    """Whether a segment's events (served from min_ts to max_ts) all lie in [start, end), the bounds clamped as
+    the scan's filter clamps them (ts_bound)."""
+    return min_ts >= max(start, NS_MIN) and max_ts < min(end, NS_MAX)
 
 
 def live_overlapping(model_id: int, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:

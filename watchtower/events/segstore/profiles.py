@@ -43,7 +43,7 @@ from watchtower.db import writer
 from watchtower.events.models import EventSegment, PostedProfile
 from watchtower.events.segstore import rollups
 from watchtower.events.segstore.binding import Segments, bound
-from watchtower.events.segstore.manifest import WRITTEN, live_overlapping, read, ts_within
+from watchtower.events.segstore.manifest import WRITTEN, lies_inside, live_overlapping, read, ts_within
 from watchtower.registry.models import MonitoredModel, ReferenceData
 
 log = logging.getLogger(__name__)
@@ -240,8 +240,8 @@ def window_profile(session: Session, model: MonitoredModel, start: datetime, end
                    col(EventSegment.max_ts), col(EventSegment.profile).is_not(None))
         .where(*live_overlapping(model.id, start, end))
         .order_by(col(EventSegment.min_ts))).all() if i is not None]
-    inside = [s for s in listed if s.profiled and s.min_ts >= start and s.max_ts < end]
-    exact = [s for s in listed if not (s.profiled and s.min_ts >= start and s.max_ts < end)]
+    inside = [s for s in listed if s.profiled and lies_inside(s.min_ts, s.max_ts, start, end)]
+    exact = [s for s in listed if not (s.profiled and lies_inside(s.min_ts, s.max_ts, start, end))]
     merger = Merger(model, segments)
     rolled: set[int] = set()  # segments whose bucket's rollup was merged instead of their own profiles
     buckets = rollups.by_bucket(((s.id, s.min_ts, s.max_ts) for s in inside), segments.bucket_s, start, end)
