@@ -66,14 +66,18 @@ def test_answering_healthz_builds_no_router_and_no_service(tmp_path: Path) -> No
 
 def test_serving_with_the_scheduler_imports_nothing_heavy(tmp_path: Path) -> None:
     """The default `serve` starts the scheduler in the lifespan, before the first request: its jobs import what
-    they need when they run (compaction: pandas and pyarrow)."""
+    they need when they run (compaction: pandas and pyarrow), and its start reads the monitors without the
+    registry's service (which imports the response policy and the incident service)."""
     url = f"sqlite:///{tmp_path / 'w.db'}"
     _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
-    loaded = _loaded("from fastapi.testclient import TestClient\nfrom watchtower.app import create_app\n"
-                     "from watchtower.settings import Settings\n"
-                     f"with TestClient(create_app(Settings(database_url='{url}', scheduler_enabled=True))) as client:\n"
-                     "    assert client.get('/healthz').status_code == 200")
+    modules = _modules("from fastapi.testclient import TestClient\nfrom watchtower.app import create_app\n"
+                       "from watchtower.settings import Settings\n"
+                       f"app = create_app(Settings(database_url='{url}', scheduler_enabled=True))\n"
+                       "with TestClient(app) as client:\n    assert client.get('/healthz').status_code == 200")
+    loaded = {module.split(".")[0] for module in modules}
     assert "apscheduler" in loaded and loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
+    services = {"watchtower.registry.service", "postmortems.service", "watchtower.policy.holds"}
+    assert "watchtower.scheduler.monitors" in modules and modules.isdisjoint(services), sorted(modules & services)
 
 
 def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> None:
