@@ -159,3 +159,17 @@ def test_a_revision_value_over_several_lines_is_parsed() -> None:
     assert _revision_values(source) == [("revision", "0031"), ("down_revision", ("0029", "0030"))]
     assert _revision_values('revision = "0001"\ndown_revision = None\n') == [("revision", "0001"),
                                                                               ("down_revision", None)]
+
+
+def test_serve_and_monitor_collect_garbage_again_once_started(tmp_path: Path) -> None:
+    """The CLI turns the cyclic collector off while `serve` and `monitor` start (watchtower/cli.py): on again
+    before the server runs (uvicorn.run replaced by a probe) and after the monitor pass."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    probe = ("import gc, os, sys\nimport uvicorn\nfrom watchtower.cli import main\n"
+             f"os.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\nseen = []\n"
+             "uvicorn.run = lambda app, **kw: seen.append(gc.isenabled())\n"
+             "sys.argv = ['watchtower', 'serve']\nmain()\nprint('serve', seen)\n"
+             "sys.argv = ['watchtower', 'monitor']\nmain()\nprint('monitor', gc.isenabled())\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={"PYTHONPATH": str(ROOT)}).stdout
+    assert "serve [True]" in out.splitlines() and "monitor True" in out.splitlines(), out
