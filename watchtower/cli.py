@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result.model}/{result.monitor}: {result.status}"
                   + (f" (incident #{result.incident_id})" if result.incident_id else ""))
         deliver_outbox(runtime)
+        # The interpreter's exit runs full collections over every object (~0.18 s of CPU after a pass on an
+        # empty database, more than the pass); frozen, the objects are skipped. Their connections are closed
+        # first, as those collections would have done.
+        runtime.engine.dispose()
+        gc.freeze()
     elif args.command == "user":
         if args.user_command == "add":
             return _add_user(settings, args.handle, args.role, args.name)

@@ -163,13 +163,15 @@ def test_a_revision_value_over_several_lines_is_parsed() -> None:
 
 def test_serve_and_monitor_collect_garbage_again_once_started(tmp_path: Path) -> None:
     """The CLI turns the cyclic collector off while `serve` and `monitor` start (watchtower/cli.py): on again
-    before the server runs (uvicorn.run replaced by a probe) and after the monitor pass."""
+    after the monitor pass, which ends with everything frozen (the exit's collections skip it), and before
+    the server runs (uvicorn.run replaced by a probe)."""
     url = f"sqlite:///{tmp_path / 'w.db'}"
     probe = ("import gc, os, sys\nimport uvicorn\nfrom watchtower.cli import main\n"
              f"os.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\nseen = []\n"
+             "sys.argv = ['watchtower', 'monitor']\nmain()\n"
+             "print('monitor', gc.isenabled(), gc.get_freeze_count() > 0)\n"
              "uvicorn.run = lambda app, **kw: seen.append(gc.isenabled())\n"
-             "sys.argv = ['watchtower', 'serve']\nmain()\nprint('serve', seen)\n"
-             "sys.argv = ['watchtower', 'monitor']\nmain()\nprint('monitor', gc.isenabled())\n")
+             "sys.argv = ['watchtower', 'serve']\nmain()\nprint('serve', seen)\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT)}).stdout
-    assert "serve [True]" in out.splitlines() and "monitor True" in out.splitlines(), out
+    assert "monitor True True" in out.splitlines() and "serve [True]" in out.splitlines(), out
