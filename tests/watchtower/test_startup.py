@@ -78,6 +78,7 @@ def test_serving_with_the_scheduler_imports_nothing_heavy(tmp_path: Path) -> Non
     assert "apscheduler" in loaded and loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
     services = {"watchtower.registry.service", "postmortems.service", "watchtower.policy.holds"}
     assert "watchtower.scheduler.monitors" in modules and modules.isdisjoint(services), sorted(modules & services)
+    assert "sqlalchemy.dialects.sqlite" in modules and "sqlalchemy.dialects.postgresql" not in modules
 
 
 def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -85,10 +86,12 @@ def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> N
     outbox: no Slack or HTTP client; the CLI serves no routes: no FastAPI."""
     url = f"sqlite:///{tmp_path / 'w.db'}"
     _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
-    loaded = _loaded(f"import os, sys\nos.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\n"
-                     "sys.argv = ['watchtower', 'monitor']\nfrom watchtower.cli import main\nmain()")
+    modules = _modules(f"import os, sys\nos.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\n"
+                       "sys.argv = ['watchtower', 'monitor']\nfrom watchtower.cli import main\nmain()")
+    loaded = {module.split(".")[0] for module in modules}
     unwanted = HEAVY | SENDERS | PAGES | {"fastapi", "uvicorn"}
     assert "sqlalchemy" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
+    assert "sqlalchemy.dialects.sqlite" in modules and "sqlalchemy.dialects.postgresql" not in modules
 
 
 def test_every_foreign_key_points_at_a_table_imported_before_any_session() -> None:
