@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         import uvicorn
 
+        from watchtower.fastapi_import import import_fastapi
+
+        import_fastapi()  # before anything else imports it
+
         from watchtower import heap
         from watchtower.app import create_app
         from watchtower.db import engine_for, migrate

@@ -4,6 +4,7 @@ batch, predict or monitor pass loads it), and `watchtower monitor` on an empty d
 senders' HTTP clients. Structural checks (which modules a fresh interpreter loaded), not timings:
 bench/startup_bench.py times them."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -198,3 +199,24 @@ def test_serve_and_monitor_collect_garbage_again_once_started(tmp_path: Path) ->
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT)}).stdout
     assert "monitor True True" in out.splitlines() and "serve [True]" in out.splitlines(), out
+
+
+def test_serve_defers_fastapis_models_and_serves_the_same_document(settings: Settings, db: Engine,
+                                                                  tmp_path: Path) -> None:
+    """`watchtower serve` imports fastapi with its pydantic models built at first use (watchtower/fastapi_import.py):
+    they are not built when the server starts, models defined later are, and the OpenAPI document (which builds
+    them) is the one an ordinary import gives."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    probe = ("import json, os, sys\nimport pydantic, uvicorn\nfrom watchtower.cli import main\n"
+             f"os.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\nos.environ['WATCHTOWER_API_TOKEN'] = 'probe'\n"
+             "def run(app, **kw):\n"
+             "    from fastapi.openapi.models import OpenAPI\n"
+             "    class Later(pydantic.BaseModel):\n        x: int\n"
+             "    print('built', OpenAPI.__pydantic_complete__, Later.__pydantic_complete__)\n"
+             "    print(json.dumps(app.openapi(), sort_keys=True))\n"
+             "uvicorn.run = run\nsys.argv = ['watchtower', 'serve']\nmain()\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={"PYTHONPATH": str(ROOT)}).stdout.splitlines()
+    assert "built False True" in out, out[:-1]
+    eager = create_app(settings.model_copy(update={"database_url": url}), engine=db).openapi()
+    assert json.loads(out[-1]) == json.loads(json.dumps(eager, sort_keys=True))
