@@ -65,7 +65,8 @@ def test_answering_healthz_builds_no_router_and_no_service(tmp_path: Path) -> No
                       "    assert client.get('/readyz').status_code == 200")
     routers = {module for module, _ in ROUTERS}
     assert "watchtower.app" in loaded and loaded.isdisjoint(routers), sorted(loaded & routers)
-    services = {"postmortems.service", "alerts.silences.service", "watchtower.gauges", "postmortems.pages"}
+    services = {"postmortems.service", "alerts.silences.service", "watchtower.gauges", "postmortems.pages",
+                "watchtower.auth.sessions", "watchtower.auth.session_models"}  # pages' sessions: the first page's
     assert loaded.isdisjoint(services), sorted(loaded & services)
     assert "pydantic" in loaded and "pydantic.v1" not in loaded  # FastAPI's check of inferred response models
 
