@@ -114,6 +114,8 @@ def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> N
     unwanted = HEAVY | SENDERS | PAGES | {"fastapi", "uvicorn"}
     assert "sqlalchemy" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
     assert "sqlalchemy.dialects.sqlite" in modules and "sqlalchemy.dialects.postgresql" not in modules
+    check = {"watchtower.monitor_check", "detectors.base", "watchtower.checks.models", "watchtower.policy.decide"}
+    assert "watchtower.monitor" in modules and modules.isdisjoint(check), sorted(modules & check)
 
 
 def test_every_foreign_key_points_at_a_table_imported_before_any_session() -> None:
