@@ -4,8 +4,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import ARRAY
+# The generic ARRAY, which PostgreSQL's dialect adapts to its own when it compiles and binds: importing that
+# dialect here cost every start ~25 ms, SQLite's too (watchtower.db imports these tables).
+from sqlalchemy import ARRAY, JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from watchtower.clock import utcnow

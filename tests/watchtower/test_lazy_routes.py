@@ -119,6 +119,15 @@ def test_the_first_request_loads_only_the_modules_its_path_can_match(settings: S
         assert _lazy(app).pending == set(MODULES) - {"watchtower.serving.api", "watchtower.registry.api"}
 
 
+def test_paths_are_compiled_by_the_first_request_under_their_first_segment(settings: Settings, db: Engine) -> None:
+    """None at start; a segment no router has (/healthz, or one a client made up) keeps nothing."""
+    routes = _lazy(create_app(settings, engine=db))
+    assert routes._compiled == {}
+    assert routes.modules_for("/healthz") == [] and routes.modules_for("/made-up/path") == []
+    assert "watchtower.registry.api" in routes.modules_for("/models")
+    assert set(routes._compiled) == {"models"}
+
+
 def test_an_unloaded_modules_route_is_behind_the_access_check(settings: Settings, db: Engine) -> None:
     app = create_app(settings, engine=db)
     with TestClient(app) as client:

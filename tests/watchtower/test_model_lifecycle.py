@@ -18,8 +18,8 @@ from watchtower.checks.models import FittedThreshold
 from watchtower.clock import utcnow
 from watchtower.monitor import run_monitor, run_monitor_pass
 from watchtower.registry.models import ModelVersion, Monitor, MonitoredModel, ReferenceData
-from watchtower.registry.service import scheduled_monitors
 from watchtower.runtime import Runtime
+from watchtower.scheduler.monitors import scheduled_monitors
 
 NAMED = [{"name": "f1", "type": "numeric"}, {"name": "f2", "type": "numeric"}, {"name": "color", "type": "categorical"}]
 DECISION = {"author": "ana", "reason": "replaced by churn-v2"}

@@ -4,15 +4,20 @@ batch, predict or monitor pass loads it), and `watchtower monitor` on an empty d
 senders' HTTP clients. Structural checks (which modules a fresh interpreter loaded), not timings:
 bench/startup_bench.py times them."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from tests.processes import ROOT
+from watchtower.app import create_app
 from watchtower.db import MIGRATIONS, _revision_values, script_heads
 from watchtower.route_manifest import ROUTERS
+from watchtower.settings import Settings
 from watchtower.table_targets import MODULES
 
 HEAVY = {"pandas", "pyarrow", "onnxruntime", "scipy", "sklearn", "skl2onnx", "alembic", "evidently", "numpy"}
@@ -60,20 +65,42 @@ def test_answering_healthz_builds_no_router_and_no_service(tmp_path: Path) -> No
                       "    assert client.get('/readyz').status_code == 200")
     routers = {module for module, _ in ROUTERS}
     assert "watchtower.app" in loaded and loaded.isdisjoint(routers), sorted(loaded & routers)
-    services = {"postmortems.service", "alerts.silences.service", "watchtower.gauges", "postmortems.pages"}
+    services = {"postmortems.service", "alerts.silences.service", "watchtower.gauges", "postmortems.pages",
+                "watchtower.auth.sessions", "watchtower.auth.session_models"}  # pages' sessions: the first page's
     assert loaded.isdisjoint(services), sorted(loaded & services)
+    assert "pydantic" in loaded and "pydantic.v1" not in loaded  # FastAPI's check of inferred response models
+
+
+def test_healthz_is_documented_as_fastapi_would_infer_it(settings: Settings, db: Engine) -> None:
+    """/healthz declares its answer's schema itself (watchtower/app.py): the document says what the return
+    annotation would have made FastAPI say."""
+    inferred = FastAPI()
+
+    @inferred.get("/healthz")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def ok(app: FastAPI) -> object:
+        return app.openapi()["paths"]["/healthz"]["get"]["responses"]["200"]
+
+    assert ok(create_app(settings, engine=db)) == ok(inferred)
 
 
 def test_serving_with_the_scheduler_imports_nothing_heavy(tmp_path: Path) -> None:
     """The default `serve` starts the scheduler in the lifespan, before the first request: its jobs import what
-    they need when they run (compaction: pandas and pyarrow)."""
+    they need when they run (compaction: pandas and pyarrow), and its start reads the monitors without the
+    registry's service (which imports the response policy and the incident service)."""
     url = f"sqlite:///{tmp_path / 'w.db'}"
     _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
-    loaded = _loaded("from fastapi.testclient import TestClient\nfrom watchtower.app import create_app\n"
-                     "from watchtower.settings import Settings\n"
-                     f"with TestClient(create_app(Settings(database_url='{url}', scheduler_enabled=True))) as client:\n"
-                     "    assert client.get('/healthz').status_code == 200")
+    modules = _modules("from fastapi.testclient import TestClient\nfrom watchtower.app import create_app\n"
+                       "from watchtower.settings import Settings\n"
+                       f"app = create_app(Settings(database_url='{url}', scheduler_enabled=True))\n"
+                       "with TestClient(app) as client:\n    assert client.get('/healthz').status_code == 200")
+    loaded = {module.split(".")[0] for module in modules}
     assert "apscheduler" in loaded and loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
+    services = {"watchtower.registry.service", "postmortems.service", "watchtower.policy.holds"}
+    assert "watchtower.scheduler.monitors" in modules and modules.isdisjoint(services), sorted(modules & services)
+    assert "sqlalchemy.dialects.sqlite" in modules and "sqlalchemy.dialects.postgresql" not in modules
 
 
 def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -81,10 +108,14 @@ def test_monitor_on_an_empty_database_imports_nothing_heavy(tmp_path: Path) -> N
     outbox: no Slack or HTTP client; the CLI serves no routes: no FastAPI."""
     url = f"sqlite:///{tmp_path / 'w.db'}"
     _loaded(f"from watchtower.db import make_engine, migrate\nmigrate(make_engine('{url}'))")
-    loaded = _loaded(f"import os, sys\nos.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\n"
-                     "sys.argv = ['watchtower', 'monitor']\nfrom watchtower.cli import main\nmain()")
+    modules = _modules(f"import os, sys\nos.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\n"
+                       "sys.argv = ['watchtower', 'monitor']\nfrom watchtower.cli import main\nmain()")
+    loaded = {module.split(".")[0] for module in modules}
     unwanted = HEAVY | SENDERS | PAGES | {"fastapi", "uvicorn"}
     assert "sqlalchemy" in loaded and loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
+    assert "sqlalchemy.dialects.sqlite" in modules and "sqlalchemy.dialects.postgresql" not in modules
+    check = {"watchtower.monitor_check", "detectors.base", "watchtower.checks.models", "watchtower.policy.decide"}
+    assert "watchtower.monitor" in modules and modules.isdisjoint(check), sorted(modules & check)
 
 
 def test_every_foreign_key_points_at_a_table_imported_before_any_session() -> None:
@@ -155,3 +186,40 @@ def test_a_revision_value_over_several_lines_is_parsed() -> None:
     assert _revision_values(source) == [("revision", "0031"), ("down_revision", ("0029", "0030"))]
     assert _revision_values('revision = "0001"\ndown_revision = None\n') == [("revision", "0001"),
                                                                               ("down_revision", None)]
+
+
+def test_serve_and_monitor_collect_garbage_again_once_started(tmp_path: Path) -> None:
+    """The CLI turns the cyclic collector off while `serve` and `monitor` start (watchtower/cli.py): on again
+    after the monitor pass, which ends with everything frozen (the exit's collections skip it), and before
+    the server runs (uvicorn.run replaced by a probe)."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    probe = ("import gc, os, sys\nimport uvicorn\nfrom watchtower.cli import main\n"
+             f"os.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\nseen = []\n"
+             "sys.argv = ['watchtower', 'monitor']\nmain()\n"
+             "print('monitor', gc.isenabled(), gc.get_freeze_count() > 0)\n"
+             "uvicorn.run = lambda app, **kw: seen.append(gc.isenabled())\n"
+             "sys.argv = ['watchtower', 'serve']\nmain()\nprint('serve', seen)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={"PYTHONPATH": str(ROOT)}).stdout
+    assert "monitor True True" in out.splitlines() and "serve [True]" in out.splitlines(), out
+
+
+def test_serve_defers_fastapis_models_and_serves_the_same_document(settings: Settings, db: Engine,
+                                                                  tmp_path: Path) -> None:
+    """`watchtower serve` imports fastapi with its pydantic models built at first use (watchtower/fastapi_import.py):
+    they are not built when the server starts, models defined later are, and the OpenAPI document (which builds
+    them) is the one an ordinary import gives."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    probe = ("import json, os, sys\nimport pydantic, uvicorn\nfrom watchtower.cli import main\n"
+             f"os.environ['WATCHTOWER_DATABASE_URL'] = '{url}'\nos.environ['WATCHTOWER_API_TOKEN'] = 'probe'\n"
+             "def run(app, **kw):\n"
+             "    from fastapi.openapi.models import OpenAPI\n"
+             "    class Later(pydantic.BaseModel):\n        x: int\n"
+             "    print('built', OpenAPI.__pydantic_complete__, Later.__pydantic_complete__)\n"
+             "    print(json.dumps(app.openapi(), sort_keys=True))\n"
+             "uvicorn.run = run\nsys.argv = ['watchtower', 'serve']\nmain()\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={"PYTHONPATH": str(ROOT)}).stdout.splitlines()
+    assert "built False True" in out, out[:-1]
+    eager = create_app(settings.model_copy(update={"database_url": url}), engine=db).openapi()
+    assert json.loads(out[-1]) == json.loads(json.dumps(eager, sort_keys=True))

@@ -7,15 +7,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from watchtower.auth import csrf
+from watchtower.auth.page_refusal import PageRefused, secure_cookies
 from watchtower.auth.passwords import MIN_LENGTH
 from watchtower.auth.sessions import (
     PageForms,
-    PageRefused,
     clear_session_cookie,
     csrf_token,
     current_user,
     require_user,
-    secure_cookies,
     session_id_of,
     set_session_cookie,
     start_session,

@@ -10,7 +10,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -19,22 +18,13 @@ from sqlmodel import Session, col, select
 
 from watchtower.auth import csrf
 from watchtower.auth.models import User
+from watchtower.auth.page_refusal import PageRefused, secure_cookies
 from watchtower.auth.session_models import WebSession
 from watchtower.clock import utcnow
-from watchtower.errors import Unauthorized
 from watchtower.settings import Settings
 
 COOKIE, SECURE_COOKIE = "watchtower_session", "__Host-watchtower_session"  # __Host-: only ever from this origin
 SIGN_IN = "sign in at /auth/login to change things from the pages"
-
-
-class PageRefused(Unauthorized):
-    """A page form POST without a session or with the wrong CSRF token (answered with the HTML error page)."""
-
-
-def secure_cookies(settings: Settings) -> bool:
-    """Cookies get the Secure flag when the server is reached over https."""
-    return urlsplit(settings.public_url).scheme == "https"
 
 
 def cookie_name(settings: Settings) -> str:

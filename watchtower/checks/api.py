@@ -16,7 +16,7 @@ from watchtower.registry.models import Monitor
 from watchtower.registry.params import ModelName, MonitorName
 from watchtower.registry.service import get_model
 
-CheckStatus = Literal["ok", "breached", "insufficient_data", "error"]  # what monitor._run stores
+CheckStatus = Literal["ok", "breached", "insufficient_data", "error"]  # what monitor_check.check stores
 router = APIRouter(tags=["checks"], responses=problem_responses(404, 422))
 writes = APIRouter(tags=["checks"], dependencies=WriteAccess, responses=problem_responses(401, 404, 422))
 

@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from watchtower.auth.sessions import PageRefused, secure_cookies
+from watchtower.auth.page_refusal import PageRefused, secure_cookies
 from watchtower.edges import docs
 from watchtower.edges.headers import SecurityHeaders
 from watchtower.edges.hosts import TrustedHosts, trusted_hosts

@@ -50,14 +50,6 @@ def get_model(session: Session, name: str) -> MonitoredModel:
     return model
 
 
-def scheduled_monitors(session: Session) -> list[tuple[str, str, int]]:
-    """(model name, monitor name, interval_s) of every monitor the scheduler runs: archived models' excluded."""
-    rows = session.exec(select(MonitoredModel.name, Monitor.name, Monitor.interval_s).join(Monitor)
-                        .where(col(MonitoredModel.archived_at).is_(None))
-                        .order_by(col(MonitoredModel.name), col(Monitor.name))).all()
-    return [(model, monitor, interval) for model, monitor, interval in rows]
-
-
 def get_pipeline(session: Session, name: str) -> Pipeline:
     """The pipeline called `name`, or NotFound."""
     pipeline = session.exec(select(Pipeline).where(Pipeline.name == name)).first()

@@ -21,9 +21,9 @@ from sqlmodel import Session
 
 from watchtower import heap
 from watchtower.clock import utcnow
-from watchtower.registry.service import scheduled_monitors
 from watchtower.runtime import Runtime
 from watchtower.scheduler import lease, slots
+from watchtower.scheduler.monitors import scheduled_monitors
 from watchtower.scheduler.slots import job_id
 
 log = logging.getLogger(__name__)
