@@ -15,9 +15,10 @@ from typing import Any, cast
 from sqlalchemy.engine import Connection
 
 from watchtower.events.flush import Pending, Written
+from watchtower.events.keys import SMALL_KEYS
 from watchtower.events.scored import Scored
 
-ROWS = 64  # flushes of at most this many predictions take this path (keys.SMALL_KEYS: one INSERT ... VALUES)
+ROWS = SMALL_KEYS  # flushes of at most this many predictions take this path: as many keys as one INSERT ... VALUES
 
 _SEGMENT_COLUMNS = ("model_id", "min_ts", "max_ts", "n_rows", "n_bytes", "path", "parquet", "created_at")
 _AUDIT_COLUMNS = ("at", "actor", "user_id", "token_id", "method", "route", "path", "params", "status", "client")
