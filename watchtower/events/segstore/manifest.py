@@ -172,7 +172,7 @@ def _read_within(session: Session, rows: Sequence[tuple[int, str | None, datetim
 def lies_inside(min_ts: datetime, max_ts: datetime, start: datetime, end: datetime) -> bool:
     """Whether a segment's events (served from min_ts to max_ts) all lie in [start, end), the bounds clamped as
     the scan's filter clamps them (ts_bound)."""
-    return min_ts >= max(start, NS_MIN) and max_ts < min(end, NS_MAX)
+    return bool(min_ts >= max(start, NS_MIN) and max_ts < min(end, NS_MAX))
 
 
 def live_overlapping(model_id: int, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
