@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     log_mode: Literal["durable", "async"] = Field(
         default="durable", description="durable: a predict answers once its events are committed; async: at once "
         "(a model's own log_mode overrides this)")
-    log_flush_ms: float = Field(default=10, gt=0, le=10_000, description="Longest time async events wait in the "
+    log_flush_ms: float = Field(default=50, gt=0, le=10_000, description="Longest time async events wait in the "
                                 "buffer before a flush (durable requests are flushed at once)")
     log_flush_events: int = Field(default=5_000, gt=0, description="A flush starts once this many events wait")
     log_buffer_events: int = Field(default=50_000, gt=0, description="Most events held in memory, being written "
