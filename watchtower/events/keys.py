@@ -5,6 +5,7 @@ a JSON array on SQLite), and a slower path that says which ids were new when som
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -123,23 +124,33 @@ SMALL_KEYS = 64
 
 
 def _insert_few(cursor: Any, model_id: int, keys: pa.Table, postgres: bool) -> list[str]:
-    ids, versions = keys.column(ID).to_pylist(), keys.column(VERSION).to_pylist()
-    ts, received = (_times(keys.column(c), postgres) for c in (TS, RECEIVED_AT))
+    # Times through int64: Arrow's to_pylist of zoned times costs 35 us a value.
+    ts, received = ([None if m is None else from_micros(m) for m in column_micros(keys.column(c)).to_pylist()]
+                    for c in (TS, RECEIVED_AT))
+    rows = zip(keys.column(ID).to_pylist(), ts, keys.column(VERSION).to_pylist(), received, strict=True)
+    return insert_key_rows(cursor, model_id, list(rows), postgres)
+
+
+def insert_key_rows(cursor: Any, model_id: int, rows: list[tuple[str, datetime | None, str | None, datetime | None]],
+                    postgres: bool) -> list[str]:
+    """A few keys (event id, ts, version, received_at; unique ids) in one INSERT ... VALUES on the driver's cursor,
+    those stored before skipped; the event ids really inserted."""
     mark = "%s" if postgres else "?"
-    values = ", ".join([f"({int(model_id)}, {mark}, {mark}, {mark}, {mark})"] * len(ids))
+    values = ", ".join([f"({int(model_id)}, {mark}, {mark}, {mark}, {mark})"] * len(rows))
     cursor.execute("INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
                    f"{values} ON CONFLICT (model_id, event_id) DO NOTHING RETURNING event_id",
-                   [v for row in zip(ids, ts, versions, received, strict=True) for v in row])
+                   [driver_value(v, postgres) for row in rows for v in row])
     return [row[0] for row in cursor.fetchall()]
 
 
-def _times(column: pa.ChunkedArray, postgres: bool) -> list[Any]:
-    """Times as the driver takes them: aware datetimes (psycopg), or naive UTC text as SQLAlchemy stores DATETIME
-    in SQLite. Through int64: Arrow's to_pylist of zoned times costs 35 us a value."""
-    moments = [None if m is None else from_micros(m) for m in column_micros(column).to_pylist()]
-    if postgres:
-        return moments
-    return [None if m is None else m.replace(tzinfo=None).isoformat(" ", "microseconds") for m in moments]
+def driver_value(value: Any, postgres: bool) -> Any:
+    """A value as the driver takes it for the column SQLAlchemy would have bound: aware times as they are
+    (psycopg), or as SQLAlchemy stores DATETIME in SQLite (naive UTC text, microseconds always spelled)."""
+    if postgres or not isinstance(value, datetime):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
 
 
 def _all_new_postgres(cursor: Any, model_id: int, keys: pa.Table) -> bool:

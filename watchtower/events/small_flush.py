@@ -9,13 +9,13 @@ each table gets one INSERT.
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 
 from watchtower.events.flush import Pending, Written
-from watchtower.events.keys import SMALL_KEYS
+from watchtower.events.keys import SMALL_KEYS, driver_value, insert_key_rows
 from watchtower.events.scored import Scored
 
 ROWS = SMALL_KEYS  # flushes of at most this many predictions take this path: as many keys as one INSERT ... VALUES
@@ -74,15 +74,15 @@ def _store(cursor: Any, connection: Connection, items: list[Pending], counts: di
     assert model.id is not None
     parts = [cast(Scored, item.rows) for item in items]  # fits: every part is Scored
     seen: set[str] = set()
-    keys: list[tuple[str, datetime, str]] = []
+    keys: list[tuple[str, datetime | None, str | None, datetime | None]] = []  # received when served
     first: list[bool] = []
     for part in parts:
         for event_id in part.ids:
             first.append(event_id not in seen)
             if first[-1]:
                 seen.add(event_id)
-                keys.append((event_id, part.at, part.version))
-    new = _insert_keys(cursor, model.id, keys, postgres)
+                keys.append((event_id, part.at, part.version, part.at))
+    new = set(insert_key_rows(cursor, model.id, keys, postgres))
     mask = np.array([f and event_id in new for f, event_id in
                      zip(first, (i for part in parts for i in part.ids), strict=True)], dtype=bool)
     start = 0
@@ -98,20 +98,8 @@ def _store(cursor: Any, connection: Connection, items: list[Pending], counts: di
     values = placed_values(connection, model.id, segment)  # fewer than INLINE_ROWS rows: bytes for its row
     assert values is not None
     segment_id = _insert(cursor, "event_segment", _SEGMENT_COLUMNS,
-                         [tuple(_value(values[c], postgres) for c in _SEGMENT_COLUMNS)], postgres, returning="id")
+                         [tuple(driver_value(values[c], postgres) for c in _SEGMENT_COLUMNS)], postgres, returning="id")
     return [(model, segment_id, segment)]
-
-
-def _insert_keys(cursor: Any, model_id: int, keys: list[tuple[str, datetime, str]], postgres: bool) -> set[str]:
-    """The keys (id, time, version; received when served) of ids not stored yet; the ids inserted."""
-    rows = [(model_id, event_id, _value(at, postgres), version, _value(at, postgres))
-            for event_id, at, version in keys]
-    mark = "%s" if postgres else "?"
-    values = ", ".join([f"({', '.join([mark] * 5)})"] * len(rows))
-    cursor.execute("INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
-                   f"{values} ON CONFLICT (model_id, event_id) DO NOTHING RETURNING event_id",
-                   [v for row in rows for v in row])
-    return {row[0] for row in cursor.fetchall()}
 
 
 def _insert(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], postgres: bool,
@@ -126,17 +114,8 @@ def _insert(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[
 def _audit_row(values: dict[str, Any], postgres: bool) -> tuple[Any, ...]:
     import json
 
-    return tuple(json.dumps(values[c]) if c == "params" else _value(values.get(c), postgres) for c in _AUDIT_COLUMNS)
-
-
-def _value(value: Any, postgres: bool) -> Any:
-    """A value as the driver takes it for the column SQLAlchemy would have bound: aware times as they are
-    (psycopg), or as SQLAlchemy stores DATETIME in SQLite (naive UTC text, microseconds always spelled)."""
-    if postgres or not isinstance(value, datetime):
-        return value
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
+    return tuple(json.dumps(values[c]) if c == "params" else driver_value(values.get(c), postgres)
+                 for c in _AUDIT_COLUMNS)
 
 
 def _roll_back(connection: Connection, raw: Any, cursor: Any, exc: BaseException, postgres: bool) -> None:
