@@ -162,7 +162,7 @@ def _read_within(session: Session, rows: Sequence[tuple[int, str | None, datetim
     segments crossing an edge are filtered row by row: a window's segments mostly lie inside it, and the filter cost
     a fifth of the read (200 ms of CPU for a window of 1M events)."""
     within = ts_within(start, end)
-    tables = [read(session, [(i, p) for i, p, *_ in run], columns, None if inside else within, True)
+    tables = [read(session, [(i, p) for i, p, *_ in run], columns, None if inside else within, text_as_dictionary=True)
               for inside, run in groupby(rows, key=lambda r: lies_inside(r[2], r[3], start, end))]
     if len(tables) < 2:
         return tables[0] if tables else read(session, [], columns)
