@@ -41,5 +41,10 @@ def decide(p_values: NDArray[np.float64], alpha: float, correction: Correction) 
     adjusted = bh_adjusted(p_values)
     rejected = adjusted <= alpha
     # The BH cut-off i*alpha/k for the largest rejected rank i; alpha/k (the first step) when nothing is rejected.
-    cutoff = alpha * max(int(rejected.sum()), 1) / k
+    # At least the largest rejected p-value: p*k/i <= alpha and p <= alpha*i/k can round apart by an ulp (p = alpha,
+    # i = k = 3), and the recorded cut-off must explain every verdict. Every p-value not rejected lies above both.
+    rejections = int(rejected.sum())
+    cutoff = alpha * max(rejections, 1) / k
+    if rejections:
+        cutoff = max(cutoff, float(p_values[rejected].max()))
     return Verdicts(rejected, np.full(k, cutoff), adjusted)

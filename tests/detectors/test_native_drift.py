@@ -5,7 +5,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from scipy import special, stats
@@ -157,6 +157,7 @@ def test_categorical_statistics_match_scipy(ref_counts: list[int], cur_counts: l
 
 @SAMPLES
 @given(st.lists(st.floats(1e-12, 1), min_size=1, max_size=40), st.floats(0.01, 0.2))
+@example([0.03125, 0.03125, 0.05810542018533242], 0.05810542018533242)  # p = alpha: p*3/3 <= alpha, yet alpha*3/3 < p
 def test_benjamini_hochberg_matches_scipy(p_values: list[float], alpha: float) -> None:
     p = np.array(p_values)
     adjusted = bh_adjusted(p)
