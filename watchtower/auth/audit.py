@@ -7,12 +7,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from watchtower import driver_rows
 from watchtower.auth.models import AuditEntry
 from watchtower.auth.principal import Principal
 from watchtower.clock import utcnow
@@ -77,9 +78,27 @@ def handed_over(request: Request, events: int) -> Iterator[dict[str, Any] | None
 
 
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Add Draft.values rows in one multi-row INSERT (flushed with the session's transaction, not committed)."""
-    if rows:  # Core, not the ORM's bulk path: the rows are complete, and the event writer adds one per request
-        session.connection().execute(insert(AuditEntry.__table__), list(rows))  # type: ignore[attr-defined]
+    """Add Draft.values rows in one INSERT in the session's transaction (not committed)."""
+    if rows:  # the event writer adds one per request: one statement on the driver's cursor (driver_rows.py)
+        connection = session.connection()
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            insert_driver_rows(cursor, rows, connection.dialect.name == "postgresql")
+        finally:
+            cursor.close()
+
+
+_COLUMNS = {"at": "time", "actor": "text", "user_id": "int", "token_id": "int", "method": "text", "route": "text",
+            "path": "text", "params": "json", "status": "int", "client": "text"}
+
+
+_values = itemgetter(*_COLUMNS)  # a row's values in _COLUMNS' order
+
+
+def insert_driver_rows(cursor: Any, rows: Sequence[dict[str, Any]], postgres: bool) -> None:
+    """Draft.values rows in one INSERT on a driver cursor, in its connection's transaction."""
+    if rows:
+        driver_rows.insert_rows(cursor, "audit_log", _COLUMNS, list(map(_values, rows)), postgres)
 
 
 @lru_cache(maxsize=8)

@@ -36,6 +36,10 @@ class Pending:
     durable: bool
     audit: dict[str, Any] | None = None  # the request's audit_log row, inserted in the same transaction
     future: Future[int] = field(default_factory=Future)
+    n: int = field(init=False)  # how many events: counted once (a flush reads it per request several times)
+
+    def __post_init__(self) -> None:
+        self.n = len(self.rows)
 
 
 def write_batch(connection: Connection, batch: Sequence[Pending]) -> tuple[list[int], list[Written]]:
@@ -60,15 +64,22 @@ def write_through_session(connection: Connection, batch: Sequence[Pending]) -> t
     segments: list[Written] = []
     with Session(connection) as session:
         for items in by_model.values():
-            mask = _store(session, items[0].model, [item.rows for item in items])
-            start = 0
-            for item in items:
-                counts[id(item)] = int(mask[start:start + len(item.rows)].sum())
-                start += len(item.rows)
+            counts.update(accepted(items, _store(session, items[0].model, [item.rows for item in items])))
             segments += [(items[0].model, i, t) for i, t in written(session)]
         insert_rows(session, [item.audit for item in batch if item.audit is not None])  # one INSERT
         session.commit()
     return [counts[id(item)] for item in batch], segments
+
+
+def accepted(items: Sequence[Pending], new: "NDArray[np.bool_]") -> dict[int, int]:
+    """How many of each request's events were stored, by id(request), from the flush's mask of new rows (the
+    requests' rows in order); one cumulative sum, not a sum per request."""
+    import numpy as np
+
+    sizes = np.array([item.n for item in items], dtype=np.int64)
+    ends = np.cumsum(sizes)
+    stored = np.concatenate([[0], np.cumsum(new, dtype=np.int64)])  # new rows before each position
+    return dict(zip(map(id, items), (stored[ends] - stored[ends - sizes]).tolist(), strict=True))
 
 
 def _store(session: Session, model: MonitoredModel, parts: Sequence[Events]) -> "NDArray[np.bool_]":

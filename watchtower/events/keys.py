@@ -5,7 +5,7 @@ a JSON array on SQLite), and a slower path that says which ids were new when som
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from sqlmodel import Session
 
 from detectors.base import ID, TS
+from watchtower.driver_rows import insert_rows
 from watchtower.events.frames import RECEIVED_AT, VERSION, column_micros, from_micros
 
 
@@ -133,24 +134,13 @@ def _insert_few(cursor: Any, model_id: int, keys: pa.Table, postgres: bool) -> l
 
 def insert_key_rows(cursor: Any, model_id: int, rows: list[tuple[str, datetime | None, str | None, datetime | None]],
                     postgres: bool) -> list[str]:
-    """A few keys (event id, ts, version, received_at; unique ids) in one INSERT ... VALUES on the driver's cursor,
-    those stored before skipped; the event ids really inserted."""
-    mark = "%s" if postgres else "?"
-    values = ", ".join([f"({int(model_id)}, {mark}, {mark}, {mark}, {mark})"] * len(rows))
-    cursor.execute("INSERT INTO serving_event (model_id, event_id, ts, version, received_at) VALUES "
-                   f"{values} ON CONFLICT (model_id, event_id) DO NOTHING RETURNING event_id",
-                   [driver_value(v, postgres) for row in rows for v in row])
-    return [row[0] for row in cursor.fetchall()]
+    """A few keys (event id, ts, version, received_at; unique ids) in one statement on the driver's cursor, those
+    stored before skipped; the event ids really inserted."""
+    return insert_rows(cursor, "serving_event", _KEY_COLUMNS, [(model_id, *row) for row in rows], postgres,
+                       conflict=" ON CONFLICT (model_id, event_id) DO NOTHING", returning="event_id")
 
 
-def driver_value(value: Any, postgres: bool) -> Any:
-    """A value as the driver takes it for the column SQLAlchemy would have bound: aware times as they are
-    (psycopg), or as SQLAlchemy stores DATETIME in SQLite (naive UTC text, microseconds always spelled)."""
-    if postgres or not isinstance(value, datetime):
-        return value
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
+_KEY_COLUMNS = {"model_id": "int", "event_id": "text", "ts": "time", "version": "text", "received_at": "time"}
 
 
 def _all_new_postgres(cursor: Any, model_id: int, keys: pa.Table) -> bool:

@@ -54,11 +54,18 @@ def scored_table(parts: Sequence[Scored], schema: dict[str, str], task: str) -> 
     columns[PREDICTION] = _prediction_array(list(chain.from_iterable(p.predictions for p in parts)), task)
     columns[LATENCY] = _floats(np.repeat(np.array([p.latency_ms for p in parts], float), sizes))
     columns[ERROR] = pa.nulls(n, pa.string())
-    for name in sorted(set(chain.from_iterable(p.classes for p in parts if p.proba is not None))):
-        # NaN where a request's graph has no such class (a swap between two graphs within one flush)
-        columns[f"{PROBA_PREFIX}{name}"] = _floats(np.concatenate([
-            p.proba[:, p.classes.index(name)].astype(float) if p.proba is not None and name in p.classes
-            else np.full(len(p), np.nan) for p in parts]))
+    classes = {p.classes for p in parts if p.proba is not None}
+    if len(classes) == 1 and all(p.proba is not None for p in parts):  # one graph scored the whole flush
+        (order,) = classes
+        proba = np.concatenate([p.proba for p in parts])
+        for name in sorted(order):
+            columns[f"{PROBA_PREFIX}{name}"] = _floats(proba[:, order.index(name)])
+    else:
+        for name in sorted(set(chain.from_iterable(classes))):
+            # NaN where a request's graph has no such class (a swap between two graphs within one flush)
+            columns[f"{PROBA_PREFIX}{name}"] = _floats(np.concatenate([
+                p.proba[:, p.classes.index(name)].astype(float) if p.proba is not None and name in p.classes
+                else np.full(len(p), np.nan) for p in parts]))
     columns[VERSION] = pa.array([v for p in parts for v in [p.version] * len(p)], pa.string())
     columns[RECEIVED_AT] = times
     return pa.table(columns)  # NaN is stored as null, as pyarrow's from_pandas stores a frame's NaN

@@ -14,19 +14,20 @@ from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 
-from watchtower.events.flush import Pending, Written
-from watchtower.events.keys import SMALL_KEYS, driver_value, insert_key_rows
+from watchtower.auth.audit import insert_driver_rows
+from watchtower.driver_rows import time_text
+from watchtower.events.flush import Pending, Written, accepted
+from watchtower.events.keys import SMALL_KEYS, insert_key_rows
 from watchtower.events.scored import Scored
 
 ROWS = SMALL_KEYS  # flushes of at most this many predictions take this path: as many keys as one INSERT ... VALUES
 
 _SEGMENT_COLUMNS = ("model_id", "min_ts", "max_ts", "n_rows", "n_bytes", "path", "parquet", "created_at")
-_AUDIT_COLUMNS = ("at", "actor", "user_id", "token_id", "method", "route", "path", "params", "status", "client")
 
 
 def fits(batch: Sequence[Pending]) -> bool:
     """Whether this path stores the batch: predict requests only, few rows in all."""
-    return all(type(p.rows) is Scored for p in batch) and sum(len(p.rows) for p in batch) <= ROWS
+    return all(type(p.rows) is Scored for p in batch) and sum(p.n for p in batch) <= ROWS
 
 
 def write_small(connection: Connection, batch: Sequence[Pending]) -> tuple[list[int], list[Written]]:
@@ -46,9 +47,7 @@ def write_small(connection: Connection, batch: Sequence[Pending]) -> tuple[list[
         written: list[Written] = []
         for items in by_model.values():
             written += _store(cursor, connection, items, counts, postgres)
-        audits = [item.audit for item in batch if item.audit is not None]
-        if audits:
-            _insert(cursor, "audit_log", _AUDIT_COLUMNS, [_audit_row(a, postgres) for a in audits], postgres)
+        insert_driver_rows(cursor, [item.audit for item in batch if item.audit is not None], postgres)
         raw.commit() if postgres else cursor.execute("COMMIT")
     except BaseException as exc:
         _roll_back(connection, raw, cursor, exc, postgres)
@@ -85,10 +84,7 @@ def _store(cursor: Any, connection: Connection, items: list[Pending], counts: di
     new = set(insert_key_rows(cursor, model.id, keys, postgres))
     mask = np.array([f and event_id in new for f, event_id in
                      zip(first, (i for part in parts for i in part.ids), strict=True)], dtype=bool)
-    start = 0
-    for item in items:
-        counts[id(item)] = int(mask[start:start + len(item.rows)].sum())
-        start += len(item.rows)
+    counts.update(accepted(items, mask))
     if not mask.any():
         return []
     table = scored_table(parts, schema_of(model), model.task)
@@ -97,25 +93,18 @@ def _store(cursor: Any, connection: Connection, items: list[Pending], counts: di
     segment = table.drop_columns([c for c in KEY_COLUMNS if c in table.column_names])
     values = placed_values(connection, model.id, segment)  # fewer than INLINE_ROWS rows: bytes for its row
     assert values is not None
-    segment_id = _insert(cursor, "event_segment", _SEGMENT_COLUMNS,
-                         [tuple(driver_value(values[c], postgres) for c in _SEGMENT_COLUMNS)], postgres, returning="id")
+    segment_id = _insert_segment(cursor, values, postgres)
     return [(model, segment_id, segment)]
 
 
-def _insert(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], postgres: bool,
-            returning: str | None = None) -> Any:
+def _insert_segment(cursor: Any, values: dict[str, Any], postgres: bool) -> int:
+    """The segment's manifest row (its bytes inline, or its file's path); its id. One row: plain parameters."""
     mark = "%s" if postgres else "?"
-    values = ", ".join([f"({', '.join([mark] * len(columns))})"] * len(rows))
-    cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"
-                   + (f" RETURNING {returning}" if returning else ""), [v for row in rows for v in row])
-    return cursor.fetchone()[0] if returning else None
-
-
-def _audit_row(values: dict[str, Any], postgres: bool) -> tuple[Any, ...]:
-    import json
-
-    return tuple(json.dumps(values[c]) if c == "params" else driver_value(values.get(c), postgres)
-                 for c in _AUDIT_COLUMNS)
+    cursor.execute(f"INSERT INTO event_segment ({', '.join(_SEGMENT_COLUMNS)}) VALUES "
+                   f"({', '.join([mark] * len(_SEGMENT_COLUMNS))}) RETURNING id",
+                   [time_text(v) if not postgres and isinstance(v, datetime) else v
+                    for v in (values[c] for c in _SEGMENT_COLUMNS)])
+    return int(cursor.fetchone()[0])
 
 
 def _roll_back(connection: Connection, raw: Any, cursor: Any, exc: BaseException, postgres: bool) -> None:

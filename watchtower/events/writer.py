@@ -116,7 +116,7 @@ class EventWriter:
         return self._put(Pending(model, rows, durable, audit), wait=False)
 
     def _put(self, item: Pending, *, wait: bool) -> Future[int] | None:
-        n = len(item.rows)
+        n = item.n
         deadline = time.monotonic() + self._settings.log_wait_s
         with self._cond:
             # A request larger than the whole buffer goes in alone, once the buffer is empty.
@@ -217,14 +217,14 @@ class EventWriter:
         except Exception as exc:  # the loop must go on: counted, logged, durable callers told, async retried
             self._metrics.event_flushes.labels("error").inc()
             log.warning("flushing %d buffered events failed (%s: %s); durable requests get a 503, async events are "
-                        "retried", sum(len(p.rows) for p in batch), type(exc).__name__, str(exc).strip()[:300])
+                        "retried", sum(p.n for p in batch), type(exc).__name__, str(exc).strip()[:300])
             self._fail_durable_and_requeue(batch)
             return False
         self._metrics.event_flushes.labels("ok").inc()
         self._metrics.event_flush_duration.observe(time.perf_counter() - started)
         for item, accepted in zip(batch, counts, strict=True):
             item.future.set_result(accepted)
-        self._release(sum(len(p.rows) for p in batch))
+        self._release(sum(p.n for p in batch))
         # After the answers: no request waits for its events' profile.
         profile_segments(self._engine, written, self._settings.profile_min_rows)
         heap.settle("event-writer")
@@ -247,14 +247,14 @@ class EventWriter:
         kept = [p for p in batch if not p.durable]
         with self._cond:
             self._queue.extendleft(reversed(kept))  # oldest first again, before what arrived meanwhile
-            self._queued += sum(len(p.rows) for p in kept)
+            self._queued += sum(p.n for p in kept)
             if kept:
                 self._oldest = time.monotonic() - self._settings.log_flush_ms / 1000  # due at the next attempt
-        self._release(sum(len(p.rows) for p in failed))
+        self._release(sum(p.n for p in failed))
 
     def _abandon(self) -> None:
         """Shutting down and the database stayed unreachable: say what is lost (called with the lock held)."""
-        lost = sum(len(p.rows) for p in self._queue)
+        lost = sum(p.n for p in self._queue)
         log.error("shutting down with %d async events unstored: the database stayed unreachable", lost)
         for item in self._queue:
             item.future.set_exception(Unavailable("the server shut down before the events could be stored"))
