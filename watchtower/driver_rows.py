@@ -21,6 +21,8 @@ def insert_rows(cursor: Any, table: str, columns: dict[str, str], rows: Sequence
                 conflict: str = "", returning: str | None = None) -> list[Any]:
     """INSERT the rows (values in `columns`' order; kinds text, time, int or json) and return the `returning`
     column of the rows inserted. `conflict` is an ON CONFLICT clause; `json` values are Python objects."""
+    if not rows:
+        return []
     names = ", ".join(columns)
     kinds = list(columns.values())
     tail = f"{conflict}{f' RETURNING {returning}' if returning else ''}"

@@ -79,6 +79,7 @@ def test_key_rows_skip_stored_ids_and_return_only_the_new_ones(db: Engine) -> No
 
     assert sorted(insert(["a", AWKWARD, "c"])) == sorted(["a", AWKWARD, "c"])
     assert insert(["c", "d", AWKWARD]) == ["d"]
+    assert insert([]) == []  # no statement at all (an empty VALUES list is no SQL)
     with Session(db) as session:
         events = session.exec(select(ServingEvent).where(ServingEvent.model_id == model_id)).all()
     assert sorted(e.event_id for e in events) == sorted(["a", AWKWARD, "c", "d"])
