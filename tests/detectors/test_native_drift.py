@@ -132,6 +132,27 @@ def test_blocks_do_not_change_ks_or_wasserstein(spec: tuple[int, float, int | No
         assert num.wasserstein(whole) == pytest.approx(w, rel=STAT, abs=1e-15)
 
 
+@SAMPLES
+@given(samples, st.integers(1, 300), st.integers(1, 300), st.integers(1, 40))
+def test_at_or_below_counts_are_searchsorted_right(spec: tuple[int, float, int | None], n: int, m: int,
+                                                   block: int) -> None:
+    """The merge that counts, for each current value, the reference values at or below it agrees with a binary
+    search per value, ties and blocks of any size (one value, runs of ties across a block's edge) included."""
+    seed, shift, decimals = spec
+    reference, current = np.sort(_sample(seed, n, 0, decimals)), np.sort(_sample(seed + 1, m, shift * 10, decimals))
+    with mock.patch.object(num, "BLOCK", block):
+        counts = num.at_or_below_counts(reference, current)
+    np.testing.assert_array_equal(counts, np.searchsorted(reference, current, side="right"))
+
+
+@pytest.mark.parametrize(("reference", "current"), [
+    ([0.0, 1.0], [5.0, 6.0, 7.0]), ([5.0, 6.0], [0.0, 1.0]), ([3.0, 3.0], [3.0, 3.0, 3.0]), ([1.0, 2.0], []),
+])
+def test_at_or_below_counts_on_edge_cases(reference: list[float], current: list[float]) -> None:
+    r, c = np.array(reference), np.array(current)
+    np.testing.assert_array_equal(num.at_or_below_counts(r, c), np.searchsorted(r, c, side="right"))
+
+
 counts = st.lists(st.integers(0, 60), min_size=2, max_size=6)
 
 
