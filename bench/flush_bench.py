@@ -77,7 +77,7 @@ def main() -> None:
             write_batch(connection, batch)
             wall, cpu = wall + time.perf_counter() - w0, cpu + time.process_time() - c0
         k = 1000 / args.repeat
-        path = "small" if fits(requests(model, size)) else "general"
+        path = "small" if fits(batch) else "general"
         print(f"{size:6} {path:>7} {wall * k:8.2f} {cpu * k:7.2f} {cpu * k * 1000 / size:13.1f}")
     print(f"{engine.dialect.name}; load average {os.getloadavg()[0]:.2f} (1 min)")
 

@@ -49,9 +49,7 @@ def _json_rows(rows: Sequence[Sequence[Any]], kinds: list[str]) -> str:
             return None
         text = spelled.get(value)
         if text is None:
-            if value.utcoffset() is None:  # as the ORM's aware DateTime columns refuse one
-                raise ValueError(f"a naive time cannot be stored: {value!r}")
-            text = spelled[value] = value.isoformat()
+            text = spelled[value] = _aware(value).isoformat()
         return text
 
     if not times:
@@ -67,7 +65,16 @@ def _sqlite_value(value: Any, kind: str) -> Any:
     """A value as SQLAlchemy stores it in SQLite: JSON as its text, times as naive UTC text with microseconds."""
     if kind == "json":
         return json.dumps(value)
-    return time_text(value) if isinstance(value, datetime) else value
+    if kind == "time" and value is not None:
+        return time_text(_aware(value))
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    """The time itself; a naive one is refused on both databases, as the ORM's aware DateTime columns refuse it."""
+    if value.utcoffset() is None:
+        raise ValueError(f"a naive time cannot be stored: {value!r}")
+    return value
 
 
 def time_text(value: datetime) -> str:

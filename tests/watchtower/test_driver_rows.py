@@ -4,6 +4,7 @@ unpacked by json_to_recordset; SQLite: plain VALUES), and keeps ON CONFLICT and 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -55,6 +56,16 @@ def test_audit_rows_through_the_driver_read_back_as_the_orm_wrote_them(db: Engin
     assert len(by_orm) == len(by_driver) == 3
     assert [(*r[:1], r[1] + "-driver", *r[2:]) for r in by_orm] == by_driver
     assert by_driver[2][0] == datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)  # microseconds kept
+
+
+def test_a_naive_time_is_refused_on_both_databases(db: Engine) -> None:
+    rows = entries()
+    rows[1]["at"] = datetime(2026, 1, 2, 3, 4, 5)  # no offset: which zone it meant is unknown
+    with Session(writer(db)) as session:
+        with pytest.raises(ValueError, match="naive"):
+            insert_audit_rows(session, rows)
+        session.rollback()
+    assert stored(db, {r["actor"] for r in rows}) == []
 
 
 def test_a_rolled_back_transaction_keeps_no_audit_row(db: Engine) -> None:

@@ -96,9 +96,8 @@ _values = itemgetter(*_COLUMNS)  # a row's values in _COLUMNS' order
 
 
 def insert_driver_rows(cursor: Any, rows: Sequence[dict[str, Any]], postgres: bool) -> None:
-    """Draft.values rows in one INSERT on a driver cursor, in its connection's transaction."""
-    if rows:
-        driver_rows.insert_rows(cursor, "audit_log", _COLUMNS, list(map(_values, rows)), postgres)
+    """Draft.values rows in one INSERT on a driver cursor, in its connection's transaction (none: no statement)."""
+    driver_rows.insert_rows(cursor, "audit_log", _COLUMNS, list(map(_values, rows)), postgres)
 
 
 @lru_cache(maxsize=8)
