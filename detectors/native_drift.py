@@ -1,7 +1,7 @@
 """The native drift engine: numpy/scipy tests per feature against a reference profile, with FDR or FWER control.
 
 The reference is profiled once (`detectors.profile`); a check sorts each current column once and reads the rest
-from the profile. Columns run in a small thread pool: numpy's sort and search release the GIL.
+from the profile. Columns run in a small thread pool: numpy's sort and the compiled merge release the GIL.
 """
 
 import logging
@@ -43,7 +43,7 @@ def measure_numeric(feature: str, profile: NumericProfile, column: pd.Series,
         log.info("native_drift: %s has %d reference and %d current finite values; skipped", feature, n, m)
         return []
     exact_ref = profile.values if profile.exact else None
-    merged = num.merge(profile.values, current, profile.prepared) if {"ks", "cvm", "wasserstein"} & set(tests) else None
+    merged = num.merge(profile.values, current) if {"ks", "cvm", "wasserstein"} & set(tests) else None
     effect = num.wasserstein_normed(merged, profile.std) if merged is not None else float("nan")
     sizes = {"reference_n": float(n), "current_n": float(m)}
     out: list[Measured] = []

@@ -7,17 +7,13 @@ JSON header, never pickle) so the service can store it when the reference is reg
 import io
 import json
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from detectors.base import FeatureType
-
-if TYPE_CHECKING:
-    from detectors.numeric_stats import SortedReference
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
@@ -44,14 +40,6 @@ class NumericProfile:
     def exact(self) -> bool:
         """Whether `values` holds every reference value, so statistics match scipy on the raw data."""
         return len(self.values) == self.count
-
-    @cached_property
-    def prepared(self) -> "SortedReference":
-        """`values` with what KS and Wasserstein read from them, built on first use and kept with the profile
-        (a service keeps decoded profiles, so each pass reuses it)."""
-        from detectors.numeric_stats import SortedReference  # numeric_stats imports this module
-
-        return SortedReference.of(self.values)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,5 @@
 """The native engine against scipy on random data (hypothesis), and its verdicts on known shifts."""
 
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -109,8 +108,8 @@ def test_smirnov_series_sampled_on_wide_bumps_equals_every_term(n: int, nx2: flo
     ([1.0, 1.0, 2.0, 2.0, 2.0], [2.0, 2.0, 1.0, 3.0, 3.0, 1.0, 1.0]),  # ties on both sides
 ])
 def test_statistics_on_edge_cases_match_scipy(reference: list[float], current: list[float]) -> None:
-    """Supports that do not overlap or nest, constant samples and shared ties: the O(m) KS and Wasserstein, which
-    read the reference's prepared areas, against scipy."""
+    """Supports that do not overlap or nest, constant samples and shared ties: the one-pass KS and Wasserstein
+    against scipy."""
     r, c = np.sort(np.array(reference)), np.sort(np.array(current))
     merged = num.merge(r, c)
     assert num.ks_statistic(merged) == pytest.approx(stats.ks_2samp(r, c).statistic, rel=STAT, abs=1e-15)
@@ -118,39 +117,32 @@ def test_statistics_on_edge_cases_match_scipy(reference: list[float], current: l
 
 
 @SAMPLES
-@given(samples, st.integers(2, 300), st.integers(2, 300), st.integers(1, 40))
-def test_blocks_do_not_change_ks_or_wasserstein(spec: tuple[int, float, int | None], n: int, m: int,
-                                                block: int) -> None:
-    """KS and Wasserstein go through the current values a block at a time: runs of ties cut by a block's edge, or
-    filling a whole block, give the same values as one block."""
-    seed, shift, decimals = spec
-    reference, current = np.sort(_sample(seed, n, 0, decimals)), np.sort(_sample(seed + 1, m, shift, decimals))
-    whole = num.merge(reference, current)
-    d, w = num.ks_statistic(whole), num.wasserstein(whole)
-    with mock.patch.object(num, "BLOCK", block):
-        assert num.ks_statistic(whole) == d
-        assert num.wasserstein(whole) == pytest.approx(w, rel=STAT, abs=1e-15)
-
-
-@SAMPLES
-@given(samples, st.integers(1, 300), st.integers(1, 300), st.integers(1, 40))
-def test_at_or_below_counts_are_searchsorted_right(spec: tuple[int, float, int | None], n: int, m: int,
-                                                   block: int) -> None:
-    """The merge that counts, for each current value, the reference values at or below it agrees with a binary
-    search per value, ties and blocks of any size (one value, runs of ties across a block's edge) included."""
+@given(samples, st.integers(1, 300), st.integers(1, 300))
+def test_at_or_below_counts_are_searchsorted_right(spec: tuple[int, float, int | None], n: int, m: int) -> None:
+    """The merge's count, for each current value, of the reference values at or below it agrees with a binary
+    search per value: ties inside either sample and across both, either sample ending first, one value."""
     seed, shift, decimals = spec
     reference, current = np.sort(_sample(seed, n, 0, decimals)), np.sort(_sample(seed + 1, m, shift * 10, decimals))
-    with mock.patch.object(num, "BLOCK", block):
-        counts = num.at_or_below_counts(reference, current)
-    np.testing.assert_array_equal(counts, np.searchsorted(reference, current, side="right"))
+    np.testing.assert_array_equal(num.merge(reference, current).ref_at_or_below,
+                                  np.searchsorted(reference, current, side="right"))
 
 
 @pytest.mark.parametrize(("reference", "current"), [
     ([0.0, 1.0], [5.0, 6.0, 7.0]), ([5.0, 6.0], [0.0, 1.0]), ([3.0, 3.0], [3.0, 3.0, 3.0]), ([1.0, 2.0], []),
+    ([1.0], [2.0, 3.0]), ([2.0, 3.0], [1.0]), ([-0.0], [0.0]), ([], [1.0, 2.0]),
 ])
 def test_at_or_below_counts_on_edge_cases(reference: list[float], current: list[float]) -> None:
     r, c = np.array(reference), np.array(current)
-    np.testing.assert_array_equal(num.at_or_below_counts(r, c), np.searchsorted(r, c, side="right"))
+    np.testing.assert_array_equal(num.merge(r, c).ref_at_or_below, np.searchsorted(r, c, side="right"))
+
+
+def test_merge_takes_any_float_layout() -> None:
+    """Views with a stride and float32 columns go through the compiled merge (one signature) as copies."""
+    reference, current = np.arange(20.0)[::2], np.array([3.5, 7.0, 30.0], dtype=np.float32)
+    merged = num.merge(reference, current)
+    np.testing.assert_array_equal(merged.ref_at_or_below, [2, 4, 10])
+    assert num.ks_statistic(merged) == pytest.approx(stats.ks_2samp(reference, current).statistic)
+    assert num.wasserstein(merged) == pytest.approx(stats.wasserstein_distance(reference, current))
 
 
 counts = st.lists(st.integers(0, 60), min_size=2, max_size=6)
