@@ -28,21 +28,20 @@ def _merge(reference: Any, current: Any) -> Any:  # pragma: no cover (compiled; 
     j = 0
     a, b = reference[0], current[0]
     for _ in range(n + m - 1):  # the last value closes a run where both CDFs are 1: it adds nothing
-        take_reference = a <= b
+        take_reference = a <= b  # an exhausted side reads as +inf (finite values only: merge_sorted checks)
         value = a if take_reference else b
         i += take_reference
-        at_or_below[j] = i
+        at_or_below[min(j, m)] = i  # indices clamped: input against the contract reads as nonsense, writes nowhere
         j += 1 - take_reference
-        a = reference[i] if i < n else np.inf
-        b = current[j] if j < m else np.inf
+        a = reference[min(i, n - 1)] if i < n else np.inf
+        b = current[min(j, m - 1)] if j < m else np.inf
         following = a if a < b else b
         gap = following - value
         # Both empirical CDFs as scipy's ks_2samp and wasserstein_distance compute them: counts over sizes.
         difference = abs(i / n - j / m)
         w += difference * gap  # the area up to the next value; zero inside a run of ties
-        if gap != 0.0 and difference > d:  # D is read where a run of equal values ends
-            d = difference
-    at_or_below[j] = i  # the value left over, if a current one: every reference value is at or below it
+        d = difference if (gap != 0.0) & (difference > d) else d  # D is read where a run of equal values ends
+    at_or_below[min(j, m)] = i  # the value left over, if a current one: every reference value is at or below it
     return at_or_below[:m], d, w
 
 
@@ -53,5 +52,8 @@ def merge_sorted(reference: Floats, current: Floats) -> tuple[Ints, float, float
     current = np.ascontiguousarray(current, dtype=np.float64)
     if len(reference) == 0 or len(current) == 0:
         return np.zeros(len(current), dtype=np.int64), float("nan"), float("nan")
+    # Sorted, a sample is finite if its ends are (numpy sorts NaN last).
+    if not np.isfinite([reference[0], reference[-1], current[0], current[-1]]).all():
+        raise ValueError("merge_sorted takes sorted finite values")
     at_or_below, d, w = _merge(reference, current)
     return at_or_below, float(d), float(w)

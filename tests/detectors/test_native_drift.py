@@ -136,6 +136,14 @@ def test_at_or_below_counts_on_edge_cases(reference: list[float], current: list[
     np.testing.assert_array_equal(num.merge(r, c).ref_at_or_below, np.searchsorted(r, c, side="right"))
 
 
+@pytest.mark.parametrize(("reference", "current"), [
+    ([0.0, np.inf], [1.0]), ([-np.inf, 0.0], [1.0]), ([0.0], [1.0, np.nan]), ([np.nan], [np.nan]),
+])
+def test_merge_refuses_values_that_are_not_finite(reference: list[float], current: list[float]) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        num.merge(np.array(reference), np.array(current))
+
+
 def test_merge_takes_any_float_layout() -> None:
     """Views with a stride and float32 columns go through the compiled merge (one signature) as copies."""
     reference, current = np.arange(20.0)[::2], np.array([3.5, 7.0, 30.0], dtype=np.float32)
