@@ -144,6 +144,27 @@ def test_merge_refuses_values_that_are_not_finite(reference: list[float], curren
         num.merge(np.array(reference), np.array(current))
 
 
+def test_the_merge_compiles_where_numba_can_cache_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only image and home leave numba no cache locator: the module still loads (compiled in-process)."""
+    import importlib
+
+    from numba.core import caching
+
+    from detectors import sorted_merge
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+    try:
+        with pytest.raises(RuntimeError, match="no locator"):  # what numba does without the fallback
+            numba_cached = importlib.import_module("numba").njit(cache=True)(lambda x: x)
+            numba_cached(1)
+        reloaded = importlib.reload(sorted_merge)
+        counts, d, w = reloaded.merge_sorted(np.array([0.0, 1.0]), np.array([0.5, 2.0]))
+        assert counts.tolist() == [1, 2] and d == 0.5 and w == pytest.approx(0.75)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(sorted_merge)
+
+
 def test_merge_takes_any_float_layout() -> None:
     """Views with a stride and float32 columns go through the compiled merge (one signature) as copies."""
     reference, current = np.arange(20.0)[::2], np.array([3.5, 7.0, 30.0], dtype=np.float32)
