@@ -331,13 +331,15 @@ def incident_url(public_url: str, incident_id: int) -> str:
 
 
 def _served_by_fallback(session: Session, incident: Incident) -> dict[str, float]:
-    from watchtower.events.models import ServingEvent
+    from sqlalchemy import text
+
+    from watchtower.events.models import FALLBACK_SERVED, ServingEvent
 
     if incident.model_id is None:
         return {}
+    # The condition spelled as the partial index's own: the databases use it only for the very same text.
     query = select(func.count()).select_from(ServingEvent).where(
-        ServingEvent.model_id == incident.model_id, col(ServingEvent.version).like("fallback-%"),
-        col(ServingEvent.ts) >= incident.opened_at)
+        ServingEvent.model_id == incident.model_id, text(FALLBACK_SERVED), col(ServingEvent.ts) >= incident.opened_at)
     if incident.resolved_at is not None:
         query = query.where(col(ServingEvent.ts) <= incident.resolved_at)
     return {"predictions_served_by_fallback": float(session.exec(query).one())}

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pandas as pd
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, func, select
 
 from detectors import registry
 from detectors.base import ERROR, LABEL, LATENCY, PREDICTION, TS, DetectorKind, Window
 from detectors.profile import ReferenceProfile
 from detectors.sketches.profile import Profile
 from watchtower.events.frames import prediction_column
-from watchtower.events.models import ServingEvent
 from watchtower.events.segstore.manifest import live_rows
+from watchtower.events.segstore.times import first_between, newest_nth, nth_from
 from watchtower.events.store import count_events, read_metrics, read_rejections, read_stage, read_window
 from watchtower.registry.models import Monitor, MonitoredModel, ReferenceData
 from watchtower.registry.service import schema_of
@@ -57,7 +57,7 @@ class Span:
     start: datetime
     end: datetime
     incomplete: str | None = None
-    first_served: datetime | None = None  # profile mode without rows: the earliest event's time, from the index
+    first_served: datetime | None = None  # profile mode without rows: the earliest event's time, off the manifest
 
 
 def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now: datetime,
@@ -79,8 +79,7 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
     first_served = None
     if sketch and columns == []:  # every detector runs on the profiles: read no rows at all
         current = pd.DataFrame({TS: pd.Series([], dtype="datetime64[us, UTC]")} | {c: [] for c in schema_of(model)})
-        first_served = session.exec(select(func.min(ServingEvent.ts)).where(
-            ServingEvent.model_id == model.id, col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)).one()
+        first_served = first_between(session, model.id, start, end)
     else:
         current = read_window(session, model, start, end, columns)
     reference, profile = references.get(session, model)
@@ -100,7 +99,7 @@ def build_window(session: Session, model: MonitoredModel, monitor: Monitor, now:
 def profile_mode(session: Session, model_id: int, monitor: Monitor, start: datetime, end: datetime,
                  threshold: int) -> bool:
     """Whether this pass tests merged profiles: the monitor says so, or ("auto") the window holds more than
-    `threshold` events, counted off the segment manifest before any row is read (a count over the event index
+    `threshold` events, counted off the segment manifest before any row is read (a count of the events' times
     of a 100M-event window costs seconds)."""
     if monitor.mode != "auto":
         return monitor.mode == "profile"
@@ -158,20 +157,18 @@ def _count_bounds(session: Session, model_id: int, monitor: Monitor) -> tuple[da
     are not checked again.
     """
     n = cast(int, monitor.window_events)
-    times = select(ServingEvent.ts).where(ServingEvent.model_id == model_id)
     if monitor.cursor_ts is None:
-        first = session.exec(times.order_by(col(ServingEvent.ts).desc()).offset(n - 1).limit(1)).first()
-        if first is None:
+        newest = newest_nth(session, model_id, n)
+        if newest is None:
             return EPOCH, FAR, f"{count_events(session, model_id, EPOCH, FAR)} events so far, a block needs {n}"
-        newest = session.exec(times.order_by(col(ServingEvent.ts).desc()).limit(1)).one()
-        return first, newest + TICK, None
+        first, last = newest
+        return first, last + TICK, None
     start = monitor.cursor_ts + TICK
-    last = session.exec(times.where(col(ServingEvent.ts) >= start)
-                        .order_by(col(ServingEvent.ts)).offset(n - 1).limit(1)).first()
-    if last is None:
+    last_of_block = nth_from(session, model_id, start, n)
+    if last_of_block is None:
         waiting = count_events(session, model_id, start, FAR)
         return start, FAR, f"{waiting} events since the last block, a block needs {n}"
-    return start, last + TICK, None
+    return start, last_of_block + TICK, None
 
 
 def _history_counts(session: Session, model_id: int, start: datetime, end: datetime) -> tuple[int, ...]:

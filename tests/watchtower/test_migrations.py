@@ -190,6 +190,34 @@ def test_0029_stores_segment_bytes_uncompressed_on_postgresql_and_keeps_them(emp
         assert conn.execute(text("SELECT count(*) FROM event_segment")).scalar_one() == 2
 
 
+def test_0030_drops_the_time_index_and_indexes_only_what_a_fallback_served(empty: Engine) -> None:
+    _upgrade(empty, "0029")
+    served = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    with empty.begin() as conn:
+        _model_row(conn, "m", "[]", served)
+        for i, version in enumerate(["v1", "fallback-v1", "fallback-v1", "v1"]):
+            conn.execute(text("INSERT INTO serving_event (model_id, event_id, ts, version, received_at) "
+                              "VALUES (1, :e, :ts, :v, :ts)"), {"e": f"e{i}", "ts": served, "v": version})
+    migrate(empty)
+    assert _indexes(empty) == {"ix_serving_event_fallback"}
+    with empty.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM serving_event WHERE model_id = 1 AND version LIKE "
+                                 "'fallback-%' AND ts >= :t"), {"t": served}).scalar() == 2
+        if not _postgres(empty):  # SQLite says which index a query reads; the partial one serves the count
+            plan = conn.execute(text("EXPLAIN QUERY PLAN SELECT count(*) FROM serving_event WHERE model_id = 1 AND "
+                                     "version LIKE 'fallback-%' AND ts >= '2026-01-01'")).all()
+            assert "ix_serving_event_fallback" in " ".join(str(row) for row in plan)
+    _downgrade(empty, "0029")
+    assert _indexes(empty) == {"ix_serving_event_model_ts"}
+
+
+def _indexes(engine: Engine) -> set[str]:
+    """serving_event's indexes besides its primary key."""
+    from sqlalchemy import inspect
+
+    return {i["name"] for i in inspect(engine).get_indexes("serving_event") if i["name"]}
+
+
 def _postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 

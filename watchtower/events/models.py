@@ -3,10 +3,12 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from watchtower.clock import utcnow
+
+FALLBACK_SERVED = "version LIKE 'fallback-%'"  # the versions the fallback model serves under (serving/)
 
 
 class ServingEvent(SQLModel, table=True):
@@ -17,7 +19,10 @@ class ServingEvent(SQLModel, table=True):
     """
 
     __tablename__ = "serving_event"
-    __table_args__ = (Index("ix_serving_event_model_ts", "model_id", "ts"),)
+    # No time index (segstore/times.py answers when events were served): only the rare events a fallback served
+    # are indexed by time, for a postmortem's count of them (migration 0030).
+    __table_args__ = (Index("ix_serving_event_fallback", "model_id", "ts", sqlite_where=text(FALLBACK_SERVED),
+                            postgresql_where=text(FALLBACK_SERVED)),)
     # The key is the row: no surrogate id (nothing refers to one) and no foreign key (models are archived, never
     # deleted), each of which cost PostgreSQL work per inserted event (migration 0028).
     model_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})

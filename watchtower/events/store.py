@@ -1,5 +1,6 @@
 """Write serving events and labels idempotently; read a model's window back as a DataFrame."""
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Table, and_
+from sqlalchemy import String, Table, TextualSelect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
@@ -28,6 +29,7 @@ from watchtower.events.segments import add_segment, read_segments
 from watchtower.events.segstore.binding import Segments, bound
 from watchtower.events.segstore.manifest import as_table, drop_ahead, place_ahead, scan, scan_sample, to_frame
 from watchtower.events.segstore.profiles import profile_arrow, profile_schema
+from watchtower.events.segstore.times import count_between
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -143,12 +145,9 @@ def read_window(session: Session, model: MonitoredModel, start: datetime, end: d
         return frame
     # A model without labels (most windows of most models) skips the join over every event of the window.
     labelled = session.exec(select(Label.id).where(Label.model_id == model.id).limit(1)).first() is not None
-    labels = session.exec(
-        select(Label.event_id, Label.label)
-        .join(ServingEvent, and_(col(Label.model_id) == col(ServingEvent.model_id),
-                                 col(Label.event_id) == col(ServingEvent.event_id)))
-        .where(ServingEvent.model_id == model.id, col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)
-    ).all() if labelled else []
+    labels = session.exec(select(Label.event_id, Label.label).where(
+        Label.model_id == model.id, col(Label.event_id).in_(id_list(session, frame[ID].unique().tolist())))
+    ).all() if labelled and len(frame) else []
     by_id = dict(labels)
     if by_id:
         frame[LABEL] = prediction_column([by_id.get(i) for i in frame[ID]], model.task)
@@ -190,13 +189,12 @@ def upsert_feature_logs(session: Session, rows: Sequence[dict[str, Any]]) -> int
 
 def read_stage(session: Session, model: MonitoredModel, stage: str, start: datetime, end: datetime) -> pd.DataFrame:
     """A stage's logged features for the entities served in [start, end): ID + feature columns."""
-    rows = session.exec(
-        select(FeatureLog.entity_id, FeatureLog.features)
-        .join(ServingEvent, and_(col(ServingEvent.model_id) == col(FeatureLog.model_id),
-                                 col(ServingEvent.event_id) == col(FeatureLog.entity_id)))
-        .where(FeatureLog.model_id == model.id, FeatureLog.stage == stage,
-               col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)
-    ).all()
+    assert model.id is not None
+    served = scan(session, model.id, start, end, [TS, ID])
+    ids = served.column(ID).to_pylist() if ID in served.column_names else []
+    rows = session.exec(select(FeatureLog.entity_id, FeatureLog.features).where(
+        FeatureLog.model_id == model.id, FeatureLog.stage == stage,
+        col(FeatureLog.entity_id).in_(id_list(session, ids)))).all() if ids else []
     frame = features_frame([r[1] for r in rows], schema_of(model))
     frame[ID] = [r[0] for r in rows]
     return frame
@@ -220,6 +218,13 @@ def read_rejections(session: Session, model_id: int, start: datetime, end: datet
 
 
 def count_events(session: Session, model_id: int, start: datetime, end: datetime) -> int:
-    """How many events were served in [start, end) (an index-only count)."""
-    return int(session.exec(select(func.count()).select_from(ServingEvent).where(
-        ServingEvent.model_id == model_id, col(ServingEvent.ts) >= start, col(ServingEvent.ts) < end)).one())
+    """How many events were served in [start, end) (off the segment manifest: segstore/times.py)."""
+    return count_between(session, model_id, start, end)
+
+
+def id_list(session: Session, ids: Sequence[str]) -> TextualSelect:
+    """`ids` as a subquery for IN: one JSON parameter the database unpacks (a window's million ids would be a
+    million bound parameters)."""
+    unpack = ("SELECT value FROM json_each(:ids)" if session.get_bind().dialect.name == "sqlite"
+              else "SELECT json_array_elements_text(CAST(:ids AS json)) AS value")
+    return text(unpack).bindparams(ids=json.dumps(list(ids))).columns(value=String)

@@ -183,7 +183,7 @@ def live_overlapping(model_id: int, start: datetime, end: datetime) -> tuple[Col
 
 def live_rows(session: Session, model_id: int, start: datetime, end: datetime) -> int:
     """Events in the live segments overlapping [start, end): an upper bound of the window's count (segments
-    crossing an edge count whole), read off the manifest without touching the event index."""
+    crossing an edge count whole), read off the manifest alone (segstore/times.py reads those segments' times)."""
     total = session.exec(select(func.sum(EventSegment.n_rows)).where(*live_overlapping(model_id, start, end))).one()
     return int(total or 0)
 
