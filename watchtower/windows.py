@@ -15,8 +15,8 @@ from detectors.profile import ReferenceProfile
 from detectors.sketches.profile import Profile
 from watchtower.events.frames import prediction_column
 from watchtower.events.segstore.manifest import live_rows
-from watchtower.events.segstore.times import first_between, newest_nth, nth_from
-from watchtower.events.store import count_events, read_metrics, read_rejections, read_stage, read_window
+from watchtower.events.segstore.times import count_between, first_between, newest_nth, nth_from
+from watchtower.events.store import read_metrics, read_rejections, read_stage, read_window
 from watchtower.registry.models import Monitor, MonitoredModel, ReferenceData
 from watchtower.registry.service import schema_of
 
@@ -160,20 +160,20 @@ def _count_bounds(session: Session, model_id: int, monitor: Monitor) -> tuple[da
     if monitor.cursor_ts is None:
         newest = newest_nth(session, model_id, n)
         if newest is None:
-            return EPOCH, FAR, f"{count_events(session, model_id, EPOCH, FAR)} events so far, a block needs {n}"
+            return EPOCH, FAR, f"{count_between(session, model_id, EPOCH, FAR)} events so far, a block needs {n}"
         first, last = newest
         return first, last + TICK, None
     start = monitor.cursor_ts + TICK
     last_of_block = nth_from(session, model_id, start, n)
     if last_of_block is None:
-        waiting = count_events(session, model_id, start, FAR)
+        waiting = count_between(session, model_id, start, FAR)
         return start, FAR, f"{waiting} events since the last block, a block needs {n}"
     return start, last_of_block + TICK, None
 
 
 def _history_counts(session: Session, model_id: int, start: datetime, end: datetime) -> tuple[int, ...]:
     length = end - start
-    return tuple(count_events(session, model_id, start - k * length, start - (k - 1) * length)
+    return tuple(count_between(session, model_id, start - k * length, start - (k - 1) * length)
                  for k in range(HISTORY_WINDOWS, 0, -1))
 
 

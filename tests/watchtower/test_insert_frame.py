@@ -21,7 +21,8 @@ from watchtower.events.models import EventSegment, ServingEvent
 from watchtower.events.segstore.binding import bound
 from watchtower.events.segstore.manifest import AHEAD_ROWS
 from watchtower.events.segstore.stores import FileStore
-from watchtower.events.store import count_events, insert_events, insert_frame, read_window
+from watchtower.events.segstore.times import count_between
+from watchtower.events.store import insert_events, insert_frame, read_window
 from watchtower.registry.models import MonitoredModel
 
 T0 = datetime(2026, 11, 2, 8, 30, 0, 123456, tzinfo=UTC)
@@ -85,8 +86,8 @@ def test_the_key_row_holds_time_version_and_arrival_exactly(churn: str, db: Engi
         churn_id = model(session, churn).id
         assert churn_id is not None
         # Bounds compare with the stored times on both databases, to the microsecond.
-        assert count_events(session, churn_id, T0 + timedelta(seconds=1), T0 + timedelta(seconds=4)) == 3
-        assert count_events(session, churn_id, T0, T0 + timedelta(microseconds=1)) == 1
+        assert count_between(session, churn_id, T0 + timedelta(seconds=1), T0 + timedelta(seconds=4)) == 3
+        assert count_between(session, churn_id, T0, T0 + timedelta(microseconds=1)) == 1
     assert [k.ts for k in keys] == [T0 + timedelta(seconds=i) for i in range(6)]
     assert {(k.version, k.received_at) for k in keys} == {("primary-v3", RECEIVED)}
 

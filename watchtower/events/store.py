@@ -29,7 +29,6 @@ from watchtower.events.segments import add_segment, read_segments
 from watchtower.events.segstore.binding import Segments, bound
 from watchtower.events.segstore.manifest import as_table, drop_ahead, place_ahead, scan, scan_sample, to_frame
 from watchtower.events.segstore.profiles import profile_arrow, profile_schema
-from watchtower.events.segstore.times import count_between
 from watchtower.registry.models import MonitoredModel
 from watchtower.registry.service import schema_of
 
@@ -215,11 +214,6 @@ def read_rejections(session: Session, model_id: int, start: datetime, end: datet
                                col(IngestRejection.ts) < end)
                         .group_by(col(IngestRejection.kind), col(IngestRejection.feature))).all()
     return pd.DataFrame.from_records([(k, f, int(n)) for k, f, n in rows], columns=["kind", "feature", "count"])
-
-
-def count_events(session: Session, model_id: int, start: datetime, end: datetime) -> int:
-    """How many events were served in [start, end) (off the segment manifest: segstore/times.py)."""
-    return count_between(session, model_id, start, end)
 
 
 def id_list(session: Session, ids: Sequence[str]) -> TextualSelect:
