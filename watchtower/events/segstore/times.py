@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
+from sqlalchemy import ColumnElement, and_, not_
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, func, select
 
@@ -24,30 +25,29 @@ MIN_BATCH = 16
 
 def count_between(session: Session, model_id: int, start: datetime, end: datetime) -> int:
     """Events served in [start, end)."""
-    low, high = max(start, NS_MIN), min(end, NS_MAX)
     inside = session.exec(select(func.sum(EventSegment.n_rows)).where(
-        *live_overlapping(model_id, start, end), col(EventSegment.min_ts) >= low,
-        col(EventSegment.max_ts) < high)).one()
+        *live_overlapping(model_id, start, end), _lies_inside(start, end))).one()
     return int(inside or 0) + len(_crossing_times(session, model_id, start, end))
 
 
 def first_between(session: Session, model_id: int, start: datetime, end: datetime) -> datetime | None:
     """When the first event of [start, end) was served; None for none."""
-    low, high = max(start, NS_MIN), min(end, NS_MAX)
     inside = session.exec(select(func.min(EventSegment.min_ts)).where(
-        *live_overlapping(model_id, start, end), col(EventSegment.min_ts) >= low,
-        col(EventSegment.max_ts) < high)).one()
+        *live_overlapping(model_id, start, end), _lies_inside(start, end))).one()
     crossing = _crossing_times(session, model_id, start, end)
     first = from_micros(int(crossing.min())) if len(crossing) else None
     return min((t for t in (inside, first) if t is not None), default=None)
 
 
+def _lies_inside(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """manifest.lies_inside as the manifest's condition: a segment's events all lie in [start, end), clamped alike."""
+    return and_(col(EventSegment.min_ts) >= max(start, NS_MIN), col(EventSegment.max_ts) < min(end, NS_MAX))
+
+
 def _crossing_times(session: Session, model_id: int, start: datetime, end: datetime) -> "np.ndarray[Any, Any]":
     """The times in [start, end) of the live segments that cross one of its edges, as microseconds."""
-    low, high = max(start, NS_MIN), min(end, NS_MAX)
     rows = session.exec(select(EventSegment.id, EventSegment.path).where(
-        *live_overlapping(model_id, start, end), (col(EventSegment.min_ts) < low) | (col(EventSegment.max_ts) >= high))
-        .order_by(col(EventSegment.id))).all()
+        *live_overlapping(model_id, start, end), not_(_lies_inside(start, end))).order_by(col(EventSegment.id))).all()
     return _times(session, [(i, p) for i, p in rows if i is not None], ts_within(start, end))
 
 
