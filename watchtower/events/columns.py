@@ -71,9 +71,12 @@ def read_events(raw: bytes, content_type: str | None) -> EventColumns | None:
 
 
 def _read_fields(raw: bytes) -> Columns | None:
-    """The body's events as Arrow's JSON reader reads them, one array per field, or None."""
-    if not _shallow(raw):
-        return None
+    """The body's events as Arrow's JSON reader reads them, one array per field, or None; a body nested deeper than
+    an EventBatch is never given to the reader, which recurses."""
+    return _arrow_fields(raw) if _shallow(raw) else None
+
+
+def _arrow_fields(raw: bytes) -> Columns | None:
     try:
         events = _parsed(raw)
         if events is None:

@@ -4,16 +4,17 @@ Arrow's reader infers a type for every value of every field: about 4 ns a byte, 
 events of 11 features, the largest part of an ingest batch's time. Clients nearly always send one shape:
 `{"events": [...]}` whose events hold text, numbers and nulls, and a flat object of features. This scan reads
 only that shape, byte by byte in a loop numba compiles, and records where each value lies (text) or what it is
-(numbers); the columns are then built whole. Numbers are converted exactly: integers of up to 18 digits, and
-decimals whose digits fit 2**53 with a power of ten up to 22 (one correctly rounded multiply or divide, as
-Clinger showed); any other number's text goes to Arrow's own conversion.
+(numbers); the columns are then built whole. Text is cut out of the body as it is, or decoded where it holds an
+escape (JSON's eight, and \\uXXXX with surrogate pairs: json.dumps escapes every non-ASCII character unless told not
+to). Numbers are converted exactly: integers of up to 18 digits, and decimals whose digits fit 2**53 with a power
+of ten up to 22 (one correctly rounded multiply or divide, as Clinger showed); any other number's text goes to
+Arrow's own conversion.
 
 Anything outside that shape gives None and the body goes to Arrow's reader as before: a nested value, true or
-false, scores, an escape or a control character in a string (json.dumps escapes every non-ASCII character unless
-told not to: such bodies are read by Arrow), a repeated key, an unknown field, text and numbers in one field,
-more than MAX_FEATURES features, a number RapidJSON (Arrow's parser) would refuse or that converts past
-float64's range. What it returns for a body is what Arrow's reader returns (tests/watchtower/test_json_scan.py
-compares the two on generated bodies).
+false, scores, a control character or an escape JSON lacks in a string, a lone surrogate, an escaped key, a
+repeated key, an unknown field, text and numbers in one field, more than MAX_FEATURES features, a number RapidJSON
+(Arrow's parser) would refuse or that converts past float64's range. What it returns for a body is what Arrow's
+reader returns (tests/watchtower/test_json_scan.py compares the two on generated bodies).
 """
 
 import logging
@@ -35,7 +36,8 @@ TOP = ("id", "ts", "features", "prediction", "scores", "latency_ms", "error", "v
 _FEATURES, _SCORES = TOP.index("features"), TOP.index("scores")
 MAX_FEATURES = 256
 # What a cell holds.
-ABSENT, NULL, TEXT, INT, FLOAT, HARD, OBJECT = 0, 1, 2, 3, 4, 5, 6  # HARD: a number Arrow converts from its text
+ABSENT, NULL, TEXT, INT, FLOAT, HARD, OBJECT, ESCAPED = 0, 1, 2, 3, 4, 5, 6, 7
+# HARD: a number Arrow converts from its text; ESCAPED: text holding escapes, decoded when its column is built.
 _TOP_NAMES = np.frombuffer(b"".join(name.encode() for name in TOP), np.uint8)
 _TOP_OFFSETS = np.cumsum([0, *(len(name) for name in TOP)]).astype(np.int64)
 _POW10 = np.array([10.0**k for k in range(23)])  # exact in binary64 up to 10**22
@@ -67,17 +69,24 @@ def _ws(buf: Any, i: int) -> int:  # pragma: no cover (compiled)
 
 
 @_compiled
-def _string_end(buf: Any, i: int) -> int:  # pragma: no cover (compiled)
-    """The closing quote of a string whose text starts at i; -1 for an escape, a control character or no end."""
-    n = len(buf)
+def _string_end(buf: Any, i: int, escapes: bool) -> Any:  # pragma: no cover (compiled)
+    """(The closing quote of a string whose text starts at i, whether it holds an escape); (-1, False) for a
+    control character, no end, or an escape where `escapes` says none may be (a key)."""
+    n, escaped = len(buf), False
     while i < n:
         b = buf[i]
         if b == 34:
-            return i
-        if b == 92 or b < 32:
-            return -1
+            return i, escaped
+        if b == 92:
+            if not escapes:
+                return -1, False
+            escaped = True
+            i += 2  # the escaped byte, a quote among them, ends nothing
+            continue
+        if b < 32:
+            return -1, False
         i += 1
-    return -1
+    return -1, False
 
 
 @_compiled
@@ -115,7 +124,7 @@ def _scan(buf: Any, kinds: Any, starts: Any, ends: Any, ints: Any, floats: Any, 
     if _at(buf, i) != 123:
         return fail
     i = _ws(buf, i + 1)
-    if _at(buf, i) != 34 or _string_end(buf, i + 1) != i + 7:
+    if _at(buf, i) != 34 or _string_end(buf, i + 1, False)[0] != i + 7:
         return fail
     for k, letter in enumerate((101, 118, 101, 110, 116, 115)):  # events
         if buf[i + 1 + k] != letter:
@@ -136,7 +145,7 @@ def _scan(buf: Any, kinds: Any, starts: Any, ends: Any, ints: Any, floats: Any, 
         while True:  # members: "key": value
             if _at(buf, i) != 34:
                 return fail
-            key_end = _string_end(buf, i + 1)
+            key_end = _string_end(buf, i + 1, False)[0]
             if key_end < 0:
                 return fail
             if inside:  # a feature's index: the one at this place in the object tried first
@@ -173,10 +182,10 @@ def _scan(buf: Any, kinds: Any, starts: Any, ends: Any, ints: Any, floats: Any, 
                     inside, member = True, 0
                     continue
             elif b == 34:  # text
-                end = _string_end(buf, i + 1)
+                end, escaped = _string_end(buf, i + 1, True)
                 if end < 0:
                     return fail
-                kinds[row, event], starts[row, event], ends[row, event] = TEXT, i + 1, end
+                kinds[row, event], starts[row, event], ends[row, event] = ESCAPED if escaped else TEXT, i + 1, end
                 ints[row, event], floats[row, event] = 0, 0.0
                 i = end
             elif b == 110:  # null
@@ -299,16 +308,100 @@ def _count(buf: Any, byte: int) -> int:  # pragma: no cover (compiled)
 
 @_compiled
 def _gather(buf: Any, kinds: Any, starts: Any, ends: Any, row: int, n: int, kind: int) -> Any:  # pragma: no cover
-    """The offsets and bytes of a row's cells of one kind (empty where a cell holds another)."""
+    """(offsets, bytes, ok) of a row's cells of one kind, empty where a cell holds another; for TEXT, the ESCAPED
+    cells decoded too (ok is False for an escape JSON does not have or a lone surrogate)."""
+    total = 0
+    for k in range(n):
+        if kinds[row, k] == kind or kind == TEXT and kinds[row, k] == ESCAPED:
+            total += ends[row, k] - starts[row, k]  # decoded text is never longer than its escapes
     offsets = np.zeros(n + 1, np.int32)
+    data = np.empty(total, np.uint8)
+    at = 0
     for k in range(n):
-        offsets[k + 1] = offsets[k] + (ends[row, k] - starts[row, k] if kinds[row, k] == kind else 0)
-    data = np.empty(offsets[n], np.uint8)
-    for k in range(n):
-        at, start = offsets[k], starts[row, k]
-        for j in range(offsets[k + 1] - at):
-            data[at + j] = buf[start + j]
-    return offsets, data
+        if kinds[row, k] == kind:
+            start = starts[row, k]
+            for j in range(ends[row, k] - start):
+                data[at + j] = buf[start + j]
+            at += ends[row, k] - start
+        elif kind == TEXT and kinds[row, k] == ESCAPED:
+            at = _unescape(buf, starts[row, k], ends[row, k], data, at)
+            if at < 0:
+                return offsets, data, False
+        offsets[k + 1] = at
+    return offsets, data[:at], True
+
+
+@_compiled
+def _unescape(buf: Any, i: int, end: int, out: Any, at: int) -> int:  # pragma: no cover (compiled)
+    """JSON text buf[i:end] decoded into out from `at` (UTF-8); the position after it, or -1."""
+    while i < end:
+        b = buf[i]
+        if b != 92:
+            out[at] = b
+            at, i = at + 1, i + 1
+            continue
+        escape = buf[i + 1] if i + 1 < end else 0
+        i += 2
+        if escape == 34 or escape == 92 or escape == 47:  # " \ /
+            out[at] = escape
+        elif escape == 98:  # b
+            out[at] = 8
+        elif escape == 102:  # f
+            out[at] = 12
+        elif escape == 110:  # n
+            out[at] = 10
+        elif escape == 114:  # r
+            out[at] = 13
+        elif escape == 116:  # t
+            out[at] = 9
+        elif escape == 117:  # u: four hex digits, a surrogate pair for a character past U+FFFF
+            code = _hex4(buf, i, end)
+            i += 4
+            if 0xD800 <= code <= 0xDBFF:
+                low = _hex4(buf, i + 2, end) if i + 1 < end and buf[i] == 92 and buf[i + 1] == 117 else -1
+                if not 0xDC00 <= low <= 0xDFFF:
+                    return -1
+                code, i = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00), i + 6
+            elif code < 0 or 0xDC00 <= code <= 0xDFFF:
+                return -1
+            at = _utf8(code, out, at)
+            continue
+        else:
+            return -1
+        at += 1
+    return at
+
+
+@_compiled
+def _hex4(buf: Any, i: int, end: int) -> int:  # pragma: no cover (compiled)
+    """The number four hex digits at i spell, or -1."""
+    if i + 4 > end:
+        return -1
+    code = 0
+    for k in range(4):
+        b = buf[i + k]
+        digit = b - 48 if 48 <= b <= 57 else (b | 32) - 87 if 97 <= (b | 32) <= 102 else -1
+        if digit < 0:
+            return -1
+        code = code * 16 + digit
+    return code
+
+
+@_compiled
+def _utf8(code: int, out: Any, at: int) -> int:  # pragma: no cover (compiled)
+    """A code point's UTF-8 bytes into out at `at`; the position after them."""
+    if code < 0x80:
+        out[at] = code
+        return at + 1
+    if code < 0x800:
+        out[at], out[at + 1] = 0xC0 | code >> 6, 0x80 | code & 0x3F
+        return at + 2
+    if code < 0x10000:
+        out[at], out[at + 1], out[at + 2] = 0xE0 | code >> 12, 0x80 | code >> 6 & 0x3F, 0x80 | code & 0x3F
+        return at + 3
+    out[at], out[at + 1] = 0xF0 | code >> 18, 0x80 | code >> 12 & 0x3F
+    out[at + 2], out[at + 3] = 0x80 | code >> 6 & 0x3F, 0x80 | code & 0x3F
+    return at + 4
 
 
 def scan_events(raw: bytes) -> dict[str, pa.Array] | None:
@@ -371,28 +464,34 @@ class Cells:
         null-typed if all are null (text for `text`, as the reader's explicit schema has it). None: text and
         numbers mixed, which the reader refuses. Number columns are the scan's own memory (no copy)."""
         n, kinds = self.n, self.kinds[row, :self.n]
-        counts = np.bincount(kinds, minlength=OBJECT + 1)
-        numbers = int(counts[INT] + counts[FLOAT] + counts[HARD])
-        if counts[OBJECT] or counts[TEXT] and numbers or text and numbers:
+        counts = np.bincount(kinds, minlength=ESCAPED + 1)
+        numbers, texts = int(counts[INT] + counts[FLOAT] + counts[HARD]), int(counts[TEXT] + counts[ESCAPED])
+        if counts[OBJECT] or texts and numbers or text and numbers:
             return None
         missing = int(counts[ABSENT] + counts[NULL])
         if missing == n:
             return pa.nulls(n, pa.string() if text else pa.null())
         validity = pa.py_buffer(np.packbits(kinds >= TEXT, bitorder="little")) if missing else None
-        if counts[TEXT]:
+        if texts:
             column = self._text(row, TEXT, validity, missing)
-            column.validate(full=True)  # UTF-8, as a JSON parser into text requires
+            if column is not None:
+                column.validate(full=True)  # UTF-8, as a JSON parser into text requires
             return column
         if counts[INT] == numbers:
             return pa.Array.from_buffers(pa.int64(), n, [validity, pa.py_buffer(self.ints[row, :n])], missing)
         if counts[HARD]:  # numbers the scan did not convert: Arrow converts their text
             hard = kinds == HARD
-            converted = pc.cast(self._text(row, HARD, None, 0).filter(pa.array(hard)), pa.float64()).to_numpy()
+            spelled = self._text(row, HARD, None, 0)
+            assert spelled is not None  # numbers hold no escapes
+            converted = pc.cast(spelled.filter(pa.array(hard)), pa.float64()).to_numpy()
             if not np.isfinite(converted).all():  # past float64's range: the reader refuses such a body
                 return None
             self.floats[row, :n][hard] = converted
         return pa.Array.from_buffers(pa.float64(), n, [validity, pa.py_buffer(self.floats[row, :n])], missing)
 
-    def _text(self, row: int, kind: int, validity: pa.Buffer | None, missing: int) -> pa.StringArray:
-        offsets, data = _gather(self.buf, self.kinds, self.starts, self.ends, row, self.n, kind)
+    def _text(self, row: int, kind: int, validity: pa.Buffer | None, missing: int) -> pa.StringArray | None:
+        """The row's cells of `kind` as text (None: an escape that is no JSON's, a lone surrogate)."""
+        offsets, data, ok = _gather(self.buf, self.kinds, self.starts, self.ends, row, self.n, kind)
+        if not ok:
+            return None
         return pa.StringArray.from_buffers(self.n, pa.py_buffer(offsets), pa.py_buffer(data), validity, missing)
