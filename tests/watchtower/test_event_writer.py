@@ -23,6 +23,7 @@ from watchtower.app import create_app
 from watchtower.auth.models import AuditEntry
 from watchtower.db import writer
 from watchtower.events.models import EventSegment, ServingEvent
+from watchtower.events.writer import WRITER_CACHE_KIB
 from watchtower.runtime import Runtime
 from watchtower.settings import Settings
 
@@ -230,6 +231,8 @@ def test_a_lost_writer_connection_is_replaced_without_a_503(db: Engine, settings
         held = runtime.writer._connection  # the writer keeps its connection between flushes...
         assert held is not None and not held.closed
         raw: Any = held.connection.dbapi_connection
+        if db.dialect.name == "sqlite":
+            assert raw.execute("PRAGMA cache_size").fetchone() == (-WRITER_CACHE_KIB,)
         if db.dialect.name == "postgresql":  # ...which the server ends (a restart, an idle timeout)
             with db.connect() as other:
                 other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": raw.info.backend_pid})
@@ -238,6 +241,11 @@ def test_a_lost_writer_connection_is_replaced_without_a_503(db: Engine, settings
         assert predict(client, "e1").status_code == 200  # flushed again on a new connection, not a 503
         assert runtime.writer._connection is not held and counts(db) == (2, 2)
         assert flushes(runtime, "error") == 0 and flushes(runtime, "ok") == 2
+        if db.dialect.name == "sqlite":  # the new connection has the writer's own page cache, as the first had
+            replaced: Any = runtime.writer._connection.connection.driver_connection
+            assert replaced.execute("PRAGMA cache_size").fetchone() == (-WRITER_CACHE_KIB,)
+            with db.connect() as other:  # others keep SQLite's default
+                assert other.exec_driver_sql("PRAGMA cache_size").one() == (-2000,)
 
 
 @pytest.mark.parametrize("mode", ["durable", "async"])

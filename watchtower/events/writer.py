@@ -36,6 +36,7 @@ from watchtower.settings import Settings
 
 log = logging.getLogger(__name__)
 BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)  # between retries of a failed flush
+WRITER_CACHE_KIB = 65_536
 
 
 def log_mode(model: MonitoredModel, settings: Settings) -> str:
@@ -237,6 +238,11 @@ class EventWriter:
             if self._connection is not None:
                 self._connection.close()
             self._connection = self._engine.connect()
+            if self._engine.dialect.name == "sqlite":
+                # Its own page cache of up to 64 MiB (SQLite's default is 2): random event ids (UUIDs) land all
+                # over the keys' index, which outgrows 2 MiB at about 30,000 keys.
+                driver: Any = self._connection.connection.driver_connection
+                driver.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         return self._connection
 
     def _fail_durable_and_requeue(self, batch: list[Pending]) -> None:
