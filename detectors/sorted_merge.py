@@ -6,30 +6,17 @@ the time of a sort: 7 against 34 ms for a million values on each side. The loop 
 (the merge's choice is a select), so interleaved samples cost no more than tied ones.
 """
 
-import logging
 from typing import Any
 
-import numba
 import numpy as np
 
+from detectors.compiled import compiled
 from detectors.profile import Floats, Ints
 
-log = logging.getLogger(__name__)
 _SIGNATURE = "Tuple((int64[::1], float64, float64))(float64[::1], float64[::1])"
 
 
-def _compiled(function: Any) -> Any:
-    """The loop compiled for _SIGNATURE, cached beside this module or in numba's per-user cache (about 1 s to
-    compile, once per machine); where neither can be written (a read-only image and home), compiled afresh in
-    each process that checks drift."""
-    try:
-        return numba.njit(_SIGNATURE, nogil=True, cache=True)(function)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        log.info("numba cannot cache the drift merge here; it is compiled in this process")
-        return numba.njit(_SIGNATURE, nogil=True)(function)
-
-
-@_compiled
+@compiled("the drift merge", _SIGNATURE)  # about 1 s to compile, once per machine
 def _merge(reference: Any, current: Any) -> Any:  # pragma: no cover (compiled; its callers are tested)
     n, m = len(reference), len(current)
     # at_or_below[j] is rewritten while reference values go by and final once current[j] is taken (ties take

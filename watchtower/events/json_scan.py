@@ -17,19 +17,16 @@ repeated key, an unknown field, text and numbers in one field, more than MAX_FEA
 reader returns (tests/watchtower/test_json_scan.py compares the two on generated bodies).
 """
 
-import logging
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from detectors.compiled import compiled
 from watchtower.events.schemas import MAX_BATCH
-
-log = logging.getLogger(__name__)
 
 # An event's fields, in the order of the scan's first rows; a feature's row is len(TOP) + its index.
 TOP = ("id", "ts", "features", "prediction", "scores", "latency_ms", "error", "version")
@@ -42,16 +39,7 @@ _TOP_NAMES = np.frombuffer(b"".join(name.encode() for name in TOP), np.uint8)
 _TOP_OFFSETS = np.cumsum([0, *(len(name) for name in TOP)]).astype(np.int64)
 _POW10 = np.array([10.0**k for k in range(23)])  # exact in binary64 up to 10**22
 _MAX_EXACT = 2**53
-
-
-def _compiled(function: Any) -> Any:
-    """Compiled once per machine and cached (numba's cache beside the module or per user); where nothing can be
-    cached, in each process that reads a batch."""
-    try:
-        return numba.njit(nogil=True, cache=True)(function)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        log.info("numba cannot cache the events body scan here; it is compiled in this process")
-        return numba.njit(nogil=True)(function)
+_compiled = compiled("the events body scan")
 
 
 @_compiled
