@@ -454,7 +454,7 @@ class Cells:
         n, kinds = self.n, self.kinds[row, :self.n]
         counts = np.bincount(kinds, minlength=ESCAPED + 1)
         numbers, texts = int(counts[INT] + counts[FLOAT] + counts[HARD]), int(counts[TEXT] + counts[ESCAPED])
-        if counts[OBJECT] or texts and numbers or text and numbers:
+        if texts and numbers or text and numbers:
             return None
         missing = int(counts[ABSENT] + counts[NULL])
         if missing == n:
